@@ -1,0 +1,51 @@
+# The README's commands. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= out
+
+# Some machines (ours, and CI's) keep a CPU build of torch on disk. Installing it first stops pip
+# from resolving `torch` to a multi-GB CUDA build; elsewhere pip installs torch as usual (set
+# PIP_INDEX_URL/PIP_EXTRA_INDEX_URL to choose a CPU or CUDA build, as PyTorch documents).
+TORCH_VERSION := 2.13.0
+LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-$(TORCH_VERSION)+cpu-*.whl))
+
+.PHONY: demo test lint typecheck bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+ifneq ($(LOCAL_TORCH),)
+	$(BIN)/pip install -q "$(LOCAL_TORCH)"
+endif
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	@mkdir -p $(OUT)
+	$(BIN)/impasto transfer examples/tubingen.jpg examples/starry_night.jpg \
+		-o $(OUT)/demo_tubingen_starry_night.png --size 256 --iterations 150
+	@echo "Done: open $(OUT)/demo_tubingen_starry_night.png"
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/bench_speed.py
+
+clean:
+	rm -rf $(VENV) $(OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""impasto: neural style transfer by the optimisation method of Gatys, Ecker and Bethge (2016).
+
+>>> import impasto
+>>> image = impasto.stylize("photo.jpg", "starry_night.jpg", size=384, iterations=300)
+>>> image.save("photo_starry.png")
+
+For the loop itself (a callback per step, the losses, the seed) use :class:`Transfer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import PIL.Image
+
+from .config import TransferConfig
+from .errors import (
+    DivergedError,
+    ExitStatus,
+    ImpastoError,
+    InputError,
+    ResourceError,
+    UsageError,
+)
+from .optimize import ImageLike, Result, Step, Transfer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DivergedError",
+    "ExitStatus",
+    "ImpastoError",
+    "InputError",
+    "ResourceError",
+    "Result",
+    "Step",
+    "Transfer",
+    "TransferConfig",
+    "UsageError",
+    "__version__",
+    "stylize",
+]
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    on_step: Callable[[Step], None] | None = None,
+    **options: Any,
+) -> PIL.Image.Image:
+    """Render ``content`` in the style of ``styles`` and return the image.
+
+    ``content`` and each style may be a path, a PIL image or an RGB tensor in [0, 1] of shape
+    (3, H, W) or (1, 3, H, W). ``options`` are the fields of :class:`TransferConfig`
+    (``size=``, ``iterations=``, ``style_weight=``, ...); an unknown name raises
+    :class:`UsageError` with a suggestion.
+    """
+    style_list: list[ImageLike] = (
+        list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
+    )
+    config = TransferConfig.from_options(options)
+    return Transfer(content, style_list, config).run(on_step=on_step).image

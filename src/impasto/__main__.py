@@ -1,0 +1,7 @@
+"""``python -m impasto``: the same as the ``impasto`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

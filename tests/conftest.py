@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
-from PIL import Image
+# Two cores shared by several processes: OpenMP's default spin-waiting makes a busy torch process
+# many times slower. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from impasto import imageio
-from impasto.vgg import VGG, build_vgg
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from impasto import imageio  # noqa: E402
+from impasto.vgg import VGG, build_vgg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -9,12 +9,12 @@ from pathlib import Path
 # many times slower. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import pytest
+import torch
+from PIL import Image
 
-from impasto import imageio  # noqa: E402
-from impasto.vgg import VGG, build_vgg  # noqa: E402
+from impasto import imageio
+from impasto.vgg import VGG, build_vgg
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -18,7 +18,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, experiments, imageio
+import PIL.Image
+
+from . import __version__, animate, experiments, imageio
 from .config import PAPER_STYLE_LAYERS, TransferConfig
 from .errors import ExitStatus, ImpastoError, UsageError
 from .optimize import Result, Step, Transfer
@@ -40,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
                     break
             else:
                 message = f"unexpected argument(s): {' '.join(bad)}"
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(t)
     _add_common(t)
+    _add_watch_options(t, plot_help="content, style and total loss against iteration")
     t.add_argument(
         "--save-every",
         type=int,
@@ -167,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(r)
     _add_common(r)
+    _add_watch_options(r, plot_help="the total loss of each panel against iteration")
 
     g = sub.add_parser(
         "grid",
@@ -206,6 +210,82 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
+    """--animate, --animate-every and --plot: the run as a film and as a loss curve."""
+    g = p.add_argument_group("watching it form")
+    g.add_argument(
+        "--animate",
+        default=None,
+        metavar="ANIM",
+        help="also write the iterates as an animation: .gif (looping) or .mp4 (H.264)",
+    )
+    g.add_argument(
+        "--animate-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="a frame every K iterations, plus the last (default: iterations/50 rounded up)",
+    )
+    g.add_argument(
+        "--plot",
+        default=None,
+        metavar="PLOT",
+        help=f"also plot {plot_help} on a log scale: .png, .svg or .pdf",
+    )
+
+
+def _watch_every(ns: argparse.Namespace, iterations: int, out: Path) -> int | None:
+    """Check the --animate/--plot paths before any work; the frame interval when either is
+    asked for, else None."""
+    if ns.animate_every is not None and ns.animate_every < 1:
+        raise UsageError(f"--animate-every must be at least 1, not {ns.animate_every}")
+    if ns.animate is not None:
+        animate.check_animation_path(ns.animate)
+    if ns.plot is not None and animate.check_plot_path(ns.plot).resolve() == out.resolve():
+        raise UsageError(f"--plot '{ns.plot}' would overwrite the output image; pick another name")
+    if ns.animate is None and ns.plot is None:
+        return None
+    every: int = ns.animate_every or max(1, -(-iterations // 50))  # ceil(iterations / 50)
+    return every
+
+
+def _save_watch(
+    ns: argparse.Namespace,
+    frames: Sequence[PIL.Image.Image],
+    plot: Callable[[str], object],
+) -> None:
+    """Write the animation (if frames were recorded) and the plot; one line each unless -q."""
+    if ns.animate is not None:
+        if frames:
+            path = animate.save_animation(frames, ns.animate)
+            if not ns.quiet:
+                print(f"wrote {path} ({len(frames)} frames)", file=sys.stderr)
+        else:
+            print(f"{PROG}: no frames recorded; {ns.animate} not written", file=sys.stderr)
+    if ns.plot is not None:
+        plot(ns.plot)
+        if not ns.quiet:
+            print(f"wrote {ns.plot}", file=sys.stderr)
+
+
+def _recording_panels(
+    listen: experiments.PanelCallback,
+    every: int | None,
+    recorded: list[tuple[str, animate.Recorder]],
+) -> experiments.PanelCallback:
+    """``listen``, plus a fresh Recorder per panel (appended to ``recorded``) when ``every``."""
+
+    def start(index: int, count: int, label: str) -> Callable[[Step], None] | None:
+        bar = listen(index, count, label)
+        if not every or not count:  # count 0: the call that only closes the last bar
+            return bar
+        recorder = animate.Recorder(every)
+        recorded.append((label, recorder))
+        return animate.chain(bar, recorder)
+
+    return start
+
+
 def config_from_args(ns: argparse.Namespace) -> TransferConfig:
     """The options the user gave, on top of the config's defaults."""
     given = {f.name: getattr(ns, f.name) for f in fields(TransferConfig)}
@@ -225,6 +305,7 @@ class _Progress:
             self.bar = tqdm(
                 total=total or None,
                 desc=desc,
+                disable=None,  # no bar when stderr is not a terminal (logs, CI)
                 unit="it",
                 dynamic_ncols=True,
                 leave=False,
@@ -255,17 +336,26 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     if ns.save_every < 0:
         raise UsageError("--save-every must be 0 (off) or a positive number")
     cfg = config_from_args(ns)
+    every = _watch_every(ns, cfg.iterations, out)
+    recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg)
     steps_dir = out.with_name(out.stem + "_steps") if ns.save_every else None
     progress = _Progress(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
     try:
-        result = transfer.run(on_step=progress)
+        result = transfer.run(on_step=animate.chain(progress, recorder))
     finally:
         progress.close()
+
+    def save_watch() -> None:  # after the image itself: it matters more than the film
+        if recorder is not None:
+            losses = recorder.losses
+            _save_watch(ns, recorder.frames, lambda path: animate.plot_losses(losses, path))
+
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
     if result.interrupted:
         partial = out.with_name(f"{out.stem}.interrupted{out.suffix}")
         imageio.save_image(result.image, partial, metadata=result.metadata(sources))
+        save_watch()  # what was recorded is kept after Ctrl-C too
         print(
             f"{PROG}: interrupted at iteration {result.iterations}/{cfg.iterations}; "
             f"best image so far saved to {partial}",
@@ -275,6 +365,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     imageio.save_image(result.image, out, metadata=result.metadata(sources))
     if not ns.quiet:
         print(_summary(result, out), file=sys.stderr)
+    save_watch()
     return ExitStatus.OK
 
 
@@ -295,12 +386,41 @@ def _panel_progress(quiet: bool) -> experiments.PanelCallback:
     return start
 
 
+def _save_panel_watch(
+    ns: argparse.Namespace, recorded: Sequence[tuple[str, animate.Recorder]], title: str
+) -> None:
+    """The panels filmed side by side (a panel that has finished holds its last frame) and
+    each panel's total loss on one plot."""
+    filmed = [(label, rec.frames) for label, rec in recorded if rec.frames]
+    count = max((len(frames) for _, frames in filmed), default=0)
+    sheets = [
+        experiments.contact_sheet(
+            [
+                [
+                    experiments.Panel(label, frames[min(i, len(frames) - 1)], 0.0)
+                    for label, frames in filmed
+                ]
+            ],
+            title=title,
+        )
+        for i in range(count)
+    ]
+    curves = {label: [(it, total) for it, total, _, _ in rec.losses] for label, rec in recorded}
+    _save_watch(
+        ns, sheets, lambda path: animate.plot_curves(curves, path, title="total loss per panel")
+    )
+
+
 def _run_experiment(ns: argparse.Namespace) -> int:
     out = imageio.check_output_path(ns.output)
     cfg = config_from_args(ns)
     listen = _panel_progress(ns.quiet)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
+    recorded: list[tuple[str, animate.Recorder]] = []  # (panel label, its recording)
+    title = ""
     if ns.command == "reconstruct":
+        every = _watch_every(ns, cfg.iterations, out)
+        listen = _recording_panels(listen, every, recorded)
         fn = (
             experiments.reconstruct_content
             if ns.kind == "content"
@@ -328,6 +448,8 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     imageio.save_image(sheet, out, metadata=meta)
     if not ns.quiet:
         print(f"wrote {out} ({sheet.width}x{sheet.height})", file=sys.stderr)
+    if recorded:
+        _save_panel_watch(ns, recorded, title)
     return ExitStatus.OK
 
 

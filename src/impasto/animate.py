@@ -8,12 +8,10 @@ interrupted or failed write never leaves half a file where a good one was.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import pathlib
-import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from fractions import Fraction
 from typing import IO
 
@@ -94,56 +92,12 @@ def chain(*listeners: Listener | None) -> Listener:
 
 def check_animation_path(path: StrPath) -> pathlib.Path:
     """Check that ``path`` can be written as an animation; creates nothing."""
-    return _check_path(path, ANIMATION_FORMATS, "animation")
+    return imageio.check_writable(path, ANIMATION_FORMATS, "animation")
 
 
 def check_plot_path(path: StrPath) -> pathlib.Path:
     """Check that ``path`` can be written as a loss plot; creates nothing."""
-    return _check_path(path, PLOT_FORMATS, "plot")
-
-
-def _check_path(path: StrPath, formats: Sequence[str], what: str) -> pathlib.Path:
-    name = os.fspath(path)
-    p = pathlib.Path(path)
-    if p.suffix.lower() not in formats:
-        kind = f"unsupported {what} type '{p.suffix}'" if p.suffix else "no file extension"
-        choices = ", ".join(formats[:-1]) + f" or {formats[-1]}"
-        raise UsageError(f"{kind} for '{name}'; use {choices}")
-    if p.is_dir():
-        raise InputError(f"cannot write '{name}': it is a directory")
-    # The writers create missing folders, so what matters is the nearest one that exists.
-    folder = p.parent
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write '{name}': '{folder}' is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write '{name}': no permission to write in '{folder}'")
-    return p
-
-
-@contextlib.contextmanager
-def _atomic(p: pathlib.Path, name: str) -> Iterator[IO[bytes]]:
-    """A binary file that replaces ``p`` only if the block finishes; otherwise it vanishes."""
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=p.suffix, dir=p.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~imageio._umask())  # mkstemp's 0o600 would hide it from others
-        os.replace(tmp, p)
-    except BaseException as exc:  # Ctrl-C too: never leave the temp file, never touch the target
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
-        raise
-    imageio._fsync_dir(p.parent)
+    return imageio.check_writable(path, PLOT_FORMATS, "plot")
 
 
 # --- animations -------------------------------------------------------------------------------
@@ -163,12 +117,12 @@ def save_animation(
     size = frames[0].size
     rgb = [_rgb(f, size) for f in frames]
     if p.suffix.lower() == ".gif":
-        with _atomic(p, name) as f:
+        with imageio.atomic_write(p) as f:
             _write_gif(rgb, f, fps)
         return p
     even = [_even(f) for f in rgb]
     try:
-        with _atomic(p, name) as f:
+        with imageio.atomic_write(p) as f:
             _write_mp4(even, f, fps)
     except InputError:
         raise
@@ -273,7 +227,6 @@ def plot_curves(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    name = os.fspath(path)
     p = check_plot_path(path)
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
@@ -301,6 +254,6 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    with _atomic(p, name) as f:
+    with imageio.atomic_write(p) as f:
         fig.savefig(f, format=p.suffix.lower()[1:])
     return p

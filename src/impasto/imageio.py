@@ -16,7 +16,7 @@ import pathlib
 import struct
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -33,7 +33,9 @@ except ImportError:  # Pillow built without LittleCMS: every image is taken to b
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "OUTPUT_FORMATS",
+    "atomic_write",
     "check_output_path",
+    "check_writable",
     "load_image",
     "read_metadata",
     "resize_longest",
@@ -306,15 +308,22 @@ def to_image(t: torch.Tensor) -> Image.Image:
 
 def check_output_path(path: StrPath) -> pathlib.Path:
     """Check that ``path`` can be written as an image; creates nothing."""
+    return check_writable(path, tuple(OUTPUT_FORMATS), "output")
+
+
+def check_writable(path: StrPath, formats: Sequence[str], what: str) -> pathlib.Path:
+    """Check ``path``'s extension is one of ``formats`` and that its folder can be written (or
+    created); creates nothing. ``what`` names the kind of file in the message."""
     name = os.fspath(path)
     p = pathlib.Path(path)
-    ext = p.suffix.lower()
-    if ext not in OUTPUT_FORMATS:
-        what = f"unsupported output type '{p.suffix}'" if p.suffix else "no file extension"
-        raise UsageError(f"{what} for '{name}'; use .png, .jpg or .webp")
+    if p.suffix.lower() not in formats:
+        kind = f"unsupported {what} type '{p.suffix}'" if p.suffix else "no file extension"
+        shown = [f for f in formats if f != ".jpeg"]  # .jpeg works, but .jpg is the one to offer
+        choices = ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else shown[0]
+        raise UsageError(f"{kind} for '{name}'; use {choices}")
     if p.is_dir():
         raise InputError(f"cannot write '{name}': it is a directory")
-    # save_image creates missing folders, so what matters is the nearest one that exists.
+    # The writers create missing folders, so what matters is the nearest one that exists.
     folder = p.parent
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent
@@ -329,10 +338,24 @@ def save_image(
     img: Image.Image, path: StrPath, *, metadata: Mapping[str, str] | None = None
 ) -> pathlib.Path:
     """Write ``img`` atomically (temp file, fsync, rename), with ``metadata`` embedded."""
-    name = os.fspath(path)
     p = check_output_path(path)
     fmt = OUTPUT_FORMATS[p.suffix.lower()]
     img, params = _encoder_args(img, fmt, metadata or {})
+    with atomic_write(p) as f:
+        img.save(f, format=fmt, **params)
+    return p
+
+
+@contextlib.contextmanager
+def atomic_write(path: StrPath) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` only if the block finishes, else vanishes.
+
+    Writes to a hidden temporary file in the same folder (created if missing), fsyncs it and
+    renames it over the target. On any exception, Ctrl-C included, the temporary file is removed
+    and an existing target is left untouched; an OSError becomes a one-line InputError.
+    """
+    name = os.fspath(path)
+    p = pathlib.Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=p.suffix, dir=p.parent)
@@ -340,7 +363,7 @@ def save_image(
         raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **params)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 would hide the result from others
@@ -352,7 +375,6 @@ def save_image(
             raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
         raise
     _fsync_dir(p.parent)
-    return p
 
 
 def _encoder_args(

@@ -73,6 +73,9 @@ class TransferConfig:
     pooling: Pooling = _opt("avg", "avg (the paper's choice for synthesis) or max")
     device: Device = _opt("auto", "auto picks a GPU when there is one")
     precision: Precision = _opt("fp32", "numeric precision of the network")
+    max_memory: float | None = _opt(
+        None, "refuse runs estimated to need more than this many GiB (default: what is free)"
+    )
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -86,6 +89,12 @@ class TransferConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a finite number >= 0, not {value}")
+        if self.max_memory is not None and not (
+            math.isfinite(self.max_memory) and self.max_memory > 0
+        ):
+            raise UsageError(
+                f"--max-memory must be a positive number of GiB, not {self.max_memory}"
+            )
         for name in ("learning_rate", "style_scale"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:

@@ -137,7 +137,10 @@ class Transfer:
         self.device = resolve_device(cfg.device)
         self.seed = cfg.seed if cfg.seed is not None else secrets.randbits(31)
 
-        content_img = _scaled(_as_image(content), cfg.size)
+        source = _as_image(content)
+        # Refuse a run that cannot fit before allocating anything large (the resize included).
+        check_memory(_fit(source.size, cfg.size), cfg, self.device)
+        content_img = _scaled(source, cfg.size)
         self.size = content_img.size  # (W, H) of the output
         style_imgs = [
             _scaled(_as_image(s), round(max(self.size) * cfg.style_scale)) for s in styles
@@ -362,6 +365,66 @@ class Transfer:
             interrupted=interrupted,
             device=str(self.device),
         )
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+# Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
+# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps 100 pairs of
+# image-sized fp32 vectors (2 x 100 x 3 x 4 bytes per pixel); Adam two moment buffers.
+_ACTIVATION_BYTES_PER_PIXEL = 2048
+_FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the images
+
+
+def _fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """(W, H) after scaling ``size`` so its longest side is ``longest`` (as imageio does)."""
+    w, h = size
+    scale = max(16, longest) / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def estimate_memory(size: tuple[int, int], config: TransferConfig) -> int:
+    """Bytes a transfer of output size (W, H) needs, roughly (the peak, not the average)."""
+    pixels = size[0] * size[1]
+    per_pixel = _ACTIVATION_BYTES_PER_PIXEL
+    per_pixel += 2 * 100 * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
+    style_pixels = pixels * config.style_scale**2  # forward only, no gradients kept
+    return int(_FIXED_BYTES + pixels * per_pixel + style_pixels * 1024)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes, or None where it cannot be told."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def check_memory(size: tuple[int, int], config: TransferConfig, device: torch.device) -> None:
+    """Raise :class:`ResourceError` naming a size that fits when the estimate exceeds what the
+    device has free (or ``--max-memory``)."""
+    limit = available_memory(device)
+    if config.max_memory is not None:
+        cap = int(config.max_memory * 2**30)
+        limit = cap if limit is None else min(limit, cap)
+    need = estimate_memory(size, config)
+    if limit is None or need <= limit:
+        return
+    per_pixel = (need - _FIXED_BYTES) / (size[0] * size[1])
+    fit_pixels = max(0.0, (limit - _FIXED_BYTES) / per_pixel)
+    fits = int(config.size * math.sqrt(fit_pixels / (size[0] * size[1])))
+    advice = f"try --size {fits} or less" if fits >= 16 else "not even the smallest size fits"
+    raise ResourceError(
+        f"--size {config.size} ({size[0]}x{size[1]}) needs about {need / 2**30:.1f} GiB but "
+        f"{limit / 2**30:.1f} GiB is available on {device.type}; {advice}"
+    )
 
 
 def _oom(size: int) -> ResourceError:

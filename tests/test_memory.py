@@ -1,0 +1,82 @@
+"""The memory estimate: refuse what cannot fit, before allocating, with a size that does fit."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from impasto import ResourceError, TransferConfig, UsageError, imageio
+from impasto.optimize import _fit, check_memory, estimate_memory
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (333, 999), (7, 5), (100, 100)])
+@pytest.mark.parametrize("longest", [16, 257, 512])
+def test_fit_matches_the_resize(size: tuple[int, int], longest: int) -> None:
+    resized = imageio.resize_longest(Image.new("RGB", size), longest)
+    assert _fit(size, longest) == resized.size
+
+
+def test_estimate_is_fixed_plus_per_pixel_and_counts_lbfgs_history() -> None:
+    cfg = TransferConfig()
+    e = {n: estimate_memory((4 * n, 3 * n), cfg) for n in (32, 64, 128)}
+    # Quadrupling the pixels quadruples the per-pixel part: e(128) - e(64) = 4 (e(64) - e(32)).
+    assert abs((e[128] - e[64]) - 4 * (e[64] - e[32])) <= 8
+    assert e[32] > 0 and e[64] > e[32]
+    # L-BFGS keeps 100 pairs of fp32 image-sized vectors: 2400 bytes per pixel more than Adam.
+    px = 4 * 128 * 3 * 128
+    adam = estimate_memory((4 * 128, 3 * 128), cfg.replace(optimizer="adam"))
+    assert e[128] - adam == px * (2 * 100 * 3 * 4 - 2 * 3 * 4)
+
+
+def test_refusal_names_a_size_that_fits() -> None:
+    cfg = TransferConfig(size=1024, max_memory=2.0)
+    with pytest.raises(ResourceError) as err:
+        check_memory((1024, 768), cfg, CPU)
+    fits = int(re.search(r"try --size (\d+)", str(err.value)).group(1))  # type: ignore[union-attr]
+    assert 64 < fits < 1024
+    check_memory(_fit((1024, 768), fits), cfg.replace(size=fits), CPU)  # does not raise
+    with pytest.raises(ResourceError):
+        check_memory(_fit((1024, 768), fits + 64), cfg.replace(size=fits + 64), CPU)
+
+
+def test_max_memory_must_be_positive() -> None:
+    with pytest.raises(UsageError):
+        TransferConfig(max_memory=0)
+    with pytest.raises(UsageError):
+        TransferConfig(max_memory=float("nan"))
+
+
+def test_cli_refuses_absurd_size_cleanly(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    out = tmp_path / "out.png"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "impasto",
+            "transfer",
+            str(content_path),
+            str(style_path),
+            "-o",
+            str(out),
+            "--size",
+            "40000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 4
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("impasto: error:") and "--size" in lines[0]
+    assert list(tmp_path.iterdir()) == []

@@ -36,6 +36,7 @@ __all__ = [
     "atomic_write",
     "check_output_path",
     "check_writable",
+    "fit_longest",
     "load_image",
     "read_metadata",
     "resize_longest",
@@ -263,14 +264,17 @@ def _first_line(exc: BaseException) -> str:
 
 def resize_longest(img: Image.Image, longest: int) -> Image.Image:
     """Scale so the longer side is ``longest`` pixels, keeping the aspect ratio."""
+    return resize_to(img, fit_longest(img.size, longest))
+
+
+def fit_longest(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """The (width, height) that ``resize_longest`` gives an image of ``size``."""
     if longest < 1:
         raise UsageError(f"the longest side must be at least 1 pixel, not {longest}")
-    width, height = img.size
+    width, height = size
     if width >= height:
-        size = (longest, max(1, round(height * longest / width)))
-    else:
-        size = (max(1, round(width * longest / height)), longest)
-    return resize_to(img, size)
+        return (longest, max(1, round(height * longest / width)))
+    return (max(1, round(width * longest / height)), longest)
 
 
 def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -433,7 +433,7 @@ def _run_experiment(ns: argparse.Namespace) -> int:
             for p in panels:
                 name = p.label.replace("…", "-").replace("+", "-")
                 imageio.save_image(p.image, out.with_name(f"{out.stem}_{name}.png"))
-        meta = {"impasto:command": f"reconstruct {ns.kind}", "impasto:options": _json(cfg)}
+        meta = {"impasto:command": f"reconstruct {ns.kind}", "impasto:options": cfg.to_json()}
     else:
         ratios = tuple(ns.ratios) if ns.ratios else experiments.DEFAULT_RATIOS
         rows = experiments.ratio_grid(ns.content, ns.style, cfg, ratios, layers, on_panel=listen)
@@ -443,7 +443,7 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         sheet = experiments.contact_sheet(
             rows, row_labels=labels, title="rows: style layers; columns: α/β"
         )
-        meta = {"impasto:command": "grid", "impasto:options": _json(cfg)}
+        meta = {"impasto:command": "grid", "impasto:options": cfg.to_json()}
     listen(0, 0, "")  # closes the last bar
     imageio.save_image(sheet, out, metadata=meta)
     if not ns.quiet:
@@ -451,12 +451,6 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     if recorded:
         _save_panel_watch(ns, recorded, title)
     return ExitStatus.OK
-
-
-def _json(cfg: TransferConfig) -> str:
-    import json
-
-    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
 
 
 def _summary(result: Result, out: Path) -> str:

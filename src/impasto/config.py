@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -133,6 +134,10 @@ class TransferConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json(self) -> str:
+        """The options as one JSON object (sorted keys): what output files record."""
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TransferConfig:

@@ -15,8 +15,8 @@ import PIL.ImageFont
 
 from .config import PAPER_STYLE_LAYERS, TransferConfig
 from .errors import UsageError
-from .optimize import ImageLike, Step, Transfer
-from .vgg import VGG, build_vgg
+from .optimize import ImageLike, Step, Transfer, build_network
+from .vgg import VGG
 
 DEFAULT_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -39,10 +39,6 @@ def growing_sets(layers: Sequence[str]) -> list[tuple[str, ...]]:
     return [tuple(layers[: i + 1]) for i in range(len(layers))]
 
 
-def _network(cfg: TransferConfig) -> VGG:
-    return build_vgg(cfg.model, cfg.weights, cfg.pooling, cfg.weights_format)
-
-
 def _run(
     content: ImageLike,
     styles: Sequence[ImageLike],
@@ -63,7 +59,7 @@ def reconstruct_content(
 ) -> list[Panel]:
     """From white noise, match the image's responses at each layer alone (paper Fig. 4, top)."""
     base = config.replace(style_weight=0.0, content_weight=1.0, init="noise")
-    vgg = _network(base)
+    vgg = build_network(base)
     panels = []
     for i, layer in enumerate(layers):
         cfg = base.replace(content_layers=(layer,))
@@ -85,7 +81,7 @@ def reconstruct_style(
     base = config.replace(
         content_weight=0.0, style_weight=1.0, init="noise", style_layer_weights=None
     )
-    vgg = _network(base)
+    vgg = build_network(base)
     sets = growing_sets(layers)
     panels = []
     for i, subset in enumerate(sets):
@@ -108,7 +104,7 @@ def ratio_grid(
     if not ratios or any(r <= 0 for r in ratios):
         raise UsageError("--ratios must be positive numbers")
     base = config.replace(content_weight=1.0, style_layer_weights=None)
-    vgg = _network(base)
+    vgg = build_network(base)
     sets = growing_sets(layers)
     rows: list[list[Panel]] = []
     count = len(sets) * len(ratios)

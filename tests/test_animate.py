@@ -24,9 +24,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 def fake_step(i: int, n: int, size: tuple[int, int] = (20, 10)) -> Step:
     w, h = size
     shade = float(i * 30 % 256)  # a different picture every iteration
-    return Step(
-        i, n, 10.0 / i, 1.0, 9.0 / i, 0.0, 0.01 * i, None, lambda: torch.full((1, 3, h, w), shade)
-    )
+    losses = (10.0 / i, 1.0, 9.0 / i, 0.0)
+    return Step(i, n, 0.01 * i, None, lambda: losses, lambda: torch.full((1, 3, h, w), shade))
 
 
 def frames(count: int, size: tuple[int, int]) -> list[Image.Image]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -87,7 +89,7 @@ def _parser_for(annotation: object, flag: str) -> Callable[[str], Any]:
     if hint is float:
         return float
     if typing.get_origin(hint) is tuple:
-        return _floats(flag) if args[0] is float else _strings
+        return _floats(flag) if args[0] is float else _strings  # ints are checked by the config
     return str
 
 
@@ -327,17 +329,23 @@ class _Progress:
                 file=sys.stderr,
             )
         self.steps_dir, self.every = steps_dir, every
+        self._shown = -math.inf
 
     def __call__(self, step: Step) -> None:
         if self.bar is not None:
             if self.bar.total is None:
                 self.bar.total = step.iterations
             self.bar.update(1)
-            self.bar.set_postfix_str(
-                f"loss {step.loss:.3g} (content {step.content_loss:.3g}, "
-                f"style {step.style_loss:.3g})",
-                refresh=False,
-            )
+            now = time.monotonic()
+            # Reading the losses waits for the device: do it a few times a second, not per step.
+            if now - self._shown >= 0.25 or step.iteration == step.iterations:
+                self._shown = now
+                stage = f"stage {step.stage}/{step.stages}, " if step.stages > 1 else ""
+                self.bar.set_postfix_str(
+                    f"{stage}loss {step.loss:.3g} (content {step.content_loss:.3g}, "
+                    f"style {step.style_loss:.3g})",
+                    refresh=False,
+                )
         if self.steps_dir is not None and step.iteration % self.every == 0:
             imageio.save_image(step.image(), self.steps_dir / f"{step.iteration:05d}.png")
 

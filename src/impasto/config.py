@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from .vgg import ModelName, WeightsFormat, canonical_layer
 Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
-Precision = Literal["fp32"]
+Precision = Literal["auto", "fp32", "tf32", "bf16"]
 PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 
@@ -58,6 +59,12 @@ class TransferConfig:
     lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...")
     lr_decay_every: int = _opt(100, "... every this many steps (staircase decay)")
     init: InitKind = _opt("content", "start from: noise, content, style, or an image FILE")
+    scales: tuple[int, ...] | Literal["auto"] | None = _opt(
+        None,
+        "coarse to fine: comma-separated longest sides of the stages ending at --size, or 'auto' "
+        "(from 256 px growing by √2); each stage starts from the last one's result, the top "
+        "stage runs half the iterations (default: one stage)",
+    )
     seed: int | None = _opt(None, "random seed (default: drawn at random and recorded)")
     # --- the images ---------------------------------------------------------------------------
     style_scale: float = _opt(1.0, "style image size relative to the output's size")
@@ -78,7 +85,11 @@ class TransferConfig:
         "changes the meaning of the weights: see README",
     )
     device: Device = _opt("auto", "auto picks a GPU when there is one")
-    precision: Precision = _opt("fp32", "numeric precision of the network")
+    precision: Precision = _opt(
+        "auto",
+        "network arithmetic: fp32 (exact), tf32 or bf16 (CUDA tensor cores; Gram matrices and "
+        "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
+    )
     max_memory: float | None = _opt(
         None, "refuse runs estimated to need more than this many GiB (default: what is free)"
     )
@@ -124,6 +135,8 @@ class TransferConfig:
             _check_weights("style-layer-weights", self.style_layer_weights)
         if self.style_blend_weights is not None:
             _check_weights("style-blend-weights", self.style_blend_weights)
+        if self.scales is not None:
+            object.__setattr__(self, "scales", _check_scales(self.scales, self.size))
         if self.init.strip() == "":
             raise UsageError("--init must be noise, content, style or an image file")
 
@@ -158,6 +171,37 @@ class TransferConfig:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def scale_schedule(size: int, start: int = 256) -> tuple[int, ...]:
+    """Longest sides from ``start`` growing by √2 up to ``size`` (Gatys et al. 2017): the last
+    stage is ``size`` itself, and an intermediate stage within 15% of it is dropped."""
+    first = min(start, size)
+    stages: list[int] = []
+    s = float(first)
+    while round(s) * 1.15 < size:
+        stages.append(round(s))
+        s *= math.sqrt(2)
+    return (*stages, size)
+
+
+def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
+    """``('auto',)`` becomes the schedule for ``size``; explicit stages must grow to ``size``."""
+    if isinstance(scales, str):
+        scales = (scales,)
+    if tuple(scales) == ("auto",):
+        return scale_schedule(size)
+    try:
+        stages = tuple(int(str(v)) for v in scales)
+    except ValueError:
+        raise UsageError(
+            f"--scales must be 'auto' or comma-separated sizes, not {','.join(map(str, scales))}"
+        ) from None
+    if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < 16:
+        raise UsageError("--scales must be increasing sizes of at least 16 pixels")
+    if stages[-1] != size:
+        stages = (*(s for s in stages if s < size), size)
+    return stages
 
 
 def _check_weights(flag: str, values: tuple[float, ...]) -> None:

@@ -20,7 +20,8 @@ def gram(features: Tensor) -> Tensor:
     """
     b, n, h, w = features.shape
     f = features.reshape(b, n, h * w).float()  # (B, N, M)
-    return torch.bmm(f, f.transpose(1, 2))
+    with torch.autocast(features.device.type, enabled=False):  # bf16 runs: the Gram stays fp32
+        return torch.bmm(f, f.transpose(1, 2))
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

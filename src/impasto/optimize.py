@@ -7,21 +7,25 @@ prints and never writes files: progress bars, intermediate saves and the web pag
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import PIL.Image
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import color, imageio
 from .config import TransferConfig
 from .errors import DivergedError, InputError, ResourceError, UsageError
+from .lbfgs import DeviceLBFGS
 from .losses import blend_grams, content_loss, gram, style_loss, tv_loss
 from .vgg import VGG, build_vgg
 
@@ -30,17 +34,36 @@ ImageLike = str | PIL.Image.Image | Tensor
 
 @dataclass
 class Step:
-    """What the loop reports after each iteration (losses already weighted by α, β, TV)."""
+    """What the loop reports after each iteration (losses already weighted by α, β, TV).
 
-    iteration: int  # 1-based
+    The losses are read back from the device only when a listener asks for them, so a listener
+    that looks at every tenth step costs one host round trip per ten steps."""
+
+    iteration: int  # 1-based, counted across coarse-to-fine stages
     iterations: int  # planned total
-    loss: float
-    content_loss: float
-    style_loss: float
-    tv_loss: float
     elapsed: float  # seconds of optimisation so far
     learning_rate: float | None
+    _losses: Callable[[], tuple[float, float, float, float]] = field(repr=False)
     _render: Callable[[], Tensor] = field(repr=False)
+    stage: int = 1  # coarse-to-fine stage, 1-based
+    stages: int = 1
+
+    @property
+    def loss(self) -> float:
+        """The objective α·L_content + β·L_style (+ TV, + any extra term)."""
+        return self._losses()[0]
+
+    @property
+    def content_loss(self) -> float:
+        return self._losses()[1]
+
+    @property
+    def style_loss(self) -> float:
+        return self._losses()[2]
+
+    @property
+    def tv_loss(self) -> float:
+        return self._losses()[3]
 
     def image(self) -> PIL.Image.Image:
         """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
@@ -150,11 +173,15 @@ class Transfer:
         check_memory(_fit(source.size, cfg.size), cfg, self.device)
         content_img = _scaled(source, cfg.size)
         self.size = content_img.size  # (W, H) of the output
+        # Full-size originals are kept for coarse-to-fine stages, which resize them again.
+        self._source = source
+        self._style_sources = [_as_image(s) for s in styles]
         style_imgs = [
-            _scaled(_as_image(s), round(max(self.size) * cfg.style_scale)) for s in styles
+            _scaled(s, round(max(self.size) * cfg.style_scale)) for s in self._style_sources
         ]
         self.content_image = content_img
         self.style_images = style_imgs
+        self._stage_results: list[PIL.Image.Image] = []
 
         try:
             net = vgg if vgg is not None else build_network(cfg)
@@ -277,78 +304,112 @@ class Transfer:
     # --- the loop -----------------------------------------------------------------------------
     def run(self, on_step: Callable[[Step], None] | None = None) -> Result:
         """Optimise; Ctrl-C or a callback raising :class:`KeyboardInterrupt` ends the run early
-        with ``Result.interrupted`` set and the best image so far."""
+        with ``Result.interrupted`` set and the best image so far.
+
+        With ``config.scales`` the run is coarse to fine: each stage but the last is a transfer
+        at a smaller size, started from the previous stage's result; its steps are reported
+        with the image scaled up to the output's size, numbered on across the stages."""
         cfg = self.config
-        x = self._x0.clone().requires_grad_(True)
+        stages = cfg.scales if cfg.scales and len(cfg.scales) > 1 else (cfg.size,)
+        plan = [cfg.iterations] * (len(stages) - 1) + [
+            cfg.iterations if len(stages) == 1 else max(1, -(-cfg.iterations // 2))
+        ]
+        total, done, elapsed = sum(plan), 0, 0.0
+        rows: list[tuple[float, float, float, float]] = []
+        x0 = self._x0
+        for k, (size, iterations) in enumerate(zip(stages[:-1], plan, strict=False)):
+            sub = Transfer(
+                self._source,
+                self._style_sources,
+                cfg.replace(size=size, iterations=iterations, scales=None, seed=self.seed),
+                vgg=self.vgg,
+                init=self._stage_start(k),
+            )
+            listen = _renumbered(on_step, done, total, k + 1, len(stages), self.size)
+            part = sub._optimize(sub._x0, listen, iterations, done, elapsed)
+            done, elapsed = part.iterations, part.elapsed
+            rows += part.losses
+            if part.interrupted:
+                return dataclasses.replace(
+                    part, image=imageio.resize_to(part.image, self.size), config=cfg
+                )
+            self._stage_results.append(part.image)
+            x0 = self._view(self._tensor(imageio.resize_to(part.image, self.size)))
+        listen = _renumbered(on_step, done, total, len(stages), len(stages), None)
+        result = self._optimize(x0, listen, plan[-1], done, elapsed)
+        return dataclasses.replace(result, losses=rows + result.losses)
+
+    def _stage_start(self, k: int) -> PIL.Image.Image | None:
+        return self._stage_results[-1] if k > 0 else None
+
+    def _optimize(
+        self,
+        x0: Tensor,
+        on_step: Callable[[Step], None] | None,
+        iterations: int,
+        done_before: int = 0,
+        elapsed_before: float = 0.0,
+    ) -> Result:
+        """``iterations`` steps from ``x0``. Nothing is read back to the host inside a step
+        (losses, the best iterate and the divergence flag stay on the device) unless a
+        listener asks for a value; divergence is checked every few steps."""
+        cfg = self.config
+        x = x0.clone()
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
         best = x.detach().clone()
-        best_loss = math.inf
-        history: list[tuple[float, float, float, float]] = []
-        opt: torch.optim.Optimizer
+        best_loss = torch.full((), math.inf, device=self.device)
+        history = torch.zeros(iterations, 4, device=self.device)  # (total, α·c, β·s, tv)
+        lbfgs: DeviceLBFGS | None = None
+        adam: torch.optim.Adam | None = None
         sched: torch.optim.lr_scheduler.StepLR | None = None
         if cfg.optimizer == "lbfgs":
-            # One L-BFGS iteration per step() call, so we can report each; the curvature history
-            # persists between calls. Tolerances of 0 stop torch's LBFGS from quietly returning
-            # early: we run the iterations asked for (its usual stop rules end the paper's 500
-            # iterations after as few as 20 on flat stretches).
-            opt = torch.optim.LBFGS(
-                [x],
-                lr=1.0,
-                max_iter=1,
-                history_size=100,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
-            )
+            lbfgs = DeviceLBFGS(x.numel(), history=_LBFGS_HISTORY, device=self.device)
         else:
-            opt = torch.optim.Adam([x], lr=cfg.learning_rate)
-            sched = torch.optim.lr_scheduler.StepLR(opt, cfg.lr_decay_every, cfg.lr_decay)
-
-        parts: list[Tensor] = []
-
-        def closure() -> Tensor:
-            opt.zero_grad(set_to_none=True)
-            total, c, s, t = self.losses(x)
-            total.backward()  # type: ignore[no-untyped-call]
-            parts[:] = [total.detach(), c.detach(), s.detach(), t.detach()]
-            return total
+            adam = torch.optim.Adam([x], lr=cfg.learning_rate)
+            sched = torch.optim.lr_scheduler.StepLR(adam, cfg.lr_decay_every, cfg.lr_decay)
 
         start = time.perf_counter()
         done = 0
         interrupted = False
         try:
-            for i in range(1, cfg.iterations + 1):
-                # The loss reported for step i is the objective at the iterate *before* the
-                # update (what the closure evaluated); the best iterate is tracked with it.
-                x_before = x.detach().clone()
-                opt.step(closure)  # type: ignore[no-untyped-call]
-                if sched is not None:
-                    sched.step()
-                    with torch.no_grad():
-                        x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
-                total, c, s, t = (float(p) for p in parts)
-                if not math.isfinite(total):
-                    raise DivergedError(
-                        f"the loss became {total} at iteration {i}; try --optimizer adam, a "
-                        "smaller --learning-rate or smaller --style-weight"
-                    )
-                if total < best_loss:
-                    best_loss, best = total, x_before
-                history.append((total, c, s, t))
-                done = i
-                if on_step is not None:
-                    lr = opt.param_groups[0]["lr"] if sched is not None else None
-                    on_step(
-                        Step(
-                            i,
-                            cfg.iterations,
-                            total,
-                            c,
-                            s,
-                            t,
-                            time.perf_counter() - start,
-                            lr,
-                            lambda: self.render(x),
+            with self._arithmetic():
+                for i in range(1, iterations + 1):
+                    # The loss reported for step i is the objective at the iterate *before* the
+                    # update; the best iterate is tracked with it.
+                    x_before = x.detach().clone()
+                    total, c, s, t = self.losses(x)
+                    (grad,) = torch.autograd.grad(total, x)
+                    if lbfgs is not None:
+                        lbfgs.step(x, grad)
+                    elif adam is not None and sched is not None:
+                        x.grad = grad
+                        adam.step()
+                        sched.step()
+                        with torch.no_grad():
+                            x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
+                    row = torch.stack([total, c, s, t]).detach().float()
+                    history[i - 1] = row
+                    better = row[0] < best_loss  # False for NaN
+                    best = torch.where(better, x_before, best)
+                    best_loss = torch.where(better, row[0], best_loss)
+                    done = i
+                    if i % _CHECK_EVERY == 0 or i == iterations:
+                        _check_finite(history[:i], done_before)
+                    if on_step is not None:
+                        lr = adam.param_groups[0]["lr"] if adam is not None else None
+                        losses = _Losses(row, i + done_before)
+                        on_step(
+                            Step(
+                                i,
+                                iterations,
+                                elapsed_before + time.perf_counter() - start,
+                                lr,
+                                losses,
+                                lambda: self.render(x),
+                            )
                         )
-                    )
         except KeyboardInterrupt:
             interrupted = True
         except (torch.OutOfMemoryError, MemoryError) as e:
@@ -358,24 +419,130 @@ class Transfer:
                 raise _oom(cfg.size) from e
             raise
         elapsed = time.perf_counter() - start
+        _check_finite(history[:done], done_before)
+        rows = [(a, b, c, d) for a, b, c, d in history[:done].tolist()]
+        best_value = float(best_loss)
         if not interrupted:
             # The last update's result has no loss yet; evaluate it and keep it if it is best.
-            with torch.no_grad():
-                final = tuple(float(p) for p in self.losses(x.detach()))
-            if math.isfinite(final[0]) and final[0] <= best_loss:
-                best, best_loss = x.detach(), final[0]
+            with torch.no_grad(), self._arithmetic():
+                final = float(self.losses(x.detach())[0])
+            if math.isfinite(final) and final <= best_value:
+                best, best_value = x.detach(), final
         image = imageio.to_image(self.render(best) / 255.0)
         return Result(
             image=image,
             config=cfg.replace(seed=self.seed),
             seed=self.seed,
-            iterations=done,
-            elapsed=elapsed,
-            losses=history,
-            final_loss=best_loss,
+            iterations=done_before + done,
+            elapsed=elapsed_before + elapsed,
+            losses=rows,
+            final_loss=best_value,
             interrupted=interrupted,
             device=str(self.device),
         )
+
+    def _arithmetic(self) -> contextlib.AbstractContextManager[None]:
+        """The precision the network runs in (Gram matrices and losses are always fp32)."""
+        return arithmetic(self.config.precision, self.device)
+
+
+# How many curvature pairs L-BFGS keeps (torch's default is 100, as is the Lua reference's).
+_LBFGS_HISTORY = 100
+# Steps between divergence checks: each check reads one flag back from the device.
+_CHECK_EVERY = 10
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is tf32 on CUDA (tensor cores, 10-bit mantissa) and fp32 elsewhere."""
+    if precision == "auto":
+        return "tf32" if device.type == "cuda" else "fp32"
+    return precision
+
+
+@contextlib.contextmanager
+def arithmetic(precision: str, device: torch.device) -> Iterator[None]:
+    """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and
+    convolutions on CUDA (a no-op elsewhere); bf16: autocast of the convolutions to bfloat16."""
+    mode = resolve_precision(precision, device)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    try:
+        if mode == "bf16":
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+class _Losses:
+    """The four losses of one step, read back from the device once, on first use."""
+
+    def __init__(self, row: Tensor, iteration: int) -> None:
+        self._row: Tensor | None = row
+        self._values: tuple[float, float, float, float] | None = None
+        self.iteration = iteration
+
+    def __call__(self) -> tuple[float, float, float, float]:
+        if self._values is None:
+            assert self._row is not None
+            total, c, s, t = self._row.tolist()
+            self._values, self._row = (total, c, s, t), None
+            _check_finite_value(total, self.iteration)
+        return self._values
+
+
+def _check_finite_value(total: float, iteration: int) -> None:
+    if not math.isfinite(total):
+        raise DivergedError(
+            f"the loss became {total} at iteration {iteration}; try --optimizer adam, a "
+            "smaller --learning-rate or smaller --style-weight"
+        )
+
+
+def _check_finite(history: Tensor, done_before: int) -> None:
+    """Raise :class:`DivergedError` naming the first step whose loss is not finite."""
+    if history.numel() == 0:
+        return
+    bad = ~torch.isfinite(history[:, 0])
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        _check_finite_value(float(history[first, 0]), done_before + first + 1)
+
+
+def _renumbered(
+    on_step: Callable[[Step], None] | None,
+    offset: int,
+    total: int,
+    stage: int,
+    stages: int,
+    size: tuple[int, int] | None,
+) -> Callable[[Step], None] | None:
+    """A listener for one stage: steps numbered across the whole run, images at ``size``."""
+    if on_step is None:
+        return None
+
+    def listen(step: Step) -> None:
+        render = step._render
+        if size is not None:
+            w, h = size
+
+            def render() -> Tensor:
+                return F.interpolate(step._render(), size=(h, w), mode="bilinear")
+
+        on_step(
+            dataclasses.replace(
+                step,
+                iteration=step.iteration + offset,
+                iterations=total,
+                _render=render,
+                stage=stage,
+                stages=stages,
+            )
+        )
+
+    return listen
 
 
 # --- memory -------------------------------------------------------------------------------------

@@ -1,0 +1,180 @@
+"""The fast paths against the exact one: precision modes, the coarse-to-fine schedule and the
+GPU path (the last only where there is a CUDA GPU)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from impasto import Transfer, TransferConfig, UsageError, imageio
+from impasto.config import scale_schedule
+from impasto.optimize import Step, arithmetic, resolve_precision
+from impasto.vgg import VGG
+
+CPU = torch.device("cpu")
+
+
+# --- precision ----------------------------------------------------------------------------------
+
+
+def test_auto_precision_is_exact_on_the_cpu_and_tf32_on_cuda() -> None:
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "tf32"
+    assert resolve_precision("bf16", CPU) == "bf16"
+
+
+def test_arithmetic_sets_and_restores_the_tf32_switches() -> None:
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with arithmetic("fp32", torch.device("cuda")):
+        assert not torch.backends.cudnn.allow_tf32  # cuDNN's own default is on: exact means off
+        assert not torch.backends.cuda.matmul.allow_tf32
+    with arithmetic("tf32", torch.device("cuda")):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+@pytest.mark.slow
+def test_bf16_agrees_with_fp32_on_a_tiny_image(
+    content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    """bf16 autocast runs on the CPU too, so the fast path's numerics are checked here: the
+    objective within 3% and the gradient pointing the same way (cosine > 0.98)."""
+    cfg = TransferConfig(size=64, iterations=1, seed=0, init="noise", device="cpu")
+    t = Transfer(content_path, [style_path], cfg, vgg=vgg19)
+    x = t._x0.clone().requires_grad_(True)
+    results = {}
+    for mode in ("fp32", "bf16"):
+        with arithmetic(mode, CPU):
+            total = t.losses(x)[0]
+            (g,) = torch.autograd.grad(total, x)
+        results[mode] = (float(total.detach()), g.flatten())
+    (exact, g32), (fast, g16) = results["fp32"], results["bf16"]
+    assert fast == pytest.approx(exact, rel=0.03)
+    assert float(torch.nn.functional.cosine_similarity(g32, g16, dim=0)) > 0.98
+
+
+@pytest.mark.slow
+def test_a_bf16_run_reaches_the_fp32_objective(
+    content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    runs = {}
+    for mode in ("fp32", "bf16"):
+        cfg = TransferConfig(size=48, iterations=8, seed=0, precision=mode, device="cpu")
+        runs[mode] = Transfer(content_path, [style_path], cfg, vgg=vgg19).run()
+    # Both images scored by the same fp32 objective; eight steps from the same start may take
+    # different paths, so bf16 must not end worse than fp32 by more than 10%.
+    scorer = Transfer(
+        content_path, [style_path], TransferConfig(size=48, seed=0, device="cpu"), vgg=vgg19
+    )
+    scores = {}
+    for mode, result in runs.items():
+        x = imageio.to_tensor(result.image) * 255.0
+        with torch.no_grad():
+            scores[mode] = float(scorer.losses(x)[0])
+    start = float(scorer.losses(scorer._x0)[0])
+    assert scores["fp32"] < 0.6 * start
+    assert scores["bf16"] < 1.1 * scores["fp32"]
+
+
+# --- coarse to fine -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (64, (64,)),  # below the first stage: one stage
+        (256, (256,)),
+        (300, (256, 300)),
+        (511, (256, 362, 511)),  # odd sizes end exactly at the size asked for
+        (520, (256, 362, 520)),  # 512 is within 15% of 520: dropped, not a near-duplicate
+        (1024, (256, 362, 512, 724, 1024)),
+        (3840, (256, 362, 512, 724, 1024, 1448, 2048, 2896, 3840)),
+    ],
+)
+def test_scale_schedule_grows_by_root_two_and_ends_at_the_size(
+    size: int, expected: tuple[int, ...]
+) -> None:
+    stages = scale_schedule(size)
+    assert stages == expected
+    for a, b in itertools.pairwise(stages):
+        # √2 apart, or up to 15% more where a stage close to the size was dropped.
+        assert 1.15 < b / a <= math.sqrt(2) * 1.15
+
+
+def test_scales_option_forms() -> None:
+    assert TransferConfig(size=700, scales=("auto",)).scales == (256, 362, 512, 700)
+    assert TransferConfig(size=700, scales="auto").scales == (256, 362, 512, 700)  # type: ignore[arg-type]
+    assert TransferConfig(size=700, scales=(200, 400)).scales == (200, 400, 700)
+    assert TransferConfig(size=300, scales=(200, 400, 800)).scales == (200, 300)
+    for bad in (("big",), (400, 200), (8, 300)):
+        with pytest.raises(UsageError, match="--scales"):
+            TransferConfig(size=300, scales=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_coarse_to_fine_stages_keep_the_aspect_ratio_and_number_steps_on(
+    tiny_dir: Path, style_path: Path, vgg19: VGG
+) -> None:
+    wide = tiny_dir / "wide.png"
+    Image.open(tiny_dir / "tubingen.png").resize((63, 37)).save(wide)  # odd, not 3:2 exactly
+    cfg = TransferConfig(size=63, scales=(32, 45), iterations=4, seed=1, device="cpu")
+    t = Transfer(wide, [style_path], cfg, vgg=vgg19)
+    steps: list[tuple[int, int, int, tuple[int, int]]] = []
+
+    def listen(step: Step) -> None:
+        steps.append((step.iteration, step.iterations, step.stage, step.image().size))
+
+    result = t.run(on_step=listen)
+    # 4 iterations at 32 and at 45 px, half (2) at the top.
+    assert [s[0] for s in steps] == list(range(1, 11))
+    assert {s[1] for s in steps} == {10}
+    assert [s[2] for s in steps] == [1] * 4 + [2] * 4 + [3] * 2
+    assert {s[3] for s in steps} == {(63, 37)}  # every reported image at the output's size
+    assert result.image.size == (63, 37)
+    assert result.iterations == 10 and len(result.losses) == 10
+    assert math.isfinite(result.final_loss)
+
+
+@pytest.mark.slow
+def test_coarse_to_fine_starts_the_top_stage_from_the_coarse_result(
+    content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    """The top stage's first loss is the objective of the coarse result scaled up to the
+    output's size: it starts where the last stage ended, not from the configured init."""
+    cfg = TransferConfig(size=64, iterations=4, seed=3, init="noise", scales=(40, 64))
+    t = Transfer(content_path, [style_path], cfg.replace(device="cpu"), vgg=vgg19)
+    result = t.run()
+    (coarse,) = t._stage_results
+    assert coarse.size == imageio.fit_longest(t.size, 40)
+    start = t._view(t._tensor(imageio.resize_to(coarse, t.size)))
+    with torch.no_grad():
+        expected = float(t.losses(start)[0])
+    top_first = result.losses[4][0]  # 4 coarse iterations, then the top stage
+    assert top_first == pytest.approx(expected, rel=1e-4)
+    noise_start = float(t.losses(t._x0)[0])
+    assert top_first < noise_start
+
+
+# --- the GPU path -------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+@pytest.mark.parametrize("mode", ["tf32", "bf16"])
+def test_gpu_fast_paths_match_fp32(content_path: Path, style_path: Path, mode: str) -> None:
+    """On a GPU: tf32/bf16 runs end within 1% of an exact fp32 run's objective (scored in
+    fp32), and the device-resident L-BFGS ran without host synchronisation errors."""
+    scores = {}
+    for m in ("fp32", mode):
+        cfg = TransferConfig(size=128, iterations=50, seed=0, precision=m, device="cuda")
+        result = Transfer(content_path, [style_path], cfg).run()
+        scorer = Transfer(content_path, [style_path], cfg.replace(precision="fp32"))
+        x = (imageio.to_tensor(result.image) * 255.0).cuda()
+        with torch.no_grad():
+            scores[m] = float(scorer.losses(x)[0])
+    assert scores[mode] == pytest.approx(scores["fp32"], rel=0.01)

@@ -8,7 +8,10 @@ final objective compares like with like. (pastiche optimises its own loss normal
 score under ours says how good its image is by the paper's measure, not how well it converged.)
 
     python benchmarks/bench_speed.py                 # CPU: 256 px x 50 L-BFGS iterations
-    python benchmarks/bench_speed.py --device cuda   # GPU: 512 px x 500 iterations
+    python benchmarks/bench_speed.py --device cuda   # GPU: 512 px x 500 iterations, and an
+                                                     # all-fp32 impasto run for the quality check
+    python benchmarks/bench_speed.py --device cuda --size 3840 --scales auto \
+        --iterations 300 --tools impasto             # print sizes, coarse to fine
 
 Prints a table and the ratios; nothing here is a test.
 """
@@ -55,6 +58,8 @@ def run_impasto(a: argparse.Namespace) -> dict[str, float]:
         device=a.device,
         seed=0,
         pooling="avg",
+        precision="fp32" if a.tool == "impasto-fp32" else a.precision,
+        scales=a.scales,
     )
     t = Transfer(str(a.content), [str(a.style)], cfg)
     _sync(a.device)
@@ -104,7 +109,7 @@ def run_pastiche(a: argparse.Namespace) -> dict[str, float]:
 
 
 def child(a: argparse.Namespace) -> None:
-    figures = (run_impasto if a.tool == "impasto" else run_pastiche)(a)
+    figures = (run_pastiche if a.tool == "pastiche" else run_impasto)(a)
     figures["peak_host_mb"] = _peak_host_mb()
     print("RESULT " + json.dumps(figures))
 
@@ -114,14 +119,15 @@ def score(image: Path, a: argparse.Namespace) -> float:
     import torch
 
     from impasto import Transfer, TransferConfig, imageio
+    from impasto.optimize import arithmetic
 
-    cfg = TransferConfig(size=a.size, iterations=1, device=a.device, seed=0)
+    cfg = TransferConfig(size=a.size, iterations=1, device=a.device, seed=0, precision="fp32")
     t = Transfer(str(a.content), [str(a.style)], cfg)
     img = imageio.load_image(image)
     if img.size != t.size:
         img = imageio.resize_to(img, t.size)
     x = (imageio.to_tensor(img) * 255).to(t.device)
-    with torch.no_grad():
+    with torch.no_grad(), arithmetic("fp32", t.device):  # TF32 off, whatever cuDNN's default
         return float(t.losses(x)[0])
 
 
@@ -133,13 +139,21 @@ def main() -> None:
     p.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     p.add_argument("--content", type=Path, default=CONTENT)
     p.add_argument("--style", type=Path, default=STYLE)
-    p.add_argument("--tools", default="impasto,pastiche")
+    p.add_argument(
+        "--tools",
+        default=None,
+        help="comma-separated: impasto, impasto-fp32 (exact arithmetic), pastiche "
+        "(default: impasto,pastiche on a CPU, where impasto is fp32 anyway; all three on CUDA)",
+    )
+    p.add_argument("--precision", default="auto", help="impasto's --precision")
+    p.add_argument("--scales", default=None, help="impasto's --scales (e.g. auto)")
     p.add_argument("--tool", help=argparse.SUPPRESS)  # child mode
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
     gpu = a.device.startswith("cuda")
     a.size = a.size or (512 if gpu else 256)
     a.iterations = a.iterations or (500 if gpu else 50)
+    a.tools = a.tools or ("impasto,impasto-fp32,pastiche" if gpu else "impasto,pastiche")
     if a.tool:
         child(a)
         return
@@ -154,7 +168,8 @@ def main() -> None:
     )
     print(
         f"inputs: {a.content.name} + {a.style.name}, {a.size} px, {a.iterations} "
-        f"{a.optimizer} iterations, avg pooling, conv4_2 / conv1_1..conv5_1\n"
+        f"{a.optimizer} iterations, avg pooling, conv4_2 / conv1_1..conv5_1, impasto "
+        f"--precision {a.precision}" + (f" --scales {a.scales}" if a.scales else "") + "\n"
     )
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +194,9 @@ def main() -> None:
                 str(a.content),
                 "--style",
                 str(a.style),
-            ]
+                "--precision",
+                a.precision,
+            ] + (["--scales", a.scales] if a.scales else [])
             start = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             whole = time.perf_counter() - start
@@ -193,13 +210,13 @@ def main() -> None:
             r["objective"] = score(out, a)
             rows[tool] = r
     header = (
-        f"{'tool':<10}{'optimise s':>12}{'ms/it':>10}{'whole s':>10}"
+        f"{'tool':<14}{'optimise s':>12}{'ms/it':>10}{'whole s':>10}"
         f"{'host MB':>10}{'GPU MB':>10}{'objective':>14}"
     )
     print(header)
     for tool, r in rows.items():
         print(
-            f"{tool:<10}{r['opt_s']:>12.2f}{r['ms_per_it']:>10.1f}{r['whole_s']:>10.2f}"
+            f"{tool:<14}{r['opt_s']:>12.2f}{r['ms_per_it']:>10.1f}{r['whole_s']:>10.2f}"
             f"{r['peak_host_mb']:>10.0f}{r['peak_gpu_mb']:>10.0f}{r['objective']:>14.4g}"
         )
     if "impasto" in rows and "pastiche" in rows:
@@ -208,6 +225,12 @@ def main() -> None:
             f"\nimpasto is {q['opt_s'] / i['opt_s']:.2f}x faster in the optimisation and "
             f"{q['whole_s'] / i['whole_s']:.2f}x faster over the whole process; "
             f"its objective is {i['objective'] / q['objective']:.3f}x pastiche's"
+        )
+    if "impasto" in rows and "impasto-fp32" in rows:
+        i, e = rows["impasto"], rows["impasto-fp32"]
+        print(
+            f"impasto --precision {a.precision} vs exact fp32: {e['opt_s'] / i['opt_s']:.2f}x "
+            f"faster, objective {100 * (i['objective'] / e['objective'] - 1):+.2f}%"
         )
 
 

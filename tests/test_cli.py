@@ -406,3 +406,31 @@ def test_ctrl_c_saves_the_best_image_so_far(
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))
     assert not any(name.startswith(".") for name in os.listdir(tmp_path / "out_steps"))
     assert stdout == ""
+
+
+@pytest.mark.slow
+def test_coarse_to_fine_and_bf16_from_the_command_line(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    out = tmp_path / "c2f.png"
+    # The style (64x40) would be 15 px high at 24: that stage is left out.
+    args = ["--size", "48", "--scales", "24,32,48", "--iterations", "2", "--precision", "bf16"]
+    proc = impasto_cmd("transfer", content_path, style_path, "-o", out, *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out) as img:
+        assert max(img.size) == 48
+    options = json.loads(imageio.read_metadata(out)["impasto:options"])
+    assert options["scales"] == [24, 32, 48] and options["precision"] == "bf16"
+    assert "3 iterations" in proc.stderr  # 2 at 32 px, then half of 2 at the top
+
+    small = impasto_cmd(
+        "transfer", content_path, style_path, "-o", out, "--size", "20", cwd=tmp_path
+    )
+    assert small.returncode == 2
+    assert "use --size 26 or more" in small.stderr  # 16 px on the style's short side
+
+    bad = impasto_cmd(
+        "transfer", content_path, style_path, "-o", out, "--scales", "9x", cwd=tmp_path
+    )
+    assert bad.returncode == 2 and "--scales" in bad.stderr
+    assert bad.stderr.count("\n") == 1  # one line, no traceback

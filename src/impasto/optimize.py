@@ -176,6 +176,12 @@ class Transfer:
         # Full-size originals are kept for coarse-to-fine stages, which resize them again.
         self._source = source
         self._style_sources = [_as_image(s) for s in styles]
+        self.smallest_size = _smallest_size(source, self._style_sources, cfg.style_scale)
+        if cfg.size < self.smallest_size:
+            raise UsageError(
+                f"--size {cfg.size} leaves an image less than {_MIN_SIDE} px on its short side, "
+                f"too small for VGG's pooling; use --size {self.smallest_size} or more"
+            )
         style_imgs = [
             _scaled(s, round(max(self.size) * cfg.style_scale)) for s in self._style_sources
         ]
@@ -310,7 +316,8 @@ class Transfer:
         at a smaller size, started from the previous stage's result; its steps are reported
         with the image scaled up to the output's size, numbered on across the stages."""
         cfg = self.config
-        stages = cfg.scales if cfg.scales and len(cfg.scales) > 1 else (cfg.size,)
+        # Coarse stages too small for some image's short side are left out.
+        stages = tuple(s for s in cfg.scales or () if s >= self.smallest_size) or (cfg.size,)
         plan = [cfg.iterations] * (len(stages) - 1) + [
             cfg.iterations if len(stages) == 1 else max(1, -(-cfg.iterations // 2))
         ]
@@ -509,6 +516,20 @@ def _check_finite(history: Tensor, done_before: int) -> None:
     if bool(bad.any()):
         first = int(bad.nonzero()[0, 0])
         _check_finite_value(float(history[first, 0]), done_before + first + 1)
+
+
+_MIN_SIDE = 16  # four 2x2 poolings before conv5_1
+
+
+def _smallest_size(
+    content: PIL.Image.Image, styles: Sequence[PIL.Image.Image], style_scale: float
+) -> int:
+    """The smallest --size at which content and styles keep 16 px on their short sides."""
+
+    def need(img: PIL.Image.Image, scale: float) -> int:
+        return math.ceil(_MIN_SIDE * max(img.size) / min(img.size) / scale)
+
+    return max([need(content, 1.0)] + [need(s, style_scale) for s in styles])
 
 
 def _renumbered(

@@ -35,6 +35,9 @@ def test_arithmetic_sets_and_restores_the_tf32_switches() -> None:
         assert not torch.backends.cuda.matmul.allow_tf32
     with arithmetic("tf32", torch.device("cuda")):
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.benchmark
+    with arithmetic("fp32", CPU):
+        assert not torch.backends.cudnn.benchmark
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
 
 

@@ -469,10 +469,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 @contextlib.contextmanager
 def arithmetic(precision: str, device: torch.device) -> Iterator[None]:
     """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and
-    convolutions on CUDA (a no-op elsewhere); bf16: autocast of the convolutions to bfloat16."""
+    convolutions on CUDA (a no-op elsewhere); bf16: autocast of the convolutions to bfloat16.
+    On CUDA, cuDNN's autotuner is on for the duration."""
     mode = resolve_precision(precision, device)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    saved_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    # One image size for hundreds of steps: let cuDNN time its algorithms once and keep the best.
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     try:
         if mode == "bf16":
             with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -481,6 +485,7 @@ def arithmetic(precision: str, device: torch.device) -> Iterator[None]:
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        torch.backends.cudnn.benchmark = saved_benchmark
 
 
 class _Losses:

@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(run=_run_experiment)
     # Commands that live in their own modules register themselves here, each setting its own
     # ``run`` default; they import their heavy dependencies only when run.
+    from .video import video_command
+
+    video_command(sub)
     return parser
 
 

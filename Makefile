@@ -10,7 +10,7 @@ OUT ?= out
 TORCH_VERSION := 2.13.0
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-$(TORCH_VERSION)+cpu-*.whl))
 
-.PHONY: demo test lint typecheck bench install clean
+.PHONY: demo test lint typecheck browser bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,16 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+# tests/test_browser.py drives Debian's Chromium (Playwright's own browser download cannot work
+# here): install it when it is missing and we are root, as in CI; elsewhere the test says why it
+# skips.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is missing (apt-get install chromium, as root): the browser test skips"; fi
+
+test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .video import video_command
 
     video_command(sub)
+    from .serve import serve_command
+
+    serve_command(sub)
     return parser
 
 

@@ -1,0 +1,471 @@
+"""The job queue behind ``impasto serve``: one worker thread, one transfer at a time.
+
+The device is never shared by two optimisations, however many clients submit. Every change of a
+job (queued, its place in the queue, progress, a new preview, the end) is recorded as a
+*snapshot*: the job's whole state as JSON with a sequence number. Readers (the status endpoint,
+event streams) only ever read snapshots, so a client that disconnects, reconnects or never reads
+has no effect on the job; a reconnecting stream resumes after the last sequence number it saw.
+
+Files live in one temporary folder per server, a sub-folder per job named by the job's random id.
+Finished jobs are forgotten (and their files deleted) beyond a count and an age.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import logging
+import math
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import PIL.Image
+import torch
+from pydantic import BaseModel, Field
+
+from .. import imageio
+from ..config import TransferConfig
+from ..errors import ImpastoError
+from ..optimize import Step, Transfer, build_network
+from ..vgg import VGG
+
+log = logging.getLogger("impasto.serve")
+
+State = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+PROGRESS_EVERY_S = 0.25  # progress snapshots at most this often (reading losses syncs the device)
+PREVIEW_EVERY_S = 0.5  # and previews at most this often, besides the first and the last
+PREVIEW_PIXELS = 640  # longest side of a preview
+EVENTS_KEPT = 200  # snapshots a job keeps for streams that connect late or reconnect
+
+
+class JobStatus(BaseModel):
+    """A job as clients see it: the data of every status answer and every event."""
+
+    id: str
+    state: State
+    position: int | None = Field(
+        description="place in the queue while queued: 1 runs next (after the running job)"
+    )
+    iteration: int = Field(description="iterations done, counted across coarse-to-fine stages")
+    iterations: int = Field(description="iterations planned")
+    stage: int
+    stages: int
+    loss: float | None = Field(description="α·content + β·style (+ TV) at the last report")
+    content_loss: float | None
+    style_loss: float | None
+    tv_loss: float | None
+    elapsed: float = Field(description="seconds of optimisation so far")
+    error: str | None = Field(description="why the job failed, in one line")
+    cancel_requested: bool
+    created: float = Field(description="Unix time")
+    started: float | None
+    finished: float | None
+    content: str = Field(description="label of the content image (its file name)")
+    styles: list[str]
+    options: dict[str, Any] = Field(description="the full transfer configuration")
+    preview_url: str | None = Field(description="the latest iterate as a JPEG")
+    result_url: str | None = Field(description="the result PNG (also after a cancel)")
+    events_url: str
+    seq: int = Field(description="sequence number of this snapshot (the event id)")
+
+
+class QueueFull(Exception):
+    """The queue holds ``queue_limit`` jobs already (HTTP 429)."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and takes no new jobs (HTTP 503)."""
+
+
+@dataclass(eq=False)
+class Job:
+    id: str
+    config: TransferConfig
+    content: PIL.Image.Image | None  # dropped once the job has run
+    styles: list[PIL.Image.Image]
+    labels: tuple[str, list[str]]  # (content, styles), for display and the PNG metadata
+    folder: Path
+    token: str | None = None
+    created: float = field(default_factory=time.time)
+    state: State = "queued"
+    started: float | None = None
+    finished: float | None = None
+    iteration: int = 0
+    iterations: int = 0
+    stage: int = 1
+    stages: int = 1
+    losses: tuple[float | None, ...] = (None, None, None, None)
+    elapsed: float = 0.0
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by_client: bool = False
+    preview: bytes | None = None
+    preview_seq: int = 0
+    result: Path | None = None
+    events: collections.deque[tuple[int, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=EVENTS_KEPT)
+    )
+
+    @property
+    def result_file(self) -> Path:
+        return self.folder / "result.png"
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class JobManager:
+    """Jobs by id, the queue, and the worker thread that empties it."""
+
+    def __init__(
+        self,
+        *,
+        queue_limit: int = 16,
+        keep: int = 50,
+        keep_seconds: float = 24 * 3600.0,
+        preview_every: int | None = None,
+        storage: Path | None = None,
+    ) -> None:
+        """``preview_every``: iterations between previews (default: about 40 per run);
+        ``storage``: where to make the server's temporary folder (default: the system's)."""
+        self.queue_limit, self.keep, self.keep_seconds = queue_limit, keep, keep_seconds
+        self.preview_every = preview_every
+        self.root = Path(tempfile.mkdtemp(prefix="impasto-serve-", dir=storage))
+        self._lock = threading.Condition()
+        self._jobs: dict[str, Job] = {}  # in creation order
+        self._queue: collections.deque[Job] = collections.deque()
+        self._tokens: dict[str, str] = {}  # client token -> job id
+        self._seq = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._network: tuple[tuple[Any, ...], VGG] | None = None
+
+    # --- what the web app calls -----------------------------------------------------------------
+    def submit(
+        self,
+        config: TransferConfig,
+        content: PIL.Image.Image,
+        styles: Sequence[PIL.Image.Image],
+        labels: tuple[str, list[str]],
+        token: str | None = None,
+    ) -> tuple[JobStatus, bool]:
+        """Queue a job; (its status, True) or, when ``token`` names an earlier job, (that job's
+        status, False): a client retrying a request does not get a second job."""
+        with self._lock:
+            if self._stopping:
+                raise ShuttingDown("the server is shutting down")
+            if token is not None and token in self._tokens:
+                return self._status(self._jobs[self._tokens[token]]), False
+            if len(self._queue) >= self.queue_limit:
+                raise QueueFull(
+                    f"{len(self._queue)} jobs are waiting already (the limit); try again later"
+                )
+            job_id = secrets.token_hex(8)
+            folder = self.root / job_id
+            folder.mkdir()
+            job = Job(job_id, config, content, list(styles), labels, folder, token)
+            job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
+            self._jobs[job_id] = job
+            if token is not None:
+                self._tokens[token] = job_id
+            self._queue.append(job)
+            self._push(job)
+            self._lock.notify_all()
+            self._expire()
+            status = self._status(job)
+        self.start()
+        return status, True
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """The latest snapshot of a job, or None for an unknown (or forgotten) id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else self._status(job)
+
+    def statuses(self) -> list[JobStatus]:
+        """Every job kept, newest first."""
+        with self._lock:
+            return [self._status(j) for j in reversed(self._jobs.values())]
+
+    def events_after(self, job_id: str, seq: int) -> tuple[list[tuple[int, str]], bool] | None:
+        """Snapshots newer than ``seq`` as (seq, JSON), and whether the job has finished (so
+        there will be no more); None for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            return [e for e in job.events if e[0] > seq], job.state in FINISHED
+
+    def preview(self, job_id: str) -> bytes | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else job.preview
+
+    def result(self, job_id: str) -> tuple[JobStatus, bytes | None] | None:
+        """A job's status and its result PNG (None while there is none)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            status, path = self._status(job), job.result
+        try:
+            return status, path.read_bytes() if path is not None else None
+        except FileNotFoundError:  # forgotten between the two locks
+            return None
+
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Cancel a job: a queued one leaves the queue now, a running one stops at its next
+        iteration and keeps the image so far. Cancelling a finished job changes nothing."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state == "queued":
+                self._queue.remove(job)
+                self._end(job, "cancelled")
+                self._touch_queue()
+            elif job.state == "running" and not job.cancel.is_set():
+                job.cancelled_by_client = True
+                job.cancel.set()
+                self._push(job)
+            return self._status(job)
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus | None:
+        """Block until the job has finished (or ``timeout`` seconds); its status then."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                job = self._jobs.get(job_id)
+                left = deadline - time.monotonic()
+                if job is None or job.state in FINISHED or left <= 0:
+                    return None if job is None else self._status(job)
+                self._lock.wait(left)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # --- life cycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker (once; submitting a job starts it too)."""
+        with self._lock:
+            if self._thread is not None or self._stopping:
+                return
+            self._thread = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Take no more jobs, cancel the running one, let event streams end."""
+        with self._lock:
+            self._stopping = True
+            for job in self._jobs.values():
+                if job.state == "running":
+                    job.cancel.set()
+            self._lock.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop, wait for the worker, delete every file."""
+        self.stop()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- the worker -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._lock.wait(60.0)
+                    self._expire()  # results age even when nobody submits
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                job.state, job.started = "running", time.time()
+                self._push(job)
+                self._touch_queue()
+            try:
+                self._run(job)
+            except Exception as e:  # the worker must outlive any job
+                log.exception("job %s: unexpected error", job.id)
+                self._fail(job, f"unexpected error: {type(e).__name__}: {e}")
+            finally:
+                job.content, job.styles = None, []
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                with self._lock:
+                    self._expire()
+
+    def _run(self, job: Job) -> None:
+        assert job.content is not None
+        try:
+            transfer = Transfer(job.content, job.styles, job.config, vgg=self._vgg(job.config))
+            if job.cancel.is_set():  # while the targets were prepared
+                with self._lock:
+                    self._end(job, "cancelled", self._cancel_reason(job))
+                return
+            result = transfer.run(on_step=_Listener(self, job))
+        except ImpastoError as e:
+            self._fail(job, str(e))
+            return
+        content, styles = job.labels
+        if result.iterations > 0:
+            meta = result.metadata({"content": content, "styles": ",".join(styles)})
+            try:
+                imageio.save_image(result.image, job.result_file, metadata=meta)
+            except ImpastoError as e:
+                self._fail(job, str(e))
+                return
+        with self._lock:
+            if result.iterations > 0:
+                job.result = job.result_file
+            job.elapsed = result.elapsed
+            if result.interrupted:
+                self._end(job, "cancelled", self._cancel_reason(job))
+            else:
+                self._end(job, "done")
+
+    def _vgg(self, config: TransferConfig) -> VGG:
+        """The network, kept between jobs that want the same one (loading takes a second)."""
+        key = (
+            config.model,
+            config.weights,
+            config.weights_format,
+            config.pooling,
+            config.normalize_network,
+        )
+        if self._network is None or self._network[0] != key:
+            self._network = None  # let the old one go before loading the new one
+            self._network = (key, build_network(config))
+        return self._network[1]
+
+    @staticmethod
+    def _cancel_reason(job: Job) -> str | None:
+        return None if job.cancelled_by_client else "the server stopped"
+
+    def _fail(self, job: Job, reason: str) -> None:
+        with self._lock:
+            self._end(job, "failed", reason.splitlines()[0] if reason else "failed")
+
+    # --- bookkeeping, always under the lock -----------------------------------------------------
+    def _end(self, job: Job, state: State, error: str | None = None) -> None:
+        job.state, job.error, job.finished = state, error, time.time()
+        job.content, job.styles = None, []  # the inputs are not needed any more
+        self._push(job)
+        self._expire()
+        self._lock.notify_all()
+
+    def _push(self, job: Job) -> None:
+        """Record the job's current state as a new snapshot."""
+        self._seq += 1
+        job.events.append((self._seq, self._status(job, self._seq).model_dump_json()))
+
+    def _touch_queue(self) -> None:
+        """A new snapshot for each waiting job: their places have changed."""
+        for job in self._queue:
+            self._push(job)
+
+    def _status(self, job: Job, seq: int | None = None) -> JobStatus:
+        if seq is None:
+            return JobStatus.model_validate_json(job.events[-1][1])
+        content, styles = job.labels
+        base = f"/api/jobs/{job.id}"
+        loss, c, s, t = job.losses
+        position = self._queue.index(job) + 1 if job.state == "queued" else None
+        return JobStatus(
+            id=job.id,
+            state=job.state,
+            position=position,
+            iteration=job.iteration,
+            iterations=job.iterations,
+            stage=job.stage,
+            stages=job.stages,
+            loss=_finite(loss),
+            content_loss=_finite(c),
+            style_loss=_finite(s),
+            tv_loss=_finite(t),
+            elapsed=job.elapsed,
+            error=job.error,
+            cancel_requested=job.cancel.is_set(),
+            created=job.created,
+            started=job.started,
+            finished=job.finished,
+            content=content,
+            styles=styles,
+            options=json.loads(job.config.to_json()),
+            preview_url=f"{base}/preview?v={job.preview_seq}" if job.preview else None,
+            result_url=f"{base}/result" if job.result is not None else None,
+            events_url=f"{base}/events",
+            seq=seq,
+        )
+
+    def _expire(self) -> None:
+        """Forget finished jobs beyond the count and age limits, oldest first."""
+        now = time.time()
+        finished = [j for j in self._jobs.values() if j.state in FINISHED]
+        finished.sort(key=lambda j: j.finished or 0.0)
+        excess = len(finished) - self.keep
+        for i, job in enumerate(finished):
+            if i < excess or now - (job.finished or now) > self.keep_seconds:
+                del self._jobs[job.id]
+                if job.token is not None:
+                    self._tokens.pop(job.token, None)
+                shutil.rmtree(job.folder, ignore_errors=True)
+
+
+class _Listener:
+    """The worker's Step callback: progress and previews into the job, cancel out of the loop."""
+
+    def __init__(self, manager: JobManager, job: Job) -> None:
+        self.manager, self.job = manager, job
+        # An explicit interval is kept to; the automatic one (about 40 per run) is also held to
+        # PREVIEW_EVERY_S, so that fast runs on a GPU do not spend their time encoding JPEGs.
+        self.every = manager.preview_every or max(1, -(-job.iterations // 40))
+        self.min_gap = 0.0 if manager.preview_every else PREVIEW_EVERY_S
+        self._reported = self._previewed = -math.inf
+
+    def __call__(self, step: Step) -> None:
+        if self.job.cancel.is_set():
+            raise KeyboardInterrupt  # Transfer.run stops and returns the best image so far
+        now = time.monotonic()
+        first, last = step.iteration == 1, step.iteration == step.iterations
+        preview = (
+            first
+            or last
+            or (step.iteration % self.every == 0 and now - self._previewed >= self.min_gap)
+        )
+        if not (preview or now - self._reported >= PROGRESS_EVERY_S):
+            return
+        self._reported = now
+        losses = (step.loss, step.content_loss, step.style_loss, step.tv_loss)
+        jpeg = None
+        if preview:
+            self._previewed = now
+            jpeg = _jpeg(step.image())
+        with self.manager._lock:
+            job = self.job
+            job.iteration, job.iterations = step.iteration, step.iterations
+            job.stage, job.stages = step.stage, step.stages
+            job.losses, job.elapsed = losses, step.elapsed
+            if jpeg is not None:
+                job.preview, job.preview_seq = jpeg, job.preview_seq + 1
+            self.manager._push(job)
+
+
+def _jpeg(img: PIL.Image.Image) -> bytes:
+    if max(img.size) > PREVIEW_PIXELS:
+        img = imageio.resize_longest(img, PREVIEW_PIXELS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()

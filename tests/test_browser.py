@@ -1,0 +1,151 @@
+"""The studio in a real browser: Playwright drives Debian's Chromium against ``impasto serve``.
+
+Playwright's own browser download cannot work here, so the test launches /usr/bin/chromium, which
+``make test`` installs (``apt-get install chromium``) when it runs as root, as CI does. Where it is
+missing, the test fails as root or under CI (something is wrong with the set-up) and is skipped,
+saying why, for a developer without root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from impasto import imageio
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+
+
+def needs_chromium() -> None:
+    if CHROMIUM.is_file():
+        return
+    if os.geteuid() == 0 or os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing; `make test` installs it (apt-get install chromium)")
+    pytest.skip(f"needs {CHROMIUM}: run `make test` as root, or `apt-get install chromium`")
+
+
+@pytest.fixture
+def studio() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``impasto serve`` on a free loopback port: (its URL, the process)."""
+    needs_chromium()
+    script = Path(sys.executable).parent / "impasto"
+    proc = subprocess.Popen(
+        [str(script), "serve", "--port", "0", "--max-size", "128", "--max-iterations", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert found, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        url = found.group(0)
+        deadline = time.monotonic() + 30
+        while True:  # the socket listens before the app has started: wait for an answer
+            try:
+                with urllib.request.urlopen(url + "api/options", timeout=5) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.1)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_upload_watch_and_download(
+    studio: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, proc = studio
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_selector("body[data-ready='1']")
+            expect = sync_api.expect
+
+            # Options the server refuses come back as one line on the page, and start nothing.
+            page.set_input_files("#content-file", EXAMPLES / "tubingen.jpg")
+            page.set_input_files("#style-files", EXAMPLES / "starry_night.jpg")
+            page.fill("#opt-size", "4096")
+            page.click("#start")
+            expect(page.locator("#form-error")).to_have_text(
+                "size 4096 is over this server's limit of 128", timeout=TIMEOUT_MS
+            )
+
+            page.fill("#opt-size", "64")
+            page.fill("#opt-iterations", "5")
+            page.click("#start")
+            expect(page.locator("#badge")).to_have_text("done", timeout=TIMEOUT_MS)
+            expect(page.locator("#status")).to_have_text(re.compile(r"^Done: 5 iterations"))
+            expect(page.locator("#form-error")).to_have_text("")
+            # Every snapshot reached the page: it showed the first iteration and the last.
+            seen = (page.locator("#progress").get_attribute("data-seen") or "").split(",")
+            assert {"1", "5"} <= set(seen), seen
+            assert page.locator("#loss").inner_text() not in ("", "–")
+            # The result is on the stage, and listed under Recent.
+            preview = page.locator("#preview")
+            expect(preview).to_have_attribute("src", re.compile(r"/result$"))
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#preview');"
+                " return i.complete && i.naturalWidth === 64; }"
+            )
+            expect(page.locator("#recent li")).to_have_count(1)
+            expect(page.locator("#recent li p").first).to_have_text(
+                "tubingen.jpg × starry_night.jpg"
+            )
+
+            with page.expect_download() as download:
+                page.click("#download")
+            saved = tmp_path / "result.png"
+            download.value.save_as(saved)
+        finally:
+            browser.close()
+    assert errors == []
+
+    meta = imageio.read_metadata(saved)
+    options = json.loads(meta["impasto:options"])
+    assert (options["size"], options["iterations"]) == (64, 5)
+    assert json.loads(meta["impasto:inputs"]) == {
+        "content": "tubingen.jpg",
+        "styles": "starry_night.jpg",
+    }
+
+    # Ctrl-C stops the server cleanly, in one line.
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert err.strip() == "impasto: stopped"

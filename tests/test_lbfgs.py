@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,3 +109,27 @@ def test_matches_torch_lbfgs_on_a_real_transfer(
     assert ours[-1] < 0.5 * ours[0]
     # The same algorithm in another order of float operations: close, not bit-equal.
     assert ours[-1] == pytest.approx(theirs[-1], rel=0.02)
+
+
+def test_max_step_bounds_every_coordinate_move() -> None:
+    f = bumpy_quadratic()
+    x = torch.full((40,), 50.0, requires_grad=True)  # far out: raw steps would be huge
+    opt = DeviceLBFGS(40, history=10, max_step=0.5)
+    for _ in range(5):
+        (g,) = torch.autograd.grad(f(x), x)
+        before = x.detach().clone()
+        opt.step(x, g)
+        assert float((x.detach() - before).abs().max()) <= 0.5 + 1e-6
+
+
+@pytest.mark.slow
+def test_transfer_from_noise_at_256_px_does_not_blow_up() -> None:
+    """From noise at 256 px the gradient is millions of levels: the second step (still without
+    curvature pairs) used to throw the image to ~1e6 and the loss to NaN (torch's LBFGS too)."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cfg = TransferConfig(size=256, iterations=4, seed=0, init="noise", device="cpu")
+    t = Transfer(examples / "tubingen.jpg", [examples / "starry_night.jpg"], cfg)
+    result = t.run()
+    first = result.losses[0][0]
+    assert all(math.isfinite(row[0]) for row in result.losses)
+    assert result.final_loss < 0.8 * first

@@ -20,7 +20,10 @@ step. Empty slots hold zero vectors and a unit diagonal in R, so they drop out o
 The iteration is torch's with ``lr=1``, ``max_iter=1`` and no line search (what the paper's Lua
 reference and most peers run): the first step is scaled by min(1, 1/‖g‖₁), later steps take the
 full quasi-Newton step, a pair with sᵀy ≤ 1e-10 is not stored, and an update whose direction is
-not a descent direction is skipped. ``tests/test_lbfgs.py`` checks it against torch's.
+not a descent direction is skipped. ``tests/test_lbfgs.py`` checks it against torch's. One
+addition: ``max_step`` caps how far any coordinate moves in one step (a trust region in the max
+norm), which keeps the step after a rejected or missing curvature pair (the raw gradient) from
+throwing the iterate to infinity.
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ class DeviceLBFGS:
         history: int = 100,
         lr: float = 1.0,
         device: torch.device | str = "cpu",
+        max_step: float | None = None,
     ) -> None:
         if history < 1:
             raise ValueError("history must be at least 1")
         m = history
-        self.m, self.lr = m, lr
+        self.m, self.lr, self.max_step = m, lr, max_step
         f32 = torch.float32
         # Rows 0..m-1 hold the steps s, rows m..2m-1 the gradient changes y, slot by slot.
         self.buf = torch.zeros(2 * m, numel, device=device, dtype=f32)
@@ -78,7 +82,11 @@ class DeviceLBFGS:
             d = -self._h_times(flat_g)
             t = torch.full((), self.lr, device=flat_g.device)
         descent = torch.dot(flat_g, d) <= 0  # torch skips the update otherwise
-        step = d * torch.where(descent, t, torch.zeros_like(t))
+        t = torch.where(descent, t, torch.zeros_like(t))
+        if self.max_step is not None:
+            # A trust region in the max norm: no coordinate moves further than max_step.
+            t = t * torch.clamp(self.max_step / (t * d.abs().max()).clamp_min(1e-30), max=1.0)
+        step = d * t
         x.add_(step.view_as(x).to(x.dtype))
         self.prev_g = flat_g.clone()
         self.prev_step = step

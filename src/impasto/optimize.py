@@ -316,8 +316,10 @@ class Transfer:
         at a smaller size, started from the previous stage's result; its steps are reported
         with the image scaled up to the output's size, numbered on across the stages."""
         cfg = self.config
-        # Coarse stages too small for some image's short side are left out.
-        stages = tuple(s for s in cfg.scales or () if s >= self.smallest_size) or (cfg.size,)
+        # The config has turned 'auto' into sizes. Coarse stages too small for some image's
+        # short side are left out.
+        scales = cfg.scales if isinstance(cfg.scales, tuple) else ()
+        stages = tuple(s for s in scales if s >= self.smallest_size) or (cfg.size,)
         plan = [cfg.iterations] * (len(stages) - 1) + [
             cfg.iterations if len(stages) == 1 else max(1, -(-cfg.iterations // 2))
         ]
@@ -372,7 +374,9 @@ class Transfer:
         adam: torch.optim.Adam | None = None
         sched: torch.optim.lr_scheduler.StepLR | None = None
         if cfg.optimizer == "lbfgs":
-            lbfgs = DeviceLBFGS(x.numel(), history=_LBFGS_HISTORY, device=self.device)
+            lbfgs = DeviceLBFGS(
+                x.numel(), history=_LBFGS_HISTORY, device=self.device, max_step=_LBFGS_MAX_STEP
+            )
         else:
             adam = torch.optim.Adam([x], lr=cfg.learning_rate)
             sched = torch.optim.lr_scheduler.StepLR(adam, cfg.lr_decay_every, cfg.lr_decay)
@@ -455,6 +459,12 @@ class Transfer:
 
 # How many curvature pairs L-BFGS keeps (torch's default is 100, as is the Lua reference's).
 _LBFGS_HISTORY = 100
+# No pixel moves more than this many levels in one L-BFGS step. Without curvature pairs yet
+# (torch's first step is scaled by 1/‖g‖₁, about 1e-11 here, too small to measure any), the next
+# step is the raw gradient, millions of levels at 256 px from noise, and the run blows up; torch's
+# LBFGS takes the same step. Normal steps stay well under it (at most 46 levels in a 256 px run
+# from the content), so the cap changes nothing else.
+_LBFGS_MAX_STEP = 64.0
 # Steps between divergence checks: each check reads one flag back from the device.
 _CHECK_EVERY = 10
 

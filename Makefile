@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 ifneq ($(LOCAL_TORCH),)
 	$(BIN)/pip install -q "$(LOCAL_TORCH)"
 endif
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[all]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

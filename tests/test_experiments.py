@@ -190,3 +190,20 @@ def test_preserve_colors_histogram_recolours_the_style(
     content_mean = mean(imageio.to_tensor(t.content_image))
     gap = lambda im: float((mean(imageio.to_tensor(im)) - content_mean).abs().sum())  # noqa: E731
     assert gap(result) < gap(plain)
+
+
+def test_labels_draw_greek_letters_not_boxes() -> None:
+    """α and β appear in the grid's labels: a font without them draws the same box for both."""
+    from PIL import ImageDraw
+
+    from impasto.experiments import _font
+
+    font = _font(16)
+
+    def ink(text: str) -> bytes:
+        img = Image.new("L", (24, 24), 0)
+        ImageDraw.Draw(img).text((2, 2), text, fill=255, font=font)
+        return img.tobytes()
+
+    assert ink("α") != ink("β")
+    assert any(ink("α"))

@@ -123,6 +123,15 @@ def ratio_grid(
 
 
 def _font(size: int) -> PIL.ImageFont.ImageFont | PIL.ImageFont.FreeTypeFont:
+    """DejaVu Sans from matplotlib's own files (it has α and β; Pillow's default font draws
+    boxes for them), else Pillow's default."""
+    try:
+        from matplotlib import font_manager
+
+        path = font_manager.findfont("DejaVu Sans", fallback_to_default=False)
+        return PIL.ImageFont.truetype(path, size)
+    except (ImportError, ValueError, OSError):
+        pass
     try:
         return PIL.ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has no sized default font

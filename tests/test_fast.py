@@ -67,10 +67,10 @@ def test_a_bf16_run_reaches_the_fp32_objective(
 ) -> None:
     runs = {}
     for mode in ("fp32", "bf16"):
-        cfg = TransferConfig(size=48, iterations=8, seed=0, precision=mode, device="cpu")
+        cfg = TransferConfig(size=48, iterations=40, seed=0, precision=mode, device="cpu")
         runs[mode] = Transfer(content_path, [style_path], cfg, vgg=vgg19).run()
-    # Both images scored by the same fp32 objective; eight steps from the same start may take
-    # different paths, so bf16 must not end worse than fp32 by more than 10%.
+    # Both images scored by the same fp32 objective. Early on the two runs take different paths
+    # (8 steps: 37% apart), by 40 steps they meet (measured 0.4% apart); we allow 5%.
     scorer = Transfer(
         content_path, [style_path], TransferConfig(size=48, seed=0, device="cpu"), vgg=vgg19
     )
@@ -80,8 +80,8 @@ def test_a_bf16_run_reaches_the_fp32_objective(
         with torch.no_grad():
             scores[mode] = float(scorer.losses(x)[0])
     start = float(scorer.losses(scorer._x0)[0])
-    assert scores["fp32"] < 0.6 * start
-    assert scores["bf16"] < 1.1 * scores["fp32"]
+    assert scores["fp32"] < 0.3 * start
+    assert scores["bf16"] == pytest.approx(scores["fp32"], rel=0.05)
 
 
 # --- coarse to fine -----------------------------------------------------------------------------

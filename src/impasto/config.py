@@ -29,6 +29,17 @@ InitKind = str  # "noise", "content", "style" or an image path
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
+# β when the user gives none: one for the raw Caffe weights, one for the normalised network,
+# whose style losses are smaller by very different factors per layer (README, "Defaults, and why").
+STYLE_WEIGHT = 1e3
+NORMALIZED_STYLE_WEIGHT = 1e6
+
+
+class AutoWeight(float):
+    """A weight left at its default, which ``__post_init__`` resolves from other options (β from
+    ``normalize_network``). It stays an AutoWeight after resolution, so ``replace()`` and
+    ``to_dict()`` round trips resolve it again; a weight the user gives is a plain float."""
+
 
 def _opt(default: Any, help: str, *, flag: str | None = None, **kw: Any) -> Any:
     """A dataclass field that also carries its command-line help (and optional flag name)."""
@@ -46,7 +57,11 @@ class TransferConfig:
     size: int = _opt(512, "longest side of the output in pixels")
     iterations: int = _opt(500, "optimisation steps (L-BFGS iterations or Adam steps)")
     content_weight: float = _opt(1.0, "α, weight of the content loss")
-    style_weight: float = _opt(1e3, "β, weight of the style loss (α/β sets the balance)")
+    style_weight: float = _opt(
+        AutoWeight(STYLE_WEIGHT),
+        f"β, weight of the style loss (α/β sets the balance); {NORMALIZED_STYLE_WEIGHT:g} with "
+        "--normalize-network unless given",
+    )
     tv_weight: float = _opt(0.0, "weight of a total-variation smoothness term (0 = off, as paper)")
     content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
@@ -81,8 +96,8 @@ class TransferConfig:
     pooling: Pooling = _opt("avg", "avg (the paper's choice for synthesis) or max")
     normalize_network: bool = _opt(
         False,
-        "rescale each filter to mean activation 1 over natural images (Gatys et al.); "
-        "changes the meaning of the weights: see README",
+        "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
+        "for the default VGG-19 weights only; changes what α/β means (README, 'Defaults')",
     )
     device: Device = _opt("auto", "auto picks a GPU when there is one")
     precision: Precision = _opt(
@@ -96,6 +111,9 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         _check_choices(self)
+        if isinstance(self.style_weight, AutoWeight):  # not given: the default for this network
+            beta = NORMALIZED_STYLE_WEIGHT if self.normalize_network else STYLE_WEIGHT
+            object.__setattr__(self, "style_weight", AutoWeight(beta))
         positive_int = ("size", "iterations", "lr_decay_every")
         for name in positive_int:
             if getattr(self, name) < 1:

@@ -107,8 +107,15 @@ def _json(obj: Any) -> str:
 
 
 def build_network(config: TransferConfig) -> VGG:
-    """The frozen VGG a configuration asks for (model, weights file and format, pooling)."""
-    return build_vgg(config.model, config.weights, config.pooling, config.weights_format)
+    """The frozen VGG a configuration asks for (model, weights file and format, pooling, and
+    whether its filters are normalised to mean activation one)."""
+    return build_vgg(
+        config.model,
+        config.weights,
+        config.pooling,
+        config.weights_format,
+        normalize=config.normalize_network,
+    )
 
 
 def resolve_device(name: str) -> torch.device:

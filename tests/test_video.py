@@ -409,7 +409,11 @@ BAD: dict[str, tuple[Callable[[Path, Path], list[str | Path]], int, str]] = {
     "start past end": (lambda d, c: [c, "-o", d / "o.mp4", "--start", "9"], 2, "not in"),
     "bad range": (lambda d, c: [c, "-o", d / "o.mp4", "--frames", "a:b"], 2, "frame range"),
     "bad weight": (lambda d, c: [c, "-o", d / "o.mp4", "--temporal-weight", "-1"], 2, ">= 0"),
-    "bad flow": (lambda d, c: [c, "-o", d / "o.mp4", "--flow", "lk"], 2, "invalid choice"),
+    "bad flow": (
+        lambda d, c: [c, "-o", d / "o.mp4", "--flow", "lk"],
+        2,
+        "choose from dis, farneback",
+    ),
 }
 
 

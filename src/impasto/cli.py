@@ -93,13 +93,17 @@ def _parser_for(annotation: object, flag: str) -> Callable[[str], Any]:
     return str
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per TransferConfig field; defaults stay None so the config decides."""
-    hints = typing.get_type_hints(TransferConfig)
-    defaults = TransferConfig()
-    for f in fields(TransferConfig):
+def add_config_options(
+    parser: argparse._ActionsContainer, options: type[Any] = TransferConfig
+) -> None:
+    """One ``--flag`` per field of an options dataclass (TransferConfig, or video's
+    VideoOptions), with its help from the field; defaults stay None so the dataclass decides."""
+    hints = typing.get_type_hints(options)
+    defaults = options()
+    for f in fields(options):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name) if f.default is not MISSING else None
+        help_text = f.metadata.get("help", "")
         if hints[f.name] is bool:
             # --flag / --no-flag; None (not given) leaves the config's default in charge.
             parser.add_argument(
@@ -107,11 +111,18 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{f.metadata.get('help', '')} (default: {'on' if default else 'off'})",
+                help=f"{help_text} (default: {'on' if default else 'off'})",
             )
             continue
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        if default is not None:  # a None default is explained by the help itself
+            shown = (
+                ",".join(map(str, default))
+                if isinstance(default, tuple)
+                else f"{default:g}"
+                if isinstance(default, float)
+                else default
+            )
+            help_text = f"{help_text} (default: {shown})"
         parser.add_argument(
             flag,
             dest=f.name,

@@ -1209,7 +1209,7 @@ def video_command(sub: argparse._SubParsersAction[Any]) -> None:
     g.add_argument("--fps", type=float, default=None, metavar="RATE",
                    help="resample to RATE frames per second (default: the input's average rate; "
                    f"a folder of images: {FOLDER_RATE})")  # fmt: skip
-    _add_video_options(v.add_argument_group("temporal consistency"))
+    add_config_options(v.add_argument_group("temporal consistency"), VideoOptions)
     r = v.add_argument_group("resuming")
     r.add_argument("--work-dir", default=None, metavar="DIR",
                    help="cache of finished frames (default: OUT.work beside OUT)")  # fmt: skip
@@ -1241,46 +1241,6 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
         return (int(a) if a.strip() else None, int(b) if b.strip() else None)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a frame range (A:B or N)") from None
-
-
-def _add_video_options(group: argparse._ArgumentGroup) -> None:
-    """One flag per :class:`VideoOptions` field, its help and default from the dataclass."""
-    hints = typing.get_type_hints(VideoOptions)
-    defaults = VideoOptions()
-    for f in fields(VideoOptions):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        helptext = f.metadata.get("help", "")
-        if hints[f.name] is bool:
-            group.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"{helptext} (default: {'on' if default else 'off'})",
-            )
-            continue
-        kind: Callable[[str], Any] = str
-        choices: tuple[str, ...] | None = None
-        if f.name == "flow":
-            choices = FLOW_METHODS
-        elif f.name == "temporal_weight":
-            kind = float
-        elif f.name == "frame_iterations":
-            kind = int
-        group.add_argument(
-            flag,
-            dest=f.name,
-            type=kind,
-            choices=choices,
-            default=None,
-            metavar=f.name.split("_")[-1].upper(),
-            help=f"{helptext} (default: {_shown(default)})" if default is not None else helptext,
-        )
-
-
-def _shown(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def video_options_from_args(ns: argparse.Namespace) -> VideoOptions:

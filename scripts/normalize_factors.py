@@ -3,7 +3,7 @@
 Writes ``src/impasto/data/vgg19_mean_activations.json``, which ``--normalize-network`` divides
 the filters by (``impasto.vgg.normalize_weights``). Run it again only when the weights, the image
 set or the views below change; it needs scikit-image (``pip install -e .[dev]``) and takes about
-two minutes on two CPU cores::
+a minute on two idle CPU cores (it writes the same bytes every time)::
 
     python scripts/normalize_factors.py
 

@@ -3,7 +3,7 @@
 # ../shared/images (the full-size originals of examples/). Run from the repository root:
 #     bash docs/experiments/make.sh            # all of them, about 25 CPU minutes on 2 cores
 #     bash docs/experiments/make.sh grid       # only the ones whose name contains "grid"
-# Each command's wall-clock time goes to docs/experiments/times.txt.
+# Each command's wall-clock time is printed as it finishes.
 set -euo pipefail
 export OMP_WAIT_POLICY=PASSIVE  # shared CPUs: don't spin-wait
 IMPASTO=${IMPASTO:-.venv/bin/impasto}
@@ -17,7 +17,7 @@ run() {  # run NAME ARGS...: time one impasto command, unless a filter excludes 
   [[ -z $only || $name == *$only* ]] || return 0
   local start=$SECONDS
   "$IMPASTO" "$@" -q
-  echo "$name $((SECONDS - start)) s" | tee -a "$out/times.txt"
+  echo "$name: $((SECONDS - start)) s"
 }
 
 # Figure 4 (KTH report), top: content reconstructions from white noise, one layer each.

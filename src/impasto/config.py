@@ -97,7 +97,7 @@ class TransferConfig:
     normalize_network: bool = _opt(
         False,
         "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
-        "for the default VGG-19 weights only; changes what α/β means (README, 'Defaults')",
+        "for the default VGG-19 weights only; changes what α/β means (README)",
     )
     device: Device = _opt("auto", "auto picks a GPU when there is one")
     precision: Precision = _opt(

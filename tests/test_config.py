@@ -12,10 +12,10 @@ from impasto.config import TransferConfig, choices
 from impasto.errors import UsageError
 
 
-def test_defaults_are_valid_and_follow_the_paper() -> None:
-    cfg = TransferConfig()
+def test_the_paper_preset_is_the_paper() -> None:
+    cfg = TransferConfig(preset="paper")
     # Gatys et al.: style from conv1_1 ... conv5_1 with equal weights, content from conv4_2,
-    # average pooling, optimised with L-BFGS, on VGG-19.
+    # average pooling, optimised with L-BFGS from white noise, on VGG-19, one scale, no TV.
     assert cfg.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     assert cfg.content_layers == ("conv4_2",)
     assert cfg.layer_weights() == {
@@ -29,12 +29,82 @@ def test_defaults_are_valid_and_follow_the_paper() -> None:
     assert cfg.optimizer == "lbfgs"
     assert cfg.model == "vgg19"
     assert cfg.tv_weight == 0.0  # no TV term in the paper
+    assert cfg.init == "noise"
+    assert cfg.scales == (cfg.size,)
+
+
+def test_the_default_preset_departs_from_the_paper_where_measured() -> None:
+    cfg, paper = TransferConfig(), TransferConfig(preset="paper")
+    assert cfg.preset == "default"
+    assert (cfg.style_layers, cfg.content_layers, cfg.pooling) == (
+        paper.style_layers,
+        paper.content_layers,
+        paper.pooling,
+    )
+    # Layers weighed by 1/N_l² (N = 64, 128, 256, 512, 512 filters), conv4_1/conv5_1 as in the
+    # paper: every lower layer counts (512/N)² times more.
+    w = cfg.layer_weights()
+    assert w["conv4_1"] == w["conv5_1"] == paper.layer_weights()["conv4_1"]
+    assert [w[x] / w["conv4_1"] for x in ("conv1_1", "conv2_1", "conv3_1")] == [64, 16, 4]
+    assert cfg.tv_weight > 0
+    assert cfg.init == "content"
+    assert len(cfg.scales) > 1 and cfg.scales[-1] == cfg.size  # type: ignore[arg-type]
+    assert cfg.replace(size=256).scales == (256,)  # small pictures: one stage
+
+
+def test_the_default_style_weight_keeps_the_balance_at_every_size() -> None:
+    """β grows with the pixel count (the content loss sums over positions, E_l does not)."""
+    at512 = TransferConfig(size=512).style_weight
+    assert TransferConfig(size=256).style_weight == pytest.approx(at512 / 4)
+    assert TransferConfig(size=512).replace(size=1024).style_weight == pytest.approx(4 * at512)
+    assert TransferConfig(size=256, style_weight=7.0).replace(size=512).style_weight == 7.0
+    assert TransferConfig(preset="paper", size=256).style_weight == 1e3  # paper: α/β = 10⁻³
+
+
+def test_given_options_win_over_the_preset_and_defaults_follow_a_new_preset() -> None:
+    given = TransferConfig(preset="paper", tv_weight=5.0, init="content", scales="auto")
+    assert (given.tv_weight, given.init) == (5.0, "content")
+    assert len(given.scales) > 1  # type: ignore[arg-type]
+    # Defaults left alone are resolved again when the preset or the size changes.
+    cfg = TransferConfig().replace(preset="paper")
+    assert (cfg.init, cfg.tv_weight, cfg.scales) == ("noise", 0.0, (cfg.size,))
+    back = cfg.replace(preset="default")
+    assert (back.init, back.tv_weight, back.scales) == (
+        TransferConfig().init,
+        TransferConfig().tv_weight,
+        TransferConfig().scales,
+    )
+    assert TransferConfig().replace(size=724).scales[-1] == 724  # type: ignore[index]
+    # Normalised networks keep equal weights (their layers are on one scale already).
+    normal = TransferConfig(normalize_network=True).layer_weights()
+    assert len(set(normal.values())) == 1
+
+
+def test_stage_plan_spends_equal_time_per_stage_and_every_iteration() -> None:
+    cfg = TransferConfig(size=512, scales=(128, 256, 512), iterations=210)
+    plan = cfg.stage_plan()
+    assert [s for s, _ in plan] == [128, 256, 512]
+    assert sum(n for _, n in plan) == 210
+    # Iterations ∝ 1/pixels: 16 : 4 : 1.
+    assert [n for _, n in plan] == [160, 40, 10]
+    # Stages under the smallest usable size are left out; one stage gets everything.
+    assert cfg.stage_plan(smallest=200) == [(256, 168), (512, 42)]
+    assert TransferConfig(size=512, scales="one", iterations=7).stage_plan() == [(512, 7)]
+    # Every stage runs at least once.
+    assert [
+        n for _, n in TransferConfig(size=512, scales=(64, 512), iterations=2).stage_plan()
+    ] == [
+        1,
+        1,
+    ]
 
 
 def test_layer_weights_uses_given_weights() -> None:
     cfg = TransferConfig(style_layers=("conv1_1", "conv3_1"), style_layer_weights=(0.75, 0.25))
     assert cfg.layer_weights() == {"conv1_1": 0.75, "conv3_1": 0.25}
-    equal = TransferConfig(style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1"))
+    equal = TransferConfig(
+        preset="paper", style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1")
+    )
     assert equal.layer_weights() == dict.fromkeys(equal.style_layers, 0.25)
 
 

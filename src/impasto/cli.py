@@ -114,7 +114,8 @@ def add_config_options(
                 help=f"{help_text} (default: {'on' if default else 'off'})",
             )
             continue
-        if default is not None:  # a None default is explained by the help itself
+        # A None default, or one that depends on other options, is explained by the help.
+        if default is not None and not f.metadata.get("auto"):
             shown = (
                 ",".join(map(str, default))
                 if isinstance(default, tuple)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from .errors import UsageError
-from .vgg import ModelName, WeightsFormat, canonical_layer
+from .vgg import ModelName, WeightsFormat, canonical_layer, channels
 
 Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]
@@ -26,24 +26,57 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "tf32", "bf16"]
 PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
+Preset = Literal["default", "paper"]
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
-# β when the user gives none: one for the raw Caffe weights, one for the normalised network,
-# whose style losses are smaller by very different factors per layer (README, "Defaults, and why").
+# β when the user gives none: for the raw Caffe weights (the paper preset's, and the default
+# preset's at 512 px), and for the normalised network, whose style losses are smaller by very
+# different factors per layer (README, "Defaults, and why").
 STYLE_WEIGHT = 1e3
+DEFAULT_STYLE_WEIGHT_512 = 1e4
 NORMALIZED_STYLE_WEIGHT = 1e6
 
+# What each preset gives the options a user leaves alone (README, "Defaults, and why"). "paper" is
+# Gatys et al. as published: white noise, equal layer weights, no smoothness term, one scale.
+# "default" departs from it where bench_quality.py measured that it pays: it starts from the
+# photo, weighs the style layers by 1/N_l² (as the Lua reference's normalisation does implicitly),
+# adds a total-variation term against L-BFGS's colour grain, and works coarse to fine above
+# COARSE_TO_FINE_ABOVE pixels.
+TV_WEIGHT = 20.0
+COARSE_TO_FINE_ABOVE = 320
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"init": "content", "tv_weight": TV_WEIGHT, "scales": "auto", "iterations": 400},
+    "paper": {"init": "noise", "tv_weight": 0.0, "scales": "one", "iterations": 500},
+}
 
-class AutoWeight(float):
-    """A weight left at its default, which ``__post_init__`` resolves from other options (β from
-    ``normalize_network``). It stays an AutoWeight after resolution, so ``replace()`` and
-    ``to_dict()`` round trips resolve it again; a weight the user gives is a plain float."""
+
+class Auto:
+    """Marks an option left at its default, which ``__post_init__`` resolves from other options
+    (the preset, the size, ``normalize_network``). A resolved value stays marked, so ``replace()``
+    and ``to_dict()`` round trips resolve it again; a value the user gives is a plain one."""
 
 
-def _opt(default: Any, help: str, *, flag: str | None = None, **kw: Any) -> Any:
-    """A dataclass field that also carries its command-line help (and optional flag name)."""
-    meta = {"help": help, "flag": flag}
+class AutoWeight(float, Auto):
+    """A float option left at its default."""
+
+
+class AutoInt(int, Auto):
+    """An integer option left at its default."""
+
+
+class AutoStr(str, Auto):
+    """A text option left at its default."""
+
+
+class AutoScales(tuple[int, ...], Auto):
+    """Coarse-to-fine stages left at their default."""
+
+
+def _opt(default: Any, help: str, *, flag: str | None = None, auto: bool = False, **kw: Any) -> Any:
+    """A dataclass field that also carries its command-line help (and optional flag name);
+    ``auto`` marks a field whose default the help explains (it depends on other options)."""
+    meta = {"help": help, "flag": flag, "auto": auto or isinstance(default, Auto)}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
     return field(default=default, metadata=meta, **kw)
@@ -51,34 +84,57 @@ def _opt(default: Any, help: str, *, flag: str | None = None, **kw: Any) -> Any:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """Options of one style transfer. Defaults were chosen by eye; see README, "Defaults"."""
+    """Options of one style transfer. Defaults were measured (benchmarks/bench_quality.py); see
+    README, "Defaults, and why". Options marked "by preset" take their default from ``preset``."""
 
     # --- what to optimise ---------------------------------------------------------------------
+    preset: Preset = _opt(
+        "default",
+        "defaults for the options marked 'by preset': default (measured to paint best) or paper "
+        "(Gatys et al. exactly: noise start, equal layer weights, no TV, one scale)",
+    )
     size: int = _opt(512, "longest side of the output in pixels")
-    iterations: int = _opt(500, "optimisation steps (L-BFGS iterations or Adam steps)")
+    iterations: int = _opt(
+        AutoInt(PRESETS["default"]["iterations"]),
+        "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
+    )
     content_weight: float = _opt(1.0, "α, weight of the content loss")
     style_weight: float = _opt(
-        AutoWeight(STYLE_WEIGHT),
-        f"β, weight of the style loss (α/β sets the balance); {NORMALIZED_STYLE_WEIGHT:g} with "
-        "--normalize-network unless given",
+        AutoWeight(DEFAULT_STYLE_WEIGHT_512),
+        f"β, weight of the style loss (α/β sets the balance); by preset: "
+        f"{DEFAULT_STYLE_WEIGHT_512:g} at 512 px, scaled by (size/512)² so every size gets the "
+        f"same balance; paper: {STYLE_WEIGHT:g}; {NORMALIZED_STYLE_WEIGHT:g} with "
+        "--normalize-network",
     )
-    tv_weight: float = _opt(0.0, "weight of a total-variation smoothness term (0 = off, as paper)")
+    tv_weight: float = _opt(
+        AutoWeight(TV_WEIGHT),
+        f"weight of a total-variation smoothness term against colour grain (by preset: "
+        f"{TV_WEIGHT:g}; paper: 0, off)",
+        auto=True,
+    )
     content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
     style_layer_weights: tuple[float, ...] | None = _opt(
-        None, "comma-separated w_l per style layer (default: equal, 1/number of layers)"
+        None,
+        "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
+        "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
     )
     # --- how to optimise ----------------------------------------------------------------------
     optimizer: Optimizer = _opt("lbfgs", "lbfgs (the paper's) or adam")
     learning_rate: float = _opt(8.0, "Adam step size, in 0-255 pixel levels")
     lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...")
     lr_decay_every: int = _opt(100, "... every this many steps (staircase decay)")
-    init: InitKind = _opt("content", "start from: noise, content, style, or an image FILE")
-    scales: tuple[int, ...] | Literal["auto"] | None = _opt(
+    init: InitKind = _opt(
+        AutoStr(PRESETS["default"]["init"]),
+        "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
+        auto=True,
+    )
+    scales: tuple[int, ...] | Literal["auto", "one"] | None = _opt(
         None,
-        "coarse to fine: comma-separated longest sides of the stages ending at --size, or 'auto' "
-        "(from 256 px growing by √2); each stage starts from the last one's result, the top "
-        "stage runs half the iterations (default: one stage)",
+        "coarse to fine: comma-separated longest sides of the stages ending at --size, 'auto' "
+        f"(from 256 px growing by √2, when --size is above {COARSE_TO_FINE_ABOVE}) or 'one' "
+        "(a single stage); each stage starts from the last one's result, and the iterations are "
+        "shared so that every stage takes about the same time (by preset: auto; paper: one)",
     )
     seed: int | None = _opt(None, "random seed (default: drawn at random and recorded)")
     # --- the images ---------------------------------------------------------------------------
@@ -111,9 +167,7 @@ class TransferConfig:
 
     def __post_init__(self) -> None:
         _check_choices(self)
-        if isinstance(self.style_weight, AutoWeight):  # not given: the default for this network
-            beta = NORMALIZED_STYLE_WEIGHT if self.normalize_network else STYLE_WEIGHT
-            object.__setattr__(self, "style_weight", AutoWeight(beta))
+        self._resolve_defaults()
         positive_int = ("size", "iterations", "lr_decay_every")
         for name in positive_int:
             if getattr(self, name) < 1:
@@ -153,16 +207,75 @@ class TransferConfig:
             _check_weights("style-layer-weights", self.style_layer_weights)
         if self.style_blend_weights is not None:
             _check_weights("style-blend-weights", self.style_blend_weights)
-        if self.scales is not None:
+        if not isinstance(self.scales, AutoScales):
             object.__setattr__(self, "scales", _check_scales(self.scales, self.size))
         if self.init.strip() == "":
             raise UsageError("--init must be noise, content, style or an image file")
 
+    def _resolve_defaults(self) -> None:
+        """Options left at their defaults (None or an :class:`Auto` value) from the preset."""
+        preset = PRESETS[self.preset]
+
+        def unset(name: str) -> bool:
+            value = getattr(self, name)
+            return value is None or isinstance(value, Auto)
+
+        if unset("style_weight"):  # the default for this network, preset and size
+            object.__setattr__(self, "style_weight", AutoWeight(self._default_style_weight()))
+        if unset("tv_weight"):
+            object.__setattr__(self, "tv_weight", AutoWeight(preset["tv_weight"]))
+        if unset("iterations"):
+            object.__setattr__(self, "iterations", AutoInt(preset["iterations"]))
+        if unset("init"):
+            object.__setattr__(self, "init", AutoStr(preset["init"]))
+        if unset("scales") and self.size >= 16:
+            stages = _check_scales(preset["scales"], self.size)
+            object.__setattr__(self, "scales", AutoScales(stages))
+
+    def _default_style_weight(self) -> float:
+        """β: the paper preset's 10³ (α/β = 10⁻³, the paper's Fig. 2); 10⁶ for the normalised
+        network; else 10⁴ at 512 px, growing with the pixel count. The content loss ½Σ(F−P)²
+        sums over positions while E_l is a per-position statistic, so a fixed β paints a small
+        picture (and the coarse stages of a large one) with four times the style per halving of
+        the size. Scaling β with size² keeps the balance, and the look, the same at every size."""
+        if self.normalize_network:
+            return NORMALIZED_STYLE_WEIGHT
+        if self.preset == "paper":
+            return STYLE_WEIGHT
+        return DEFAULT_STYLE_WEIGHT_512 * (self.size / 512) ** 2
+
     # --- derived values -----------------------------------------------------------------------
     def layer_weights(self) -> dict[str, float]:
-        """w_l per style layer: given, or the paper's equal weights 1/|layers|."""
-        ws = self.style_layer_weights or (1.0 / len(self.style_layers),) * len(self.style_layers)
+        """w_l per style layer: given; the paper's equal weights 1/|layers| (preset paper, or the
+        normalised network, whose layers are already on one scale); else (512/N_l)²/|layers|.
+
+        Why 1/N_l²: with the raw Caffe weights conv4_1 makes ~96% of the equally weighted style
+        loss, so conv1_1 and conv2_1 (colours, fine strokes, and the grain they would punish)
+        hardly count. The Lua reference divides each Gram matrix by N·M and takes the mean of
+        the squared differences, i.e. weighs E_l by 1/N_l²; so do we, scaled so that conv4_1
+        and conv5_1 keep the paper's 1/|layers| (README, "Defaults, and why")."""
+        n = len(self.style_layers)
+        if self.style_layer_weights is not None:
+            ws = self.style_layer_weights
+        elif self.preset == "paper" or self.normalize_network:
+            ws = (1.0 / n,) * n
+        else:
+            ws = tuple((512 / channels(x, self.model)) ** 2 / n for x in self.style_layers)
         return dict(zip(self.style_layers, ws, strict=True))
+
+    def stage_plan(self, smallest: int = 16) -> list[tuple[int, int]]:
+        """(longest side, iterations) of each coarse-to-fine stage, coarse first.
+
+        Stages under ``smallest`` (an image would fall below VGG's 16 px there) are left out.
+        The iterations are shared in inverse proportion to each stage's pixel count, so that
+        every stage takes about the same time and most steps are spent at the small scales.
+        Every stage gets at least one (so a budget smaller than the stages is exceeded)."""
+        scales = self.scales if isinstance(self.scales, tuple) else (self.size,)
+        sizes = [s for s in scales if s >= smallest] or [self.size]
+        shares = [(self.size / s) ** 2 for s in sizes]
+        later = [max(1, round(self.iterations * w / sum(shares))) for w in shares[1:]]
+        counts = [max(1, self.iterations - sum(later)), *later]  # the rest goes to the first
+        return list(zip(sizes, counts, strict=True))
 
     def replace(self, **changes: Any) -> TransferConfig:
         """A copy with some options changed (validated again)."""
@@ -193,27 +306,35 @@ def _flag(name: str) -> str:
 
 def scale_schedule(size: int, start: int = 256) -> tuple[int, ...]:
     """Longest sides from ``start`` growing by √2 up to ``size`` (Gatys et al. 2017): the last
-    stage is ``size`` itself, and an intermediate stage within 15% of it is dropped."""
-    first = min(start, size)
+    stage is ``size`` itself, and an intermediate stage within 20% of it is dropped; a size up to
+    COARSE_TO_FINE_ABOVE is one stage."""
+    if size <= COARSE_TO_FINE_ABOVE:
+        return (size,)
     stages: list[int] = []
-    s = float(first)
-    while round(s) * 1.15 < size:
+    s = float(min(start, size))
+    while round(s) * 1.2 < size:
         stages.append(round(s))
         s *= math.sqrt(2)
     return (*stages, size)
 
 
 def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
-    """``('auto',)`` becomes the schedule for ``size``; explicit stages must grow to ``size``."""
+    """'auto' becomes the schedule for ``size``, 'one' (or None) one stage; explicit stages must
+    grow to ``size``."""
+    if scales is None:
+        scales = ("one",)
     if isinstance(scales, str):
         scales = (scales,)
     if tuple(scales) == ("auto",):
         return scale_schedule(size)
+    if tuple(scales) == ("one",):
+        return (size,)
     try:
         stages = tuple(int(str(v)) for v in scales)
     except ValueError:
         raise UsageError(
-            f"--scales must be 'auto' or comma-separated sizes, not {','.join(map(str, scales))}"
+            "--scales must be 'auto', 'one' or comma-separated sizes, not "
+            f"{','.join(map(str, scales))}"
         ) from None
     if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < 16:
         raise UsageError("--scales must be increasing sizes of at least 16 pixels")
@@ -238,6 +359,7 @@ def choices(name: str) -> tuple[str, ...] | None:
         "model": ModelName,
         "weights_format": WeightsFormat,
         "preserve_colors": PreserveColors,
+        "preset": Preset,
     }.get(name)
     if literal is None or name not in hints:
         return None

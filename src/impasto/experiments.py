@@ -58,7 +58,7 @@ def reconstruct_content(
     on_panel: PanelCallback | None = None,
 ) -> list[Panel]:
     """From white noise, match the image's responses at each layer alone (paper Fig. 4, top)."""
-    base = config.replace(style_weight=0.0, content_weight=1.0, init="noise")
+    base = config.replace(preset="paper", style_weight=0.0, content_weight=1.0, init="noise")
     vgg = build_network(base)
     panels = []
     for i, layer in enumerate(layers):
@@ -79,7 +79,7 @@ def reconstruct_style(
     The image serves as its own "content" only to fix the output size: the content weight is 0.
     """
     base = config.replace(
-        content_weight=0.0, style_weight=1.0, init="noise", style_layer_weights=None
+        preset="paper", content_weight=0.0, style_weight=1.0, init="noise", style_layer_weights=None
     )
     vgg = build_network(base)
     sets = growing_sets(layers)
@@ -103,7 +103,11 @@ def ratio_grid(
     """Rows: growing style-layer sets; columns: α/β ratios (KTH report Fig. 5)."""
     if not ratios or any(r <= 0 for r in ratios):
         raise UsageError("--ratios must be positive numbers")
-    base = config.replace(content_weight=1.0, style_layer_weights=None)
+    # The paper's objective (equal layer weights, no TV unless given, one scale), started
+    # where the configuration says.
+    base = config.replace(
+        preset="paper", content_weight=1.0, style_layer_weights=None, init=str(config.init)
+    )
     vgg = build_network(base)
     sets = growing_sets(layers)
     rows: list[list[Panel]] = []

@@ -319,17 +319,13 @@ class Transfer:
         """Optimise; Ctrl-C or a callback raising :class:`KeyboardInterrupt` ends the run early
         with ``Result.interrupted`` set and the best image so far.
 
-        With ``config.scales`` the run is coarse to fine: each stage but the last is a transfer
-        at a smaller size, started from the previous stage's result; its steps are reported
-        with the image scaled up to the output's size, numbered on across the stages."""
+        With several ``config.scales`` the run is coarse to fine (``config.stage_plan``): each
+        stage but the last is a transfer at a smaller size, started from the previous stage's
+        result; its steps are reported with the image scaled up to the output's size, numbered
+        on across the stages."""
         cfg = self.config
-        # The config has turned 'auto' into sizes. Coarse stages too small for some image's
-        # short side are left out.
-        scales = cfg.scales if isinstance(cfg.scales, tuple) else ()
-        stages = tuple(s for s in scales if s >= self.smallest_size) or (cfg.size,)
-        plan = [cfg.iterations] * (len(stages) - 1) + [
-            cfg.iterations if len(stages) == 1 else max(1, -(-cfg.iterations // 2))
-        ]
+        # Coarse stages too small for some image's short side are left out.
+        stages, plan = zip(*cfg.stage_plan(self.smallest_size), strict=True)
         total, done, elapsed = sum(plan), 0, 0.0
         rows: list[tuple[float, float, float, float]] = []
         x0 = self._x0
@@ -337,7 +333,7 @@ class Transfer:
             sub = Transfer(
                 self._source,
                 self._style_sources,
-                cfg.replace(size=size, iterations=iterations, scales=None, seed=self.seed),
+                cfg.replace(size=size, iterations=iterations, scales="one", seed=self.seed),
                 vgg=self.vgg,
                 init=self._stage_start(k),
             )

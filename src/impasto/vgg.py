@@ -86,6 +86,12 @@ def layer_names(model: ModelName) -> list[str]:
     return names
 
 
+def channels(layer: str, model: ModelName = "vgg19") -> int:
+    """N_l, the number of filters of a (canonical) layer: 64 for conv1_1, 512 for conv5_1."""
+    block = int(layer.removeprefix("conv").removeprefix("pool").split("_")[0])
+    return _BLOCKS[model][block - 1][1]
+
+
 def canonical_layer(name: str, model: ModelName = "vgg19") -> str:
     """Map ``relu3_1`` to ``conv3_1``; raise :class:`UsageError` with a hint for unknown names."""
     key = name.strip().lower()

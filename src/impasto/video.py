@@ -415,7 +415,7 @@ def stylize_frames(
         coverage: float | None = None
         if opts.temporal and prev_out is not None and prev_content is not None:
             # Coarse-to-fine stages would restart from the content image; a warm start needs none.
-            frame_cfg = frame_cfg.replace(scales=None, learning_rate=_warm_rate(cfg))
+            frame_cfg = frame_cfg.replace(scales="one", learning_rate=_warm_rate(cfg))
             init, extra, coverage = _temporal_term(
                 prev_content, content, prev_out, opts, frame_cfg, device
             )

@@ -30,7 +30,7 @@ from ..errors import InputError, UsageError
 # weights file.
 SERVER_OPTIONS = ("device", "weights", "weights_format", "model", "max_memory")
 INIT_CHOICES = ("content", "noise", "style")  # ``init`` may also be a file path elsewhere: not here
-MAX_STAGES = 8  # coarse-to-fine stages each run the full iteration count
+MAX_STAGES = 8  # coarse-to-fine stages (each prepares its own targets)
 
 # The style-strength slider of the page: α/β on a log scale (the range of Gatys et al.'s Fig. 3).
 RATIO_RANGE = (1e-5, 1e-1)

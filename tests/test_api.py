@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto import UsageError, imageio, optimize
+from impasto import UsageError, imageio, prepare
 from impasto.vgg import VGG
 
 # A few cheap iterations; weights given explicitly so that retuned defaults change nothing here.
@@ -35,7 +35,7 @@ def build_calls(monkeypatch: pytest.MonkeyPatch, vgg19: VGG) -> list[tuple[Any, 
         calls.append((*args, *kwargs.values()))
         return vgg19
 
-    monkeypatch.setattr(optimize, "build_vgg", build_vgg)
+    monkeypatch.setattr(prepare, "build_vgg", build_vgg)
     return calls
 
 

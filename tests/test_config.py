@@ -219,3 +219,36 @@ def test_to_dict_round_trips() -> None:
     assert set(d) == {f.name for f in dataclasses.fields(TransferConfig)}
     assert TransferConfig(**d) == cfg
     assert TransferConfig.from_options(d) == cfg
+
+
+def test_a_new_field_reaches_the_cli_the_api_and_the_server() -> None:
+    """One home per option: a field added to (a copy of) the config is a CLI flag, an API keyword
+    and a server option (described for the page, parsed, validated) with no list touched."""
+    import argparse
+
+    from impasto.cli.options import add_config_options, options_from_args
+    from impasto.config import _opt
+    from impasto.serve import intake
+    from impasto.serve.settings import Limits
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended(TransferConfig):
+        grain: float = _opt(0.5, "strength of a film grain")
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, Extended)
+    assert "strength of a film grain (default: 0.5)" in parser.format_help()
+    cli = options_from_args(parser.parse_args(["--grain", "0.7", "--size", "64"]), Extended)
+    assert (cli.grain, cli.size) == (0.7, 64)
+
+    assert Extended.from_options({"grain": 0.2}).grain == 0.2
+    with pytest.raises(UsageError, match="did you mean grain"):
+        Extended.from_options({"grian": 0.2})
+
+    described = {o["name"]: o for o in intake.describe_options(Limits(), Extended)}
+    assert described["grain"]["type"] == "number" and described["grain"]["default"] == 0.5
+    assert described["grain"]["group"] == "more"
+    job = intake.parse_options({"grain": "0.25"}, Limits(), "cpu", Extended)
+    assert isinstance(job, Extended) and job.grain == 0.25
+    with pytest.raises(UsageError, match="option 'grain' must be a number"):
+        intake.parse_options({"grain": [1]}, Limits(), "cpu", Extended)

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from impasto import ResourceError, TransferConfig, UsageError, imageio
-from impasto.optimize import _fit, check_memory, estimate_memory
+from impasto.memory import check_memory, estimate_memory
+from impasto.memory import output_size as _fit
 
 CPU = torch.device("cpu")
 

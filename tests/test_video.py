@@ -21,8 +21,11 @@ from PIL import Image
 from impasto import cli, flow, imageio, video
 from impasto.config import TransferConfig
 from impasto.errors import InputError, Interrupted, UsageError
+from impasto.optimize import Step
 from impasto.vgg import VGG
 from impasto.video import FrameResult, VideoOptions
+from impasto.video import clip as video_clip
+from impasto.video import frames as video_frames
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SIZE = (48, 32)
@@ -98,7 +101,7 @@ def read_video(path: Path) -> tuple[list[np.ndarray], Fraction | None, int]:
 @pytest.fixture
 def shared_vgg(monkeypatch: pytest.MonkeyPatch, vgg19: VGG) -> VGG:
     """Every transfer in these tests uses the session's network (no reload per command)."""
-    monkeypatch.setattr(video, "build_network", lambda config: vgg19)
+    monkeypatch.setattr(video_frames, "build_network", lambda config: vgg19)
     return vgg19
 
 
@@ -140,11 +143,11 @@ def test_frame_seeds_are_fixed_and_distinct() -> None:
 
 def test_resampling_shows_the_frame_on_screen() -> None:
     times = [0.0, 0.04, 0.12, 0.16]  # 25 fps with one frame dropped
-    assert video._plan(times, Fraction(25), 0.0, None, None) == [0, 1, 2, 3]
-    assert video._plan(times, Fraction(25), 0.0, None, Fraction(25)) == [0, 1, 1, 2, 3]
-    assert video._plan(times, Fraction(25), 0.05, 0.15, None) == [2]
-    assert video._variable(times, Fraction(25))
-    assert not video._variable([0.0, 0.033, 0.067, 0.1], Fraction(30))
+    assert video_clip._plan(times, Fraction(25), 0.0, None, None) == [0, 1, 2, 3]
+    assert video_clip._plan(times, Fraction(25), 0.0, None, Fraction(25)) == [0, 1, 1, 2, 3]
+    assert video_clip._plan(times, Fraction(25), 0.05, 0.15, None) == [2]
+    assert video_clip._variable(times, Fraction(25))
+    assert not video_clip._variable([0.0, 0.033, 0.067, 0.1], Fraction(30))
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -352,6 +355,33 @@ def test_temporal_consistency_flickers_less_than_naive(style_path: Path, vgg19: 
     assert np.array_equal(np.asarray(naive[0]), np.asarray(steady[0]))  # same first frame
     e_naive, e_steady = warping_error(naive), warping_error(steady)
     assert e_steady < 0.5 * e_naive, (e_steady, e_naive)
+
+
+@pytest.mark.slow
+def test_steps_of_a_warm_frame_report_the_temporal_term_and_add_up(
+    style_path: Path, vgg19: VGG
+) -> None:
+    """The temporal loss is a named term: a warm-started frame's Steps show it beside content,
+    style and TV, and the weighted terms sum to the reported total; the first frame has none."""
+    cfg = TransferConfig(size=48, iterations=4, seed=3, tv_weight=1e-3)
+    seen: dict[int, list[tuple[float, dict[str, float]]]] = {}
+
+    def on_frame_start(index: int, iterations: int) -> Callable[[Step], None]:
+        rows = seen.setdefault(index, [])
+        return lambda step: rows.append((step.loss, step.terms))
+
+    opts = VideoOptions(frame_iterations=3)
+    list(video.stylize_frames(pan_frames(2), [style_path], cfg, opts, vgg=vgg19,
+                              on_frame_start=on_frame_start))  # fmt: skip
+    assert list(seen) == [0, 1]
+    assert all("temporal" not in terms for _, terms in seen[0])
+    assert len(seen[1]) == 3
+    for total, terms in seen[1]:
+        assert list(terms) == ["content", "style", "tv", "temporal"]
+        assert terms["temporal"] > 0 and terms["tv"] > 0
+        assert sum(terms.values()) == pytest.approx(total, rel=1e-5)
+    for total, terms in seen[0]:
+        assert sum(terms.values()) == pytest.approx(total, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
-"""Watching a transfer form: record iterates and losses from the loop, write a GIF/MP4 and a plot.
+"""Watching a transfer form: record iterates and terms from the loop, write a GIF/MP4 and a plot.
 
-:class:`Recorder` is an ordinary ``on_step`` listener (the loop never knows it is filmed);
-:func:`chain` lets it ride along with a progress bar. The writers are atomic like
-:func:`impasto.imageio.save_image`: a hidden temp file in the target's folder, then a rename, so an
-interrupted or failed write never leaves half a file where a good one was.
+:class:`Recorder` is an ordinary ``on_step`` listener (the loop never knows it is filmed) that
+reads the objective's terms by name; :func:`chain` lets it ride along with a progress bar. The
+animation is encoded by :mod:`impasto.video.sinks` (the one encoder of GIF and video) and the plot
+drawn here; both are written atomically, so an interrupted or failed write never leaves half a file
+where a good one was.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import os
 import pathlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from fractions import Fraction
-from typing import IO
 
-import numpy as np
 import PIL.Image
 
 from . import imageio
-from .errors import InputError, UsageError
+from .errors import UsageError
 from .optimize import Step
+from .video import sinks
 
 __all__ = [
     "ANIMATION_FORMATS",
@@ -31,6 +31,7 @@ __all__ = [
     "check_plot_path",
     "plot_curves",
     "plot_losses",
+    "plot_terms",
     "save_animation",
 ]
 
@@ -62,11 +63,18 @@ class Recorder:
         self.max_side = max_side
         self.frames: list[PIL.Image.Image] = []
         self.frame_iterations: list[int] = []  # the iteration each frame shows
-        # (iteration, total, content, style) for every iteration, whatever ``every`` is
-        self.losses: list[tuple[int, float, float, float]] = []
+        # every iteration's total and terms by name, whatever ``every`` is
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    @property
+    def losses(self) -> list[tuple[int, float, float, float]]:
+        """(iteration, total, content, style) for every iteration (the layout of old)."""
+        return [
+            (i, v["total"], v.get("content", 0.0), v.get("style", 0.0)) for i, v in self.history
+        ]
 
     def __call__(self, step: Step) -> None:
-        self.losses.append((step.iteration, step.loss, step.content_loss, step.style_loss))
+        self.history.append((step.iteration, {"total": step.loss, **step.terms}))
         if step.iteration % self.every and step.iteration != step.iterations:
             return
         img = step.image()  # a device-to-host copy: only for the frames we keep
@@ -107,7 +115,8 @@ def save_animation(
     frames: Sequence[PIL.Image.Image], path: StrPath, fps: float = 10.0
 ) -> pathlib.Path:
     """Write ``frames`` as a looping GIF or an H.264 MP4 (MPEG-4 Part 2 where the PyAV wheel has
-    no x264), atomically. Frames are brought to the first frame's size."""
+    no x264), atomically, through :mod:`impasto.video.sinks`. Frames are brought to the first
+    frame's size."""
     name = os.fspath(path)
     p = check_animation_path(path)
     if not frames:
@@ -116,22 +125,7 @@ def save_animation(
         raise UsageError(f"the frame rate must be a positive number, not {fps}")
     size = frames[0].size
     rgb = [_rgb(f, size) for f in frames]
-    if p.suffix.lower() == ".gif":
-        with imageio.atomic_write(p) as f:
-            _write_gif(rgb, f, fps)
-        return p
-    even = [_even(f) for f in rgb]
-    try:
-        with imageio.atomic_write(p) as f:
-            _write_mp4(even, f, fps)
-    except InputError:
-        raise
-    except Exception as exc:  # FFmpeg's own errors (not OSError): still one line
-        import av
-
-        if isinstance(exc, av.FFmpegError):
-            raise InputError(f"cannot write '{name}': {exc}") from exc
-        raise
+    sinks.write_animation(rgb, p, Fraction(fps).limit_denominator(1001))
     return p
 
 
@@ -140,73 +134,20 @@ def _rgb(img: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
     return img if img.size == size else imageio.resize_to(img, size)
 
 
-def _even(img: PIL.Image.Image) -> PIL.Image.Image:
-    """yuv420p halves the chroma resolution, so H.264 needs even sides: repeat the last
-    column/row where a side is odd (cropping would lose the only row of a 1-pixel strip)."""
-    w, h = img.size
-    if w % 2 == 0 and h % 2 == 0:
-        return img
-    arr = np.asarray(img)  # (H, W, 3)
-    arr = np.pad(arr, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return PIL.Image.fromarray(arr)
-
-
-def _write_gif(frames: Sequence[PIL.Image.Image], f: IO[bytes], fps: float) -> None:
-    # Pillow merges a frame identical to the one before into it (adding its duration), so a still
-    # stretch costs nothing; optimize=False skips a slow palette-shrinking pass per frame.
-    frames[0].save(
-        f,
-        format="GIF",
-        save_all=True,
-        append_images=list(frames[1:]),
-        duration=max(1, round(1000.0 / fps)),
-        loop=0,
-        optimize=False,
-    )
-
-
-def _mp4_codec() -> str:
-    import av
-
-    try:
-        av.codec.Codec("libx264", "w")
-    except Exception:  # the wheel was built without x264 (UnknownCodecError, ValueError)
-        return "mpeg4"
-    return "libx264"
-
-
-def _write_mp4(frames: Sequence[PIL.Image.Image], f: IO[bytes], fps: float) -> None:
-    import av
-
-    codec = _mp4_codec()
-    w, h = frames[0].size
-    with av.open(f, mode="w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        assert isinstance(stream, av.VideoStream)  # narrows the type: codec is a plain str
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "18"}  # visually lossless: the textures are the point
-        else:
-            stream.bit_rate = max(1_000_000, int(w * h * fps * 0.5))
-        for img in frames:
-            frame = av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")  # (H, W, 3)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():  # flush the encoder's delayed frames
-            container.mux(packet)
-
-
 # --- loss plots -------------------------------------------------------------------------------
 
 
 def plot_losses(losses: Sequence[tuple[int, float, float, float]], path: StrPath) -> pathlib.Path:
     """Content, style and total loss (as :attr:`Recorder.losses`) against iteration, log scale."""
-    its = [row[0] for row in losses]
+    return plot_terms([(i, {"total": t, "content": c, "style": s}) for i, t, c, s in losses], path)
+
+
+def plot_terms(history: Sequence[tuple[int, Mapping[str, float]]], path: StrPath) -> pathlib.Path:
+    """Every term and the total (as :attr:`Recorder.history`) against iteration, log scale; a
+    term that is zero throughout (TV when off) is left out."""
+    names = [n for n in dict.fromkeys(k for _, values in history for k in values) if n != "total"]
     curves = {
-        "content": list(zip(its, (row[2] for row in losses), strict=True)),
-        "style": list(zip(its, (row[3] for row in losses), strict=True)),
-        "total": list(zip(its, (row[1] for row in losses), strict=True)),
+        name: [(i, values.get(name, 0.0)) for i, values in history] for name in [*names, "total"]
     }
     # Total is dashed: it usually lies on top of the style curve, which would vanish under it.
     return plot_curves(curves, path, dashed=("total",))

@@ -73,10 +73,20 @@ class AutoScales(tuple[int, ...], Auto):
     """Coarse-to-fine stages left at their default."""
 
 
-def _opt(default: Any, help: str, *, flag: str | None = None, auto: bool = False, **kw: Any) -> Any:
-    """A dataclass field that also carries its command-line help (and optional flag name);
-    ``auto`` marks a field whose default the help explains (it depends on other options)."""
-    meta = {"help": help, "flag": flag, "auto": auto or isinstance(default, Auto)}
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    auto: bool = False,
+    metavar: str | None = None,
+    **kw: Any,
+) -> Any:
+    """A dataclass field that also carries its command-line help (and optional flag name and
+    metavar); ``auto`` marks a field whose default the help explains (it depends on other
+    options)."""
+    meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar}
+    meta["auto"] = auto or isinstance(default, Auto)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
     return field(default=default, metadata=meta, **kw)

@@ -55,3 +55,10 @@ class Interrupted(ImpastoError):
     """The user pressed Ctrl-C; carries where the best image so far was saved, if anywhere."""
 
     exit_status = ExitStatus.INTERRUPTED
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (FFmpeg's and Pillow's run to several), or its
+    type's name when it has none: for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,8 +1,11 @@
-"""Reading and writing image files: the only module that touches them.
+"""Reading and writing still images: decoding (files and in-memory uploads alike), colour and
+orientation handling, resizing, tensors, metadata and atomic writes.
 
 Every image enters as 8-bit sRGB RGB (EXIF orientation applied, ICC profiles converted,
 transparency composited over white, high bit depths scaled) and leaves through an atomic write, so
-an interrupted run never leaves a half-written picture where a good one was.
+an interrupted run never leaves a half-written picture where a good one was. Video containers and
+animations are encoded in :mod:`impasto.video.sinks` (through :func:`atomic_write`); the web
+server encodes its JPEG previews itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from impasto.errors import InputError, UsageError
+from .errors import InputError, UsageError, first_line
 
 try:
     from PIL import ImageCms
@@ -131,7 +134,7 @@ def _identify(fp: IO[bytes], name: str) -> ImageFile.ImageFile:
     except UnidentifiedImageError as exc:
         raise InputError(f"'{name}' is not an image Pillow can read") from exc
     except _DECODE_ERRORS as exc:
-        raise InputError(f"'{name}' is truncated or corrupt ({_first_line(exc)})") from exc
+        raise InputError(f"'{name}' is truncated or corrupt ({first_line(exc)})") from exc
 
 
 def _check_size(im: Image.Image, name: str, max_pixels: int) -> None:
@@ -149,7 +152,7 @@ def _decode(im: Image.Image, name: str) -> None:
     try:
         im.load()
     except _DECODE_ERRORS as exc:
-        raise InputError(f"'{name}' is truncated or corrupt ({_first_line(exc)})") from exc
+        raise InputError(f"'{name}' is truncated or corrupt ({first_line(exc)})") from exc
 
 
 def _to_srgb(im: Image.Image, name: str) -> Image.Image:
@@ -252,11 +255,6 @@ def _pixels(n: int) -> str:
         return f"{n:,} pixels"
     mp = n / 1_000_000
     return f"{mp:,.0f} megapixels" if mp >= 100 else f"{mp:.3g} megapixels"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- resizing and tensors ---------------------------------------------------------------------
@@ -446,7 +444,7 @@ def read_metadata(path: StrPath) -> dict[str, str]:
             try:
                 text = im.text  # may decode pixels to reach chunks after the image data
             except _DECODE_ERRORS as exc:
-                msg = f"'{name}' is truncated or corrupt ({_first_line(exc)})"
+                msg = f"'{name}' is truncated or corrupt ({first_line(exc)})"
                 raise InputError(msg) from exc
             return {str(k): str(v) for k, v in text.items()}
         comment = im.info.get("comment")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -36,26 +35,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__, imageio
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
+from ..prepare import check_styles
 from . import intake
-from .intake import Limits
 from .jobs import JobManager, JobStatus, QueueFull, ShuttingDown
+from .settings import RATIO_RANGE, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    """One server's limits and storage; ``impasto serve`` fills it from its flags."""
-
-    limits: Limits = field(default_factory=Limits)
-    device: str = "auto"
-    keep: int = 50  # finished jobs kept (with their files)
-    keep_hours: float = 24.0
-    preview_every: int | None = None
-    storage: Path | None = None  # parent of the temporary folder
-    loopback_only: bool = False  # refuse Host names other than loopback (impasto serve sets it)
 
 
 class Problem(BaseModel):
@@ -70,6 +57,11 @@ class OptionInfo(BaseModel):
     default: Any
     choices: list[str] | None
     help: str
+    group: str = Field(description="where the page shows it: main, more, or slider (α and β)")
+    label: str
+    min: float | None
+    max: float | None
+    step: float | None
 
 
 class StyleStrength(BaseModel):
@@ -252,8 +244,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 queue_limit=limits.queue_limit,
             ),
             style_strength=StyleStrength(
-                min_ratio=intake.RATIO_RANGE[0],
-                max_ratio=intake.RATIO_RANGE[1],
+                min_ratio=RATIO_RANGE[0],
+                max_ratio=RATIO_RANGE[1],
                 default_ratio=default.content_weight / default.style_weight,
             ),
             examples=sorted(examples),
@@ -318,11 +310,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 raise UsageError("give at least one style image (styles or style_examples)")
             if count > limits.max_styles:
                 raise UsageError(f"{count} style images; this server takes {limits.max_styles}")
-            blend = config.style_blend_weights
-            if blend is not None and len(blend) != count:
-                raise UsageError(
-                    f"style_blend_weights has {len(blend)} values for {count} style images"
-                )
+            check_styles(config, count)  # before any image is decoded
             content_side = config.size
             style_side = max(16, round(config.size * config.style_scale))
             images = [

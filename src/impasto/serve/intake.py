@@ -10,61 +10,38 @@ from __future__ import annotations
 
 import io
 import json
-import math
-import types
 import typing
 import warnings
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import PIL.Image
 
 from .. import imageio
 from ..config import TransferConfig, choices
 from ..errors import InputError, UsageError
-
-# Set per server (``impasto serve --device``) or fixed: a client may not name server files or
-# pick the hardware. ``model`` is fixed because only the bundled VGG-19 can be loaded without a
-# weights file.
-SERVER_OPTIONS = ("device", "weights", "weights_format", "model", "max_memory")
-INIT_CHOICES = ("content", "noise", "style")  # ``init`` may also be a file path elsewhere: not here
-MAX_STAGES = 8  # coarse-to-fine stages (each prepares its own targets)
-
-# The style-strength slider of the page: α/β on a log scale (the range of Gatys et al.'s Fig. 3).
-RATIO_RANGE = (1e-5, 1e-1)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one server accepts; every field has an ``impasto serve`` flag."""
-
-    max_upload_bytes: int = 20 * 2**20  # per image file
-    max_pixels: int = 50_000_000  # per decoded image
-    max_size: int = 1024  # longest side of the output
-    max_iterations: int = 2000
-    max_styles: int = 4
-    queue_limit: int = 16  # jobs waiting (the running one not counted)
-
-    def body_limit(self) -> int:
-        """Bytes one job request may carry: every image at its limit, plus the form fields."""
-        return self.max_upload_bytes * (self.max_styles + 1) + 2**20
+from ..fieldtypes import json_type, parse_value
+from .settings import INIT_CHOICES, MAX_STAGES, SERVER_OPTIONS, Limits, page_control
 
 
 def parse_options(
-    raw: str | Mapping[str, Any] | None, limits: Limits, device: str
+    raw: str | Mapping[str, Any] | None,
+    limits: Limits,
+    device: str,
+    config: type[TransferConfig] = TransferConfig,
 ) -> TransferConfig:
     """The config for one job from a JSON object (text or parsed); :class:`UsageError` says why
     not. Omitted ``size`` and ``iterations`` default to the config's, capped by ``limits``."""
     options = _json_object(raw)
-    hints = typing.get_type_hints(TransferConfig)
+    hints = typing.get_type_hints(config)
     given: dict[str, Any] = {}
     for name, value in options.items():
         if name in SERVER_OPTIONS:
             raise UsageError(f"option '{name}' is set by the server, not per job")
         if name in hints:  # unknown names are left for from_options' "did you mean"
-            value = _coerce(name, hints[name], value)
+            value = parse_value(name, hints[name], value)
         given[name] = value
     init = given.get("init", "content")
     if init not in INIT_CHOICES:
@@ -73,10 +50,10 @@ def parse_options(
     if seed is not None and not 0 <= seed < 2**63:
         raise UsageError(f"seed must be between 0 and 2^63 - 1, not {seed}")
     for name, cap in (("size", limits.max_size), ("iterations", limits.max_iterations)):
-        given.setdefault(name, min(_default(name), cap))
-    config = TransferConfig.from_options(given).replace(device=device)
-    _check_limits(config, limits)
-    return config
+        given.setdefault(name, min(_default(config, name), cap))
+    result = config.from_options(given).replace(device=device)
+    _check_limits(result, limits)
+    return result
 
 
 def _check_limits(config: TransferConfig, limits: Limits) -> None:
@@ -114,130 +91,24 @@ def _json_object(raw: str | Mapping[str, Any] | None) -> Mapping[str, Any]:
     return value
 
 
-def _default(name: str) -> Any:
-    for f in fields(TransferConfig):
+def _default(config: type[TransferConfig], name: str) -> Any:
+    for f in fields(config):
         if f.name == name:
             return f.default
     raise KeyError(name)
 
 
-class _Mismatch(Exception):
-    pass
-
-
-def _coerce(name: str, hint: Any, value: Any) -> Any:
-    """``value`` as the field's type wants it; lists may also be given as "a,b,c"."""
-    try:
-        return _as(hint, value)
-    except _Mismatch:
-        shown = json.dumps(value) if _jsonable(value) else repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        raise UsageError(f"option '{name}' must be {_describe(hint)}, not {shown}") from None
-
-
-def _as(hint: Any, value: Any) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arm in args:
-            if arm is not type(None):
-                try:
-                    return _as(arm, value)
-                except _Mismatch:
-                    continue
-        raise _Mismatch
-    if origin is Literal:
-        # A lone Literal (optimizer, ...) takes any string: the config names the choices, with a
-        # "did you mean". Inside a union (scales: 'auto'), only the literal values match.
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list):
-            raise _Mismatch
-        return tuple(
-            _as(args[0], item.strip() if isinstance(item, str) else item) for item in items
-        )
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if hint is int:
-        return _int(value)
-    if hint is float:
-        return _float(value)
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    raise _Mismatch
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise _Mismatch
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            raise _Mismatch from None
-    raise _Mismatch
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise _Mismatch
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:  # an integer too large for a float
-            raise _Mismatch from None
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise _Mismatch from None
-    raise _Mismatch
-
-
-def _describe(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        arms = [_describe(a) for a in args if a is not type(None)]
-        if type(None) in args:
-            arms.append("null")
-        return " or ".join(arms)
-    if origin is Literal:
-        return " or ".join(json.dumps(a) for a in args)
-    if origin is tuple:
-        item = {int: "integers", float: "numbers"}.get(args[0], "names")
-        return f"a list of {item}"
-    return {bool: "true or false", int: "an integer", float: "a number"}.get(hint, "a string")
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def describe_options(limits: Limits) -> list[dict[str, Any]]:
-    """Every option a job may set: name, JSON type, default, choices and the config's help.
+def describe_options(
+    limits: Limits, config: type[TransferConfig] = TransferConfig
+) -> list[dict[str, Any]]:
+    """Every option a job may set: name, JSON type, default, choices, the config's help, and how
+    the page shows it (group, label, bounds: :data:`~impasto.serve.settings.PAGE`).
 
     The page builds its controls from this, so a new option or choice in the config shows up
-    without touching the page."""
-    hints = typing.get_type_hints(TransferConfig)
+    there (under "more options") without touching the page."""
+    hints = typing.get_type_hints(config)
     out = []
-    for f in fields(TransferConfig):
+    for f in fields(config):
         if f.name in SERVER_OPTIONS:
             continue
         default: Any = f.default if f.default is not MISSING else None
@@ -249,25 +120,14 @@ def describe_options(limits: Limits) -> list[dict[str, Any]]:
         out.append(
             {
                 "name": f.name,
-                "type": _json_type(hints[f.name]),
+                "type": json_type(hints[f.name]),
                 "default": list(default) if isinstance(default, tuple) else default,
                 "choices": list(allowed) if allowed is not None else None,
                 "help": f.metadata.get("help", ""),
+                **page_control(f.name, limits),
             }
         )
     return out
-
-
-def _json_type(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        arms = [a for a in args if a is not type(None)]
-        return _json_type(arms[0])
-    if origin is tuple:
-        return "array"
-    if origin is Literal:
-        return "string"
-    return {bool: "boolean", int: "integer", float: "number"}.get(hint, "string")
 
 
 # --- images ---------------------------------------------------------------------------------------

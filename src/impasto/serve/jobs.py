@@ -60,10 +60,14 @@ class JobStatus(BaseModel):
     iterations: int = Field(description="iterations planned")
     stage: int
     stages: int
-    loss: float | None = Field(description="α·content + β·style (+ TV) at the last report")
-    content_loss: float | None
-    style_loss: float | None
-    tv_loss: float | None
+    loss: float | None = Field(description="the objective (the sum of terms) at the last report")
+    terms: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="each weighted term of the objective by name (content, style, tv, ...)",
+    )
+    content_loss: float | None = Field(description="terms['content'] (kept for old clients)")
+    style_loss: float | None = Field(description="terms['style'] (kept for old clients)")
+    tv_loss: float | None = Field(description="terms['tv'] (kept for old clients)")
     elapsed: float = Field(description="seconds of optimisation so far")
     error: str | None = Field(description="why the job failed, in one line")
     cancel_requested: bool
@@ -104,7 +108,8 @@ class Job:
     iterations: int = 0
     stage: int = 1
     stages: int = 1
-    losses: tuple[float | None, ...] = (None, None, None, None)
+    loss: float | None = None
+    terms: dict[str, float] = field(default_factory=dict)  # by name, weighted
     elapsed: float = 0.0
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -381,7 +386,7 @@ class JobManager:
             return JobStatus.model_validate_json(job.events[-1][1])
         content, styles = job.labels
         base = f"/api/jobs/{job.id}"
-        loss, c, s, t = job.losses
+        terms = job.terms
         position = self._queue.index(job) + 1 if job.state == "queued" else None
         return JobStatus(
             id=job.id,
@@ -391,10 +396,11 @@ class JobManager:
             iterations=job.iterations,
             stage=job.stage,
             stages=job.stages,
-            loss=_finite(loss),
-            content_loss=_finite(c),
-            style_loss=_finite(s),
-            tv_loss=_finite(t),
+            loss=_finite(job.loss),
+            terms={name: _finite(value) for name, value in terms.items()},
+            content_loss=_finite(terms.get("content")),
+            style_loss=_finite(terms.get("style")),
+            tv_loss=_finite(terms.get("tv")),
             elapsed=job.elapsed,
             error=job.error,
             cancel_requested=job.cancel.is_set(),
@@ -448,7 +454,7 @@ class _Listener:
         if not (preview or now - self._reported >= PROGRESS_EVERY_S):
             return
         self._reported = now
-        losses = (step.loss, step.content_loss, step.style_loss, step.tv_loss)
+        loss, terms = step.loss, step.terms
         jpeg = None
         if preview:
             self._previewed = now
@@ -457,7 +463,7 @@ class _Listener:
             job = self.job
             job.iteration, job.iterations = step.iteration, step.iterations
             job.stage, job.stages = step.stage, step.stages
-            job.losses, job.elapsed = losses, step.elapsed
+            job.loss, job.terms, job.elapsed = loss, terms, step.elapsed
             if jpeg is not None:
                 job.preview, job.preview_seq = jpeg, job.preview_seq + 1
             self.manager._push(job)

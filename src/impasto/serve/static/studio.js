@@ -1,27 +1,12 @@
 // impasto studio: the page of `impasto serve`. Plain JavaScript, no build step.
 //
-// The controls are built from GET /api/options (the same TransferConfig as the command line), a
+// The controls are built from GET /api/options (the same TransferConfig as the command line; the
+// server says which group each goes in and its label, so this page names no option), a
 // job is created with POST /api/jobs and followed through its Server-Sent Events. Everything a
 // client sent is shown with textContent, never as HTML.
 "use strict";
 
 const FINISHED = new Set(["done", "failed", "cancelled"]);
-// The controls shown, in order; every other option keeps the server's default.
-const MAIN = ["size", "iterations", "optimizer", "preserve_colors", "style_scale", "init"];
-const MORE = ["seed", "tv_weight", "learning_rate", "pooling"];
-const LABELS = {
-  size: "Size (px)",
-  iterations: "Iterations",
-  optimizer: "Optimiser",
-  preserve_colors: "Keep photo colours",
-  style_scale: "Style scale",
-  init: "Start from",
-  seed: "Seed (blank: random)",
-  tv_weight: "Smoothing (TV weight)",
-  learning_rate: "Adam step size",
-  pooling: "Pooling",
-};
-
 const $ = (id) => document.getElementById(id);
 const state = {
   info: null,       // GET /api/options
@@ -39,12 +24,13 @@ function field(opt) {
   wrap.className = "field";
   const label = document.createElement("label");
   label.htmlFor = "opt-" + opt.name;
-  label.textContent = LABELS[opt.name] || opt.name;
+  label.textContent = opt.label;
   label.title = opt.help;
   let input;
-  if (opt.choices) {
+  const choices = opt.type === "boolean" ? ["false", "true"] : opt.choices;
+  if (choices) {
     input = document.createElement("select");
-    for (const c of opt.choices) {
+    for (const c of choices) {
       const o = document.createElement("option");
       o.value = o.textContent = c;
       input.append(o);
@@ -60,19 +46,17 @@ function field(opt) {
   input.dataset.type = opt.type;
   input.dataset.default = opt.default === null ? "" : String(opt.default);
   input.value = input.dataset.default;
-  const limits = state.info.limits;
-  if (opt.name === "size") Object.assign(input, { min: 16, max: limits.max_size, step: 16 });
-  if (opt.name === "iterations") Object.assign(input, { min: 1, max: limits.max_iterations });
-  if (opt.name === "style_scale") Object.assign(input, { min: 0.1, step: 0.05 });
+  for (const bound of ["min", "max", "step"]) {
+    if (opt[bound] !== null && opt[bound] !== undefined) input[bound] = opt[bound];
+  }
   wrap.append(label, input);
   return wrap;
 }
 
 function buildOptions() {
-  const byName = Object.fromEntries(state.info.options.map((o) => [o.name, o]));
-  for (const [names, box] of [[MAIN, $("main-options")], [MORE, $("more-options")]]) {
-    for (const name of names) if (byName[name]) box.append(field(byName[name]));
-  }
+  // The server says where each option goes; "slider" ones (α, β) are set by the slider.
+  const boxes = { main: $("main-options"), more: $("more-options") };
+  for (const opt of state.info.options) boxes[opt.group]?.append(field(opt));
   const s = state.info.style_strength;
   const strength = $("strength");
   strength.value = String(ratioToSlider(s.default_ratio));
@@ -110,7 +94,8 @@ function collectOptions() {
     if (raw === input.dataset.default) continue; // the server's default stays in charge
     if (raw === "") { options[input.name] = null; continue; }
     const t = input.dataset.type;
-    options[input.name] = t === "integer" || t === "number" ? Number(raw) : raw;
+    if (t === "boolean") options[input.name] = raw === "true";
+    else options[input.name] = t === "integer" || t === "number" ? Number(raw) : raw;
   }
   return options;
 }
@@ -302,8 +287,9 @@ function render(s) {
   if (!seen.includes(String(s.iteration))) seen.push(String(s.iteration));
   progress.dataset.seen = seen.join(",");
   $("loss").textContent = fmt(s.loss);
-  $("content-loss").textContent = fmt(s.content_loss);
-  $("style-loss").textContent = fmt(s.style_loss);
+  const terms = s.terms || {};
+  $("content-loss").textContent = fmt(terms.content);
+  $("style-loss").textContent = fmt(terms.style);
   $("elapsed").textContent = s.started ? `${s.elapsed.toFixed(1)} s` : "–";
   const picture = FINISHED.has(s.state) && s.result_url ? s.result_url : s.preview_url;
   if (picture && picture !== state.shownPreview) {

@@ -1,147 +1,32 @@
-"""The ``impasto`` command: parse into a config, call the API, map errors to exit codes.
+"""``impasto transfer``, ``reconstruct`` and ``grid``: one image, or a contact sheet of panels.
 
-Every transfer option is generated from :class:`~impasto.config.TransferConfig`, so names,
-defaults and help cannot drift from the API. ``main(argv) -> int`` never raises (except with
-``--traceback``): known errors become one line on stderr and an exit code from
-:class:`~impasto.errors.ExitStatus`.
+Each command parses into a :class:`~impasto.config.TransferConfig`, runs the API
+(:class:`~impasto.optimize.Transfer`, :mod:`impasto.experiments`) with progress bars and
+recorders as listeners, and writes the outputs (image, --save-every steps, --animate, --plot).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import math
 import sys
-import time
-import types
-import typing
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import PIL.Image
 
-from . import __version__, animate, experiments, imageio
-from .config import PAPER_STYLE_LAYERS, TransferConfig
-from .errors import ExitStatus, ImpastoError, UsageError
-from .optimize import Result, Step, Transfer
+from .. import animate, experiments, imageio
+from ..config import PAPER_STYLE_LAYERS
+from ..errors import ExitStatus, UsageError
+from ..optimize import Result, Step, Transfer
+from .options import add_common, add_config_options, comma_floats, comma_strings, config_from_args
+from .progress import ProgressBar, panel_progress
 
 PROG = "impasto"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises :class:`UsageError` (one line, with a hint) instead of exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        if "unrecognized arguments:" in message:
-            bad = message.split(":", 1)[1].split()
-            flags = _all_flags(self)
-            for arg in bad:
-                close = difflib.get_close_matches(arg.split("=")[0], flags, n=1)
-                if close:
-                    message = f"unknown option '{arg}'; did you mean {close[0]}?"
-                    break
-            else:
-                message = f"unexpected argument(s): {' '.join(bad)}"
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
-    """Option strings of ``parser`` and its subcommands: argparse reports a subcommand's
-    unknown options through the top-level parser, whose own actions lack the subcommand's flags."""
-    flags: list[str] = []
-    for action in parser._actions:
-        flags += action.option_strings
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                flags += _all_flags(sub)
-    return flags
-
-
-def _split(text: str) -> list[str]:
-    return [p for p in (s.strip() for s in text.split(",")) if p]
-
-
-def _floats(flag: str) -> Callable[[str], tuple[float, ...]]:
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            return tuple(float(p) for p in _split(text))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated numbers") from None
-
-    return parse
-
-
-def _strings(text: str) -> tuple[str, ...]:
-    return tuple(_split(text))
-
-
-def _parser_for(annotation: object, flag: str) -> Callable[[str], Any]:
-    """The argparse ``type=`` for a config field's annotation."""
-    hint = annotation
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
-    if hint is int:
-        return int
-    if hint is float:
-        return float
-    if typing.get_origin(hint) is tuple:
-        return _floats(flag) if args[0] is float else _strings  # ints are checked by the config
-    return str
-
-
-def add_config_options(
-    parser: argparse._ActionsContainer, options: type[Any] = TransferConfig
-) -> None:
-    """One ``--flag`` per field of an options dataclass (TransferConfig, or video's
-    VideoOptions), with its help from the field; defaults stay None so the dataclass decides."""
-    hints = typing.get_type_hints(options)
-    defaults = options()
-    for f in fields(options):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name) if f.default is not MISSING else None
-        help_text = f.metadata.get("help", "")
-        if hints[f.name] is bool:
-            # --flag / --no-flag; None (not given) leaves the config's default in charge.
-            parser.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"{help_text} (default: {'on' if default else 'off'})",
-            )
-            continue
-        # A None default, or one that depends on other options, is explained by the help.
-        if default is not None and not f.metadata.get("auto"):
-            shown = (
-                ",".join(map(str, default))
-                if isinstance(default, tuple)
-                else f"{default:g}"
-                if isinstance(default, float)
-                else default
-            )
-            help_text = f"{help_text} (default: {shown})"
-        parser.add_argument(
-            flag,
-            dest=f.name,
-            type=_parser_for(hints[f.name], flag),
-            default=None,
-            metavar=f.name.split("_")[-1].upper(),
-            help=help_text,
-        )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
-        allow_abbrev=False,
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``transfer``, ``reconstruct`` and ``grid`` to the top parser's subcommands."""
     t = sub.add_parser(
         "transfer",
         help="render a content image in the style of one or more paintings",
@@ -158,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="output image: .png (with reproducible metadata), .jpg or .webp",
     )
     add_config_options(t)
-    _add_common(t)
-    _add_watch_options(t, plot_help="content, style and total loss against iteration")
+    add_common(t)
+    _add_watch_options(t, plot_help="each loss term and the total against iteration")
     t.set_defaults(run=_run_transfer)
     t.add_argument(
         "--save-every",
@@ -182,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="SHEET", help="contact sheet image")
     r.add_argument(
         "--layers",
-        type=_strings,
+        type=comma_strings("--layers"),
         default=None,
         metavar="LAYERS",
         help="comma-separated layers (default: conv1_1,conv2_1,conv3_1,conv4_1,"
@@ -194,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write each panel as SHEET_<layer>.png beside the sheet",
     )
     add_config_options(r)
-    _add_common(r)
+    add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
     r.set_defaults(run=_run_experiment)
 
@@ -210,39 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, metavar="GRID", help="grid image")
     g.add_argument(
         "--ratios",
-        type=_floats("--ratios"),
+        type=comma_floats("--ratios"),
         default=None,
         metavar="RATIOS",
         help="comma-separated α/β ratios (default: 1e-5,1e-4,1e-3,1e-2,1e-1)",
     )
     g.add_argument(
         "--layers",
-        type=_strings,
+        type=comma_strings("--layers"),
         default=None,
         metavar="LAYERS",
         help="style layers; row k uses the first k (default: conv1_1..conv5_1)",
     )
     add_config_options(g)
-    _add_common(g)
+    add_common(g)
     g.set_defaults(run=_run_experiment)
-    # Commands that live in their own modules register themselves here, each setting its own
-    # ``run`` default; they import their heavy dependencies only when run.
-    from .video import video_command
-
-    video_command(sub)
-    from .serve import serve_command
-
-    serve_command(sub)
-    return parser
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument(
-        "--traceback",
-        action="store_true",
-        help="show the full Python traceback on errors (for bug reports)",
-    )
 
 
 def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
@@ -321,57 +188,6 @@ def _recording_panels(
     return start
 
 
-def config_from_args(ns: argparse.Namespace) -> TransferConfig:
-    """The options the user gave, on top of the config's defaults."""
-    given = {f.name: getattr(ns, f.name) for f in fields(TransferConfig)}
-    return TransferConfig.from_options({k: v for k, v in given.items() if v is not None})
-
-
-class _Progress:
-    """tqdm bar over iterations, plus optional intermediate saves: a listener of the loop."""
-
-    def __init__(
-        self, total: int, quiet: bool, steps_dir: Path | None, every: int, desc: str | None = None
-    ) -> None:
-        self.bar = None
-        if not quiet:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total or None,
-                desc=desc,
-                disable=None,  # no bar when stderr is not a terminal (logs, CI)
-                unit="it",
-                dynamic_ncols=True,
-                leave=False,
-                file=sys.stderr,
-            )
-        self.steps_dir, self.every = steps_dir, every
-        self._shown = -math.inf
-
-    def __call__(self, step: Step) -> None:
-        if self.bar is not None:
-            if self.bar.total is None:
-                self.bar.total = step.iterations
-            self.bar.update(1)
-            now = time.monotonic()
-            # Reading the losses waits for the device: do it a few times a second, not per step.
-            if now - self._shown >= 0.25 or step.iteration == step.iterations:
-                self._shown = now
-                stage = f"stage {step.stage}/{step.stages}, " if step.stages > 1 else ""
-                self.bar.set_postfix_str(
-                    f"{stage}loss {step.loss:.3g} (content {step.content_loss:.3g}, "
-                    f"style {step.style_loss:.3g})",
-                    refresh=False,
-                )
-        if self.steps_dir is not None and step.iteration % self.every == 0:
-            imageio.save_image(step.image(), self.steps_dir / f"{step.iteration:05d}.png")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _run_transfer(ns: argparse.Namespace) -> int:
     out = imageio.check_output_path(ns.output)
     if ns.save_every < 0:
@@ -381,7 +197,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg)
     steps_dir = out.with_name(out.stem + "_steps") if ns.save_every else None
-    progress = _Progress(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
+    progress = ProgressBar(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
     try:
         result = transfer.run(on_step=animate.chain(progress, recorder))
     finally:
@@ -389,8 +205,8 @@ def _run_transfer(ns: argparse.Namespace) -> int:
 
     def save_watch() -> None:  # after the image itself: it matters more than the film
         if recorder is not None:
-            losses = recorder.losses
-            _save_watch(ns, recorder.frames, lambda path: animate.plot_losses(losses, path))
+            history = recorder.history
+            _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path))
 
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
     if result.interrupted:
@@ -408,23 +224,6 @@ def _run_transfer(ns: argparse.Namespace) -> int:
         print(_summary(result, out), file=sys.stderr)
     save_watch()
     return ExitStatus.OK
-
-
-def _panel_progress(quiet: bool) -> experiments.PanelCallback:
-    """A fresh progress bar per panel, labelled 'panel i/n (label)'."""
-    bars: list[_Progress] = []
-
-    def start(index: int, count: int, label: str) -> Callable[[Step], None] | None:
-        for bar in bars:
-            bar.close()
-        bars.clear()
-        if quiet:
-            return None
-        p = _Progress(0, quiet, None, 0, desc=f"panel {index + 1}/{count} ({label})")
-        bars.append(p)
-        return p
-
-    return start
 
 
 def _save_panel_watch(
@@ -446,7 +245,7 @@ def _save_panel_watch(
         )
         for i in range(count)
     ]
-    curves = {label: [(it, total) for it, total, _, _ in rec.losses] for label, rec in recorded}
+    curves = {label: [(it, v["total"]) for it, v in rec.history] for label, rec in recorded}
     _save_watch(
         ns, sheets, lambda path: animate.plot_curves(curves, path, title="total loss per panel")
     )
@@ -455,7 +254,7 @@ def _save_panel_watch(
 def _run_experiment(ns: argparse.Namespace) -> int:
     out = imageio.check_output_path(ns.output)
     cfg = config_from_args(ns)
-    listen = _panel_progress(ns.quiet)
+    listen = panel_progress(ns.quiet)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
     recorded: list[tuple[str, animate.Recorder]] = []  # (panel label, its recording)
     title = ""
@@ -495,48 +294,11 @@ def _run_experiment(ns: argparse.Namespace) -> int:
 
 
 def _summary(result: Result, out: Path) -> str:
-    _, c, s, _ = result.losses[-1] if result.losses else (result.final_loss, 0, 0, 0)
+    last = result.history[-1] if result.history else {}
+    c, s = last.get("content", 0.0), last.get("style", 0.0)
     w, h = result.image.size
     return (
         f"wrote {out} ({w}x{h}) in {result.elapsed:.1f} s on {result.device}: "
         f"{result.iterations} iterations, loss {result.final_loss:.4g} "
         f"(content {c:.3g}, style {s:.3g}), seed {result.seed}"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    show_traceback = "--traceback" in args
-    try:
-        parser = build_parser()
-        ns = parser.parse_args(args)
-        if ns.command is None:
-            # One line, like every other usage error (the full help is one --help away).
-            raise UsageError(f"no command given; see '{PROG} --help'")
-        return int(ns.run(ns))
-    except SystemExit as e:  # --help and --version exit through argparse
-        return int(e.code or 0)
-    except ImpastoError as e:
-        if show_traceback:
-            raise
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return e.exit_status
-    except KeyboardInterrupt:
-        if show_traceback:
-            raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
-    except MemoryError:
-        if show_traceback:
-            raise
-        print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
-        return ExitStatus.RESOURCE
-    except Exception as e:  # a bug: say so in one line, show it with --traceback
-        if show_traceback:
-            raise
-        print(
-            f"{PROG}: unexpected error: {type(e).__name__}: {e} "
-            "(run again with --traceback and report it)",
-            file=sys.stderr,
-        )
-        return ExitStatus.ERROR

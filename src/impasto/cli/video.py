@@ -1,0 +1,138 @@
+"""``impasto video``: a video file (or folder of frames) stylised, with bars over frames.
+
+Parses into a :class:`~impasto.config.TransferConfig` and :class:`~impasto.video.VideoOptions`,
+then calls :func:`impasto.video.stylize_video` with :class:`~impasto.cli.progress.VideoProgress`
+as its listener.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..errors import ExitStatus, Interrupted
+from ..video import (
+    FOLDER_RATE,
+    VideoOptions,
+    VideoSummary,
+    check_output,
+    open_clip,
+    output_kind,
+    require_flow,
+    stylize_video,
+)
+from .options import add_common, add_config_options, config_from_args, options_from_args
+from .progress import VideoProgress, notice
+
+PROG = "impasto"
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``video`` to the top parser's subcommands."""
+    v = sub.add_parser(
+        "video",
+        help="stylise a video (or a folder of frames), kept steady by optical flow",
+        description="Stylise every frame of INPUT in the style of STYLE. Each frame starts from "
+        "the previous output warped by optical flow, and a temporal loss keeps it there except "
+        "where things appear (Ruder et al. 2016); --no-temporal stylises each frame on its own. "
+        "Finished frames are cached, so re-running the same command after a crash or Ctrl-C "
+        "resumes (--seed defaults to 0 here, so that a re-run finds them).",
+        allow_abbrev=False,
+    )
+    v.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads) or a folder")
+    v.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s) (painting)")
+    v.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help=".mp4, .mov or .mkv (H.264), .webm (VP9), .gif, or a folder for PNG frames",
+    )
+    g = v.add_argument_group("which frames")
+    g.add_argument("--start", type=_seconds, default=None, metavar="TIME", help="begin at TIME "
+                   "(seconds, or M:SS) from the first frame (default: the beginning)")  # fmt: skip
+    g.add_argument("--end", type=_seconds, default=None, metavar="TIME",
+                   help="stop before TIME (default: the end)")  # fmt: skip
+    g.add_argument("--frames", type=_frame_range, default=None, metavar="[A]:B",
+                   help="only frames A (0-based, default 0) to B-1 of those left by --start/--end; "
+                   "N alone means the first N")  # fmt: skip
+    g.add_argument("--fps", type=float, default=None, metavar="RATE",
+                   help="resample to RATE frames per second (default: the input's average rate; "
+                   f"a folder of images: {FOLDER_RATE})")  # fmt: skip
+    add_config_options(v.add_argument_group("temporal consistency"), VideoOptions)
+    r = v.add_argument_group("resuming")
+    r.add_argument("--work-dir", default=None, metavar="DIR",
+                   help="cache of finished frames (default: OUT.work beside OUT)")  # fmt: skip
+    r.add_argument("--restart", action="store_true",
+                   help="discard frames cached by a run with other settings")  # fmt: skip
+    r.add_argument("--keep-work", action="store_true",
+                   help="keep the work directory after a successful run")  # fmt: skip
+    add_config_options(v)
+    add_common(v)
+    v.set_defaults(run=_run_video)
+
+
+def _seconds(text: str) -> float:
+    """``12.5``, ``1:02.5`` or ``1:00:02`` as seconds."""
+    try:
+        value = 0.0
+        for part in text.strip().split(":"):
+            value = value * 60 + float(part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a time (seconds or M:SS)") from None
+    return value
+
+
+def _frame_range(text: str) -> tuple[int | None, int | None]:
+    try:
+        if ":" not in text:
+            return (None, int(text))
+        a, b = text.split(":", 1)
+        return (int(a) if a.strip() else None, int(b) if b.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a frame range (A:B or N)") from None
+
+
+def _run_video(ns: argparse.Namespace) -> int:
+    cfg = config_from_args(ns)
+    opts = options_from_args(ns, VideoOptions)
+    check_output(ns.output, output_kind(ns.output))
+    if opts.temporal:
+        require_flow()
+    clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)
+    progress = VideoProgress(len(clip), ns.quiet)
+    try:
+        summary = stylize_video(
+            clip,
+            ns.styles,
+            ns.output,
+            cfg,
+            opts,
+            work_dir=ns.work_dir,
+            restart=ns.restart,
+            keep_work=ns.keep_work,
+            on_frame_start=progress.frame_start,
+            on_frame=progress.frame_done,
+            notice=lambda line: notice(f"{PROG}: {line}"),
+        )
+    except Interrupted as exc:
+        progress.close()  # before the message, so the bar does not overwrite it
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    finally:
+        progress.close()
+    if not ns.quiet:
+        print(_summary(summary, opts), file=sys.stderr)
+    return ExitStatus.OK
+
+
+def _summary(s: VideoSummary, opts: VideoOptions) -> str:
+    w, h = s.size
+    mode = f"temporal weight {opts.temporal_weight:g}" if opts.temporal else "no temporal loss"
+    reused = f", {s.reused} reused from the work directory" if s.reused else ""
+    per = f", {s.seconds_per_frame:.2f} s per frame" if s.computed_seconds else ""
+    return (
+        f"wrote {s.output} ({w}x{h}, {s.frames} frames at {float(s.rate):.4g} fps, audio "
+        f"{s.audio}) in {s.seconds:.1f} s on {s.device}{per}{reused}; {mode}"
+    )

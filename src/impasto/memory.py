@@ -1,0 +1,84 @@
+"""How much memory a transfer needs, how much the device has, and the one-line refusal.
+
+Runs that cannot fit are refused before anything large is allocated, with a size that fits;
+running out anyway (the estimate is rough) becomes the same kind of :class:`ResourceError`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import imageio
+from .config import TransferConfig
+from .errors import ResourceError
+
+# Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
+# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps 100 pairs of
+# image-sized fp32 vectors (2 x 100 x 3 x 4 bytes per pixel); Adam two moment buffers.
+_ACTIVATION_BYTES_PER_PIXEL = 2048
+_FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the images
+
+
+def output_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's 16 pixels)."""
+    return imageio.fit_longest(size, max(16, longest))
+
+
+def estimate_memory(size: tuple[int, int], config: TransferConfig) -> int:
+    """Bytes a transfer of output size (W, H) needs, roughly (the peak, not the average)."""
+    pixels = size[0] * size[1]
+    per_pixel = _ACTIVATION_BYTES_PER_PIXEL
+    per_pixel += 2 * 100 * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
+    style_pixels = pixels * config.style_scale**2  # forward only, no gradients kept
+    return int(_FIXED_BYTES + pixels * per_pixel + style_pixels * 1024)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes, or None where it cannot be told."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
+def peak_memory(device: torch.device) -> int | None:
+    """The most bytes allocated on ``device`` so far (CUDA only; None where it cannot be read).
+    Reads the allocator's counters: no device synchronisation."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return None
+
+
+def check_memory(size: tuple[int, int], config: TransferConfig, device: torch.device) -> None:
+    """Raise :class:`ResourceError` naming a size that fits when the estimate exceeds what the
+    device has free (or ``--max-memory``)."""
+    limit = available_memory(device)
+    if config.max_memory is not None:
+        cap = int(config.max_memory * 2**30)
+        limit = cap if limit is None else min(limit, cap)
+    need = estimate_memory(size, config)
+    if limit is None or need <= limit:
+        return
+    per_pixel = (need - _FIXED_BYTES) / (size[0] * size[1])
+    fit_pixels = max(0.0, (limit - _FIXED_BYTES) / per_pixel)
+    fits = int(config.size * math.sqrt(fit_pixels / (size[0] * size[1])))
+    advice = f"try --size {fits} or less" if fits >= 16 else "not even the smallest size fits"
+    raise ResourceError(
+        f"--size {config.size} ({size[0]}x{size[1]}) needs about {need / 2**30:.1f} GiB but "
+        f"{limit / 2**30:.1f} GiB is available on {device.type}; {advice}"
+    )
+
+
+def out_of_memory(size: int) -> ResourceError:
+    """The error for running out of memory at ``--size size``, suggesting a smaller size."""
+    smaller = max(16, int(size / math.sqrt(2)))
+    return ResourceError(f"out of memory at --size {size}; try --size {smaller} or less")

@@ -1,0 +1,227 @@
+"""Preparation of one size of a transfer: the images on the device, the targets, the start.
+
+:func:`prepare` turns loaded images and a config into a :class:`Problem`: the content and style
+images at this size as tensors in [0, 255], the colour views the network sees (luminance and
+histogram modes), the content features and style Gram matrices (:class:`~impasto.objective.Targets`)
+and the start image. It runs the network forward only; the loop in :mod:`impasto.optimize` never
+prepares anything. The device and network choices (:func:`resolve_device`, :func:`build_network`)
+live here too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import PIL.Image
+import torch
+from torch import Tensor
+
+from . import color, imageio
+from .config import TransferConfig
+from .errors import InputError, UsageError
+from .losses import blend_grams, gram
+from .memory import output_size
+from .objective import Targets
+from .vgg import VGG, build_vgg
+
+ImageLike = str | PIL.Image.Image | Tensor
+
+MIN_SIDE = 16  # four 2x2 poolings before conv5_1
+
+
+def build_network(config: TransferConfig) -> VGG:
+    """The frozen VGG a configuration asks for (model, weights file and format, pooling, and
+    whether its filters are normalised to mean activation one)."""
+    return build_vgg(
+        config.model,
+        config.weights,
+        config.pooling,
+        config.weights_format,
+        normalize=config.normalize_network,
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here (use --device auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: Apple's MPS is not available here (use --device auto)")
+    return torch.device(name)
+
+
+def check_styles(config: TransferConfig, count: int) -> None:
+    """Refuse a run whose ``count`` style images do not fit the config: none while the style
+    counts, or a blend-weight count that differs (for the CLI, the API and the server alike)."""
+    if count == 0 and config.style_weight > 0:
+        raise UsageError("give at least one style image")
+    blend = config.style_blend_weights
+    if blend is not None and len(blend) != count:
+        raise UsageError(f"--style-blend-weights has {len(blend)} values for {count} style images")
+
+
+def as_image(source: ImageLike) -> PIL.Image.Image:
+    """A path, PIL image or RGB tensor in [0, 1] as an 8-bit RGB image."""
+    if isinstance(source, Tensor):
+        return imageio.to_image(source)
+    return imageio.load_image(source)
+
+
+def as_images(sources: Sequence[ImageLike]) -> list[PIL.Image.Image]:
+    return [as_image(s) for s in sources]
+
+
+def smallest_size(
+    content: PIL.Image.Image, styles: Sequence[PIL.Image.Image], style_scale: float
+) -> int:
+    """The smallest --size at which content and styles keep 16 px on their short sides."""
+
+    def need(img: PIL.Image.Image, scale: float) -> int:
+        return math.ceil(MIN_SIDE * max(img.size) / min(img.size) / scale)
+
+    return max([need(content, 1.0)] + [need(s, style_scale) for s in styles])
+
+
+@dataclass
+class Problem:
+    """One size of one transfer, ready for the loop (all tensors (1, 3, H, W) in [0, 255])."""
+
+    config: TransferConfig
+    device: torch.device
+    vgg: VGG
+    seed: int
+    size: tuple[int, int]  # (W, H)
+    content_image: PIL.Image.Image
+    style_images: list[PIL.Image.Image]
+    content_rgb: Tensor
+    targets: Targets
+    x0: Tensor  # the start, as the optimisation sees it
+
+    def tensor(self, img: PIL.Image.Image) -> Tensor:
+        return _tensor(img, self.device)
+
+    def view(self, x: Tensor) -> Tensor:
+        """The content or a start image as the optimisation sees it."""
+        return _view(self.config, x)
+
+    def start_from(self, image: PIL.Image.Image) -> Tensor:
+        """``image`` (a coarser stage's result, a warped frame) as a start at this size."""
+        return self.view(self.tensor(imageio.resize_to(image, self.size)))
+
+    def render(self, x: Tensor) -> Tensor:
+        """The picture for iterate ``x``: in luminance mode, x's luminance with the content's
+        I and Q (YIQ) channels; always clamped to [0, 255]."""
+        x = x.detach()
+        if self.config.preserve_colors == "luminance":
+            x = color.recombine_luminance(x, self.content_rgb)
+        return x.clamp(0.0, 255.0)
+
+
+def _view(config: TransferConfig, x: Tensor) -> Tensor:
+    if config.preserve_colors == "luminance":
+        return color.luminance_only(x)
+    return x
+
+
+def prepare(
+    content: PIL.Image.Image,
+    styles: Sequence[PIL.Image.Image],
+    config: TransferConfig,
+    vgg: VGG,
+    device: torch.device,
+    seed: int,
+    start: PIL.Image.Image | None = None,
+) -> Problem:
+    """The problem at ``config.size``: ``content`` and ``styles`` (full-size originals) scaled,
+    targets computed, and the start image built (``start`` resized, else ``config.init``)."""
+    content_img = imageio.resize_to(content, output_size(content.size, config.size))
+    size = content_img.size
+    longest = round(max(size) * config.style_scale)
+    style_imgs = [imageio.resize_to(s, output_size(s.size, longest)) for s in styles]
+    content_rgb = _tensor(content_img, device)
+    targets = _targets(config, vgg, _view(config, content_rgb), content_rgb, style_imgs, device)
+    problem = Problem(
+        config, device, vgg, seed, size, content_img, style_imgs, content_rgb, targets, content_rgb
+    )
+    if start is not None:
+        problem.x0 = problem.start_from(start)
+    else:
+        problem.x0 = problem.view(_initial_rgb(problem, config.init))
+    return problem
+
+
+def _tensor(img: PIL.Image.Image, device: torch.device) -> Tensor:
+    return (imageio.to_tensor(img) * 255.0).to(device)  # (1, 3, H, W) in [0, 255]
+
+
+def style_view(config: TransferConfig, style: Tensor, content_rgb: Tensor) -> Tensor:
+    """A style image prepared for colour preservation (Gatys, Bethge et al. 2016).
+
+    histogram: the style's colours are mapped onto the content's mean and covariance, then
+    transferred as usual. luminance: the style's luminance, matched to the content's mean and
+    standard deviation, is transferred alone; colour comes back from the content at the end.
+    """
+    mode = config.preserve_colors
+    if mode == "histogram":
+        return color.match_histogram(style, content_rgb).clamp(0.0, 255.0)
+    if mode == "luminance":
+        y_style = color.rgb_to_yiq(style)[:, :1]
+        y_content = color.rgb_to_yiq(content_rgb)[:, :1]
+        return color.match_luminance(y_style, y_content).expand(-1, 3, -1, -1).contiguous()
+    return style
+
+
+@torch.no_grad()
+def _targets(
+    cfg: TransferConfig,
+    vgg: VGG,
+    content_view: Tensor,
+    content_rgb: Tensor,
+    style_imgs: Sequence[PIL.Image.Image],
+    device: torch.device,
+) -> Targets:
+    # One pass gives the content targets and, from the style layers' shapes, the number of
+    # positions M per style layer in the output (for the Gram rescaling below).
+    feats = vgg(content_view, set(cfg.content_layers) | set(cfg.style_layers))
+    content = {k: feats[k].detach() for k in cfg.content_layers}
+    m_out = {k: feats[k].shape[2] * feats[k].shape[3] for k in cfg.style_layers}
+    grams = []
+    for img in style_imgs:
+        sf = vgg(style_view(cfg, _tensor(img, device), content_rgb), cfg.style_layers)
+        # Gatys et al. take the style image at the output's size, so A and G sum over the
+        # same number of positions M. For a style image of another size (--style-scale, or
+        # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
+        # when the sizes agree, and the per-position statistics match otherwise.
+        grams.append({k: gram(v) * (m_out[k] / (v.shape[2] * v.shape[3])) for k, v in sf.items()})
+    weights = list(cfg.style_blend_weights or [1.0] * len(grams))
+    style = blend_grams(grams, weights) if grams else {}
+    return Targets(content, style, cfg.layer_weights())
+
+
+def _initial_rgb(problem: Problem, init: str) -> Tensor:
+    w, h = problem.size
+    if init == "content":
+        return problem.content_rgb.clone()
+    if init == "noise":
+        # White noise (the paper's start), drawn on the CPU so a seed gives the same start
+        # on every device; centred on mid-grey with a spread of about a quarter of the range.
+        gen = torch.Generator().manual_seed(problem.seed)
+        noise = torch.randn((1, 3, h, w), generator=gen) * 64.0 + 127.5
+        return noise.clamp(0, 255).to(problem.device)
+    if init == "style":
+        if not problem.style_images:
+            raise UsageError("--init style needs a style image")
+        return problem.tensor(imageio.resize_to(problem.style_images[0], (w, h)))
+    try:
+        img = imageio.load_image(init)
+    except InputError as e:
+        raise UsageError(f"--init must be noise, content, style or an image file ({e})") from e
+    return problem.tensor(imageio.resize_to(img, (w, h)))

@@ -1,0 +1,169 @@
+"""Every setting of a server, with its default and help, in one place.
+
+:class:`ServeOptions` is what ``impasto serve`` accepts (its flags are generated from the fields,
+as the transfer flags are from :class:`~impasto.config.TransferConfig`); :class:`Limits` is what
+one job request may ask for and :class:`Settings` what the app is built with. The limits' defaults
+are the options' own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import Device, _opt, choices
+from ..errors import UsageError
+
+_MB = 2**20
+
+# Set per server (``impasto serve --device``) or fixed: a client may not name server files or
+# pick the hardware. ``model`` is fixed because only the bundled VGG-19 can be loaded without a
+# weights file.
+SERVER_OPTIONS = ("device", "weights", "weights_format", "model", "max_memory")
+INIT_CHOICES = ("content", "noise", "style")  # ``init`` may also be a file path elsewhere: not here
+MAX_STAGES = 8  # coarse-to-fine stages (each prepares its own targets)
+# The style-strength slider of the page: α/β on a log scale (the range of Gatys et al.'s Fig. 3).
+RATIO_RANGE = (1e-5, 1e-1)
+
+# How the page shows a job option: its group ("main", "more", or "slider" for the two weights the
+# style-strength slider sets) and its label. Options not named here (a new one, say) are shown
+# under "more", labelled by their name: the page itself names no option.
+PAGE: dict[str, tuple[str, str]] = {
+    "size": ("main", "Size (px)"),
+    "iterations": ("main", "Iterations"),
+    "optimizer": ("main", "Optimiser"),
+    "preserve_colors": ("main", "Keep photo colours"),
+    "style_scale": ("main", "Style scale"),
+    "init": ("main", "Start from"),
+    "seed": ("more", "Seed (blank: random)"),
+    "tv_weight": ("more", "Smoothing (TV weight)"),
+    "learning_rate": ("more", "Adam step size"),
+    "pooling": ("more", "Pooling"),
+    "content_weight": ("slider", "α"),
+    "style_weight": ("slider", "β"),
+}
+
+
+def page_control(name: str, limits: Limits) -> dict[str, Any]:
+    """The page's group, label and input bounds for option ``name``."""
+    group, label = PAGE.get(name, ("more", name))
+    bounds: dict[str, float | None] = {"min": None, "max": None, "step": None}
+    if name == "size":
+        bounds = {"min": 16, "max": limits.max_size, "step": 16}
+    elif name == "iterations":
+        bounds = {"min": 1, "max": limits.max_iterations, "step": None}
+    elif name == "style_scale":
+        bounds = {"min": 0.1, "max": None, "step": 0.05}
+    return {"group": group, "label": label, **bounds}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The options of ``impasto serve``."""
+
+    host: str = _opt(
+        "127.0.0.1",
+        "address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
+        metavar="HOST",
+    )
+    port: int = _opt(8000, "port (0 picks a free one)", metavar="PORT")
+    device: Device = _opt("auto", "where jobs run (auto: a GPU when there is one)")
+    max_upload_mb: float = _opt(
+        20.0, "largest image file accepted; larger ones get 413", metavar="MB"
+    )
+    max_megapixels: float = _opt(50.0, "largest decoded image; larger ones get 422", metavar="MP")
+    max_size: int = _opt(1024, "largest output size a job may ask for", metavar="PX")
+    max_iterations: int = _opt(2000, "most iterations a job may ask for", metavar="N")
+    max_styles: int = _opt(4, "most style images per job", metavar="N")
+    queue_limit: int = _opt(16, "jobs that may wait; more get 429", metavar="N")
+    keep: int = _opt(50, "finished jobs kept with their results", metavar="N")
+    keep_hours: float = _opt(24.0, "hours a finished job is kept", metavar="H")
+
+    def __post_init__(self) -> None:
+        allowed = choices("device") or ()
+        if self.device not in allowed:
+            raise UsageError(
+                f"--device {self.device!r} is not valid; choose from {', '.join(allowed)}"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith(("max_", "queue_", "keep")) and not (
+                value > 0 and math.isfinite(value)
+            ):
+                raise UsageError(
+                    f"--{f.name.replace('_', '-')} must be a positive number, not {value}"
+                )
+        if self.max_size < 16:
+            raise UsageError(
+                f"--max-size {self.max_size} is too small; VGG needs at least 16 pixels"
+            )
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, not {self.port}")
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the server listens on this machine only."""
+        return is_loopback(self.host)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_upload_bytes=int(self.max_upload_mb * _MB),
+            max_pixels=int(self.max_megapixels * 1_000_000),
+            max_size=self.max_size,
+            max_iterations=self.max_iterations,
+            max_styles=self.max_styles,
+            queue_limit=self.queue_limit,
+        )
+
+    def settings(self) -> Settings:
+        return Settings(
+            limits=self.limits(),
+            device=self.device,
+            keep=self.keep,
+            keep_hours=self.keep_hours,
+            loopback_only=self.loopback_only,
+        )
+
+
+_DEFAULT = ServeOptions()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts (from :class:`ServeOptions`)."""
+
+    max_upload_bytes: int = int(_DEFAULT.max_upload_mb * _MB)  # per image file
+    max_pixels: int = int(_DEFAULT.max_megapixels * 1_000_000)  # per decoded image
+    max_size: int = _DEFAULT.max_size  # longest side of the output
+    max_iterations: int = _DEFAULT.max_iterations
+    max_styles: int = _DEFAULT.max_styles
+    queue_limit: int = _DEFAULT.queue_limit  # jobs waiting (the running one not counted)
+
+    def body_limit(self) -> int:
+        """Bytes one job request may carry: every image at its limit, plus the form fields."""
+        return self.max_upload_bytes * (self.max_styles + 1) + _MB
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One server's limits and storage; ``impasto serve`` fills it from its options."""
+
+    limits: Limits = field(default_factory=Limits)
+    device: str = _DEFAULT.device
+    keep: int = _DEFAULT.keep  # finished jobs kept (with their files)
+    keep_hours: float = _DEFAULT.keep_hours
+    preview_every: int | None = None
+    storage: Path | None = None  # parent of the temporary folder
+    loopback_only: bool = False  # refuse Host names other than loopback (impasto serve sets it)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,229 @@
+"""Stylising a video frame by frame, kept steady by optical flow (Ruder, Dosovitskiy and Brox 2016).
+
+Done naively (``--no-temporal``), every frame is a transfer of its own and lands in its own local
+minimum: the textures swim and flicker from frame to frame. With temporal consistency (the
+default) frame k, for k ≥ 1:
+
+1. starts from the previous *stylised* frame warped to frame k by the optical flow between the
+   two *content* frames (OpenCV's DIS, or Farnebäck), rather than from the content image; and
+2. adds Ruder et al.'s short-term temporal loss to the objective,
+
+       L_temporal = λ · (1/D) · Σ c ⊙ (x − ω(x_{k−1}))²,     D = 3·H·W,
+
+   with x the frame being optimised and ω(x_{k−1}) the warped previous output, both in 0–255
+   pixel levels, and c ∈ {0, 1} per pixel: 0 where the forward–backward flow check finds an
+   occlusion, at motion boundaries and where content has just come into view
+   (:func:`impasto.flow.consistency`), so new content is free to take the style.
+
+The weight λ (``--temporal-weight``, default 1e8) was chosen by measurement
+(``benchmarks/bench_video.py``, BENCHMARKS.md). With α = 1, β = 1e3 the objective's gradient at a
+stylised frame is about 1e4 per pixel value, and a departure of δ levels costs 2λδ/D in the
+gradient, so λ of order 1e8 balances a few levels of drift against the style: on the benchmark's
+pan λ = 1e7 does little beyond the warm start alone, 1e8 cuts the warping error by another third
+for about 13% more style loss, and 1e9 freezes the texture (77% more style loss). The balance
+scales with β: change λ with it. Later frames start next to a good solution and get fewer
+iterations: ``--frame-iterations``, by default a fifth of ``--iterations`` (a tenth left 27%
+more style loss than a fifth; half took 8% of it away at 2.5 times the cost); the first frame
+gets them all. We differ from Ruder et al. in using only the short-term loss (no long-term or
+multi-pass terms).
+
+The temporal loss is a named term of the frame's objective (``temporal``), so every Step of a
+video run reports it beside content, style and TV, and the terms add up to the total.
+
+A frame whose L-BFGS run diverges is redone with Adam (same iterations), with a notice, so one
+bad frame does not end a long video; the redo is as deterministic as the first try. Adam runs
+warm-started frames at a quarter of ``--learning-rate``.
+
+Resuming. Each finished frame is saved as an 8-bit PNG in a work directory (default: next to
+the output, ``OUT.work``), its cache key in a PNG text chunk; ``manifest.json`` holds the run's
+options. A frame's key hashes the run (options, style pixels, frame size, seed, source plan), its
+content frame and, with temporal consistency, the previous frame's key, so a frame is reused only
+where everything it depends on is unchanged. Every frame is computed from what a resumed run sees:
+the previous output as an 8-bit image (exactly what the PNG holds) and a seed derived from the run
+seed and the frame index (the run seed is ``--seed``, else 0, so re-running the same command
+finds the same keys). A run with other options refuses the work directory instead of silently
+mixing frames (``--restart`` discards it). The directory is removed after a successful run unless
+``--keep-work``.
+
+Containers. Input is anything FFmpeg (PyAV) decodes, or a folder of images. The output frame rate
+is the input stream's average rate; a variable-rate input is resampled to that average (each
+output frame shows the input frame on screen at its time) with a one-line notice, as ``--fps``
+does on request. H.264 in yuv420p needs even sides, so frames for a video file are scaled to even
+sides (a stretch of under one pixel; a folder of PNGs or a GIF keeps the exact size). Audio is
+copied packet by packet, unchanged, where the output container can hold its codec (else the
+output is silent, with a notice). The output is written to a temporary file and renamed.
+
+The package, by job: :mod:`~impasto.video.options` (VideoOptions), :mod:`~impasto.video.clip`
+(probing and decoding sources), :mod:`~impasto.video.frames` (the frame loop),
+:mod:`~impasto.video.cache` (the resumable work directory) and :mod:`~impasto.video.sinks` (every
+encoder). :func:`stylize_video`, here, ties them together.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..config import TransferConfig
+from ..errors import InputError, Interrupted, UsageError
+from ..flow import require_cv2 as require_flow
+from ..prepare import ImageLike, as_images, resolve_device
+from ..vgg import VGG
+from .cache import FrameCache, cached_count, default_work_dir, remove_work_dir
+from .clip import FOLDER_RATE, Clip, open_clip
+from .frames import FrameListener, FrameResult, frame_seed, frame_size, stylize_frames
+from .options import TEMPORAL_WEIGHT, VideoOptions
+from .sinks import VIDEO_FORMATS, check_output, open_sink, output_kind
+
+__all__ = [
+    "FOLDER_RATE",
+    "TEMPORAL_WEIGHT",
+    "VIDEO_FORMATS",
+    "Clip",
+    "FrameCache",
+    "FrameResult",
+    "VideoOptions",
+    "VideoSummary",
+    "check_output",
+    "default_work_dir",
+    "frame_seed",
+    "frame_size",
+    "open_clip",
+    "output_kind",
+    "require_flow",
+    "stylize_frames",
+    "stylize_video",
+]
+
+Notice = Callable[[str], None]
+
+
+@dataclass
+class VideoSummary:
+    """What :func:`stylize_video` wrote."""
+
+    output: Path
+    frames: int
+    reused: int
+    size: tuple[int, int]
+    rate: Fraction
+    audio: str  # "copied", "none" or why it was left out
+    seconds: float
+    computed_seconds: list[float]  # wall time of each computed frame, in order
+    device: str
+    notices: list[str]
+
+    @property
+    def seconds_per_frame(self) -> float:
+        """Mean wall time of the frames computed in this run (reused ones excluded)."""
+        done = self.computed_seconds
+        return sum(done) / len(done) if done else 0.0
+
+
+def stylize_video(
+    source: str | os.PathLike[str] | Clip,
+    styles: Sequence[ImageLike],
+    output: str | os.PathLike[str],
+    config: TransferConfig | None = None,
+    options: VideoOptions | None = None,
+    *,
+    vgg: VGG | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    restart: bool = False,
+    keep_work: bool = False,
+    on_frame_start: FrameListener | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    notice: Notice | None = None,
+) -> VideoSummary:
+    """Stylise a video file (or a folder of images) into ``output``: a video (.mp4, .mov, .mkv:
+    H.264; .webm: VP9), a .gif, or a folder (PNG frames). ``source`` may be a :class:`Clip` from
+    :func:`open_clip` to choose a range or a frame rate. Frames are cached in ``work_dir``
+    (default :func:`default_work_dir`) and reused by a re-run; the directory is removed at the end
+    unless ``keep_work``. ``notice`` receives one-line remarks (resampling, audio left out).
+
+    Raises :class:`Interrupted` on Ctrl-C, naming what is kept for resuming."""
+    cfg = config or TransferConfig()
+    opts = options or VideoOptions()
+    kind = output_kind(output)
+    out = check_output(output, kind)
+    if opts.temporal:
+        require_flow()
+    style_imgs = as_images(styles)  # a missing style fails before any decoding
+    clip = source if isinstance(source, Clip) else open_clip(source)
+    if out.resolve() == clip.path.resolve():
+        raise UsageError(f"the output '{output}' would overwrite the input")
+    say = notice or (lambda _: None)
+    for line in clip.notices:
+        say(line)
+    work = Path(work_dir) if work_dir is not None else default_work_dir(out)
+    if kind == "folder" and work.resolve() == out.resolve():
+        raise UsageError("the work directory must not be the output folder; pick another one")
+    even = kind == "video"
+    size = frame_size(clip.size, cfg.size, even)
+    sink = open_sink(out, kind, clip.rate, clip)
+    started = time.perf_counter()
+    computed: list[float] = []
+    notes = list(clip.notices)
+    done = reused = 0
+    try:
+        with sink:
+            if sink.audio.startswith("left out"):
+                say(f"audio {sink.audio}")
+            for r in stylize_frames(
+                clip.frames(),
+                style_imgs,
+                cfg,
+                opts,
+                vgg=vgg,
+                work_dir=work,
+                restart=restart,
+                even=even,
+                source=clip.identity(),
+                on_frame_start=on_frame_start,
+            ):
+                sink.write(r.image)
+                done += 1
+                if r.note is not None:
+                    notes.append(r.note)
+                    say(r.note)
+                if r.reused:
+                    reused += 1
+                else:
+                    computed.append(r.seconds)
+                if on_frame is not None:
+                    on_frame(r)
+    except KeyboardInterrupt:
+        cached = cached_count(work)
+        raise Interrupted(
+            f"interrupted at frame {done + 1}/{len(clip)}; {cached} finished frame(s) are kept in "
+            f"'{work}': run the same command again to resume"
+        ) from None
+    except InputError as exc:
+        cached = cached_count(work)
+        if cached:
+            raise InputError(
+                f"{exc}; {cached} finished frame(s) are kept in '{work}': run the same command "
+                "again to resume"
+            ) from exc
+        raise
+    if not keep_work:
+        remove_work_dir(work)
+    if kind == "gif" and clip.audio is not None:
+        say("audio left out: a GIF has no sound")
+    audio = sink.audio if kind == "video" else ("none" if clip.audio is None else "left out")
+    return VideoSummary(
+        output=out,
+        frames=done,
+        reused=reused,
+        size=size,
+        rate=clip.rate,
+        audio=audio,
+        seconds=time.perf_counter() - started,
+        computed_seconds=computed,
+        device=str(resolve_device(cfg.device)),
+        notices=notes,
+    )

@@ -1,0 +1,63 @@
+"""How the frames of a video are tied together: :class:`VideoOptions`, beside TransferConfig.
+
+Like :class:`~impasto.config.TransferConfig`, every field carries its default, type and help; the
+``impasto video`` flags are generated from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..config import TransferConfig, _opt
+from ..errors import UsageError
+from ..flow import FLOW_METHODS, FlowMethod
+
+TEMPORAL_WEIGHT = 1e8
+"""Default λ of the temporal loss (see the module docstring and BENCHMARKS.md)."""
+
+FRAME_ITERATIONS_FRACTION = 5
+"""Frames after the first get ``iterations // FRAME_ITERATIONS_FRACTION`` iterations by default."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How frames are tied together; the transfer itself is set by :class:`TransferConfig`."""
+
+    temporal: bool = _opt(
+        True,
+        "temporal consistency: start each frame from the previous output warped by optical flow "
+        "and penalise departures from it (--no-temporal: each frame on its own, the naive method)",
+    )
+    temporal_weight: float = _opt(
+        TEMPORAL_WEIGHT,
+        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels²",
+    )
+    frame_iterations: int | None = _opt(
+        None,
+        f"iterations of each frame after the first (default: --iterations/"
+        f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
+    )
+    flow: FlowMethod = _opt("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.temporal_weight) or self.temporal_weight < 0:
+            raise UsageError(
+                f"--temporal-weight must be a finite number >= 0, not {self.temporal_weight}"
+            )
+        if self.frame_iterations is not None and self.frame_iterations < 1:
+            raise UsageError(f"--frame-iterations must be at least 1, not {self.frame_iterations}")
+        if self.flow not in FLOW_METHODS:
+            raise UsageError(f"--flow {self.flow!r} is not valid; choose from dis, farneback")
+
+    def iterations(self, index: int, config: TransferConfig) -> int:
+        """Iterations of frame ``index``: all for the first frame and in naive mode."""
+        if index == 0 or not self.temporal:
+            return config.iterations
+        if self.frame_iterations is not None:
+            return self.frame_iterations
+        return max(1, config.iterations // FRAME_ITERATIONS_FRACTION)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,7 +1,8 @@
 """Every option of a transfer, with its default, type, allowed choices and help, in one place.
 
-The command line and the API are both built from :class:`TransferConfig`: argparse flags are
-generated from the fields' metadata (``cli.py``), and ``impasto.stylize(**options)`` passes its
+The command line, the API and the web server are all built from :class:`TransferConfig`: argparse
+flags are generated from the fields' metadata (``cli/options.py``), the server describes and
+checks job options from them (``serve/intake.py``), and ``impasto.stylize(**options)`` passes its
 keywords straight to the dataclass, whose ``__post_init__`` validates them. Changing a default
 here changes it everywhere.
 """

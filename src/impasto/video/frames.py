@@ -188,17 +188,18 @@ def _run_frame(
     """One frame's transfer, and a note when it had to be redone. L-BFGS without a line search
     can overshoot on a frame; one such frame should not end a long video, so it is redone with
     Adam (same iterations), as deterministic as the first try (resuming holds)."""
-    note = None
-    for attempt in ("first", "redo"):
-        try:
-            transfer = Transfer(content, styles, cfg, vgg=vgg, init=init, terms=terms)
-            return transfer.run(on_step=listener() if listener else None), note
-        except DivergedError as exc:
-            if cfg.optimizer != "lbfgs" or attempt == "redo":
-                raise
-            note = f"{exc}; redone with Adam"
-            cfg = cfg.replace(optimizer="adam")
-    raise AssertionError("unreachable")
+
+    def run(config: TransferConfig) -> Result:
+        transfer = Transfer(content, styles, config, vgg=vgg, init=init, terms=terms)
+        return transfer.run(on_step=listener() if listener else None)
+
+    try:
+        return run(cfg), None
+    except DivergedError as exc:
+        if cfg.optimizer != "lbfgs":
+            raise
+        note = f"{exc}; redone with Adam"
+    return run(cfg.replace(optimizer="adam")), note
 
 
 def _warm_rate(cfg: TransferConfig) -> float:

@@ -96,6 +96,12 @@ def add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_styles_and_output(p: argparse.ArgumentParser, output_help: str) -> None:
+    """STYLE... and -o/--output OUT, after the command's first input."""
+    p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s) (painting)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help=output_help)
+
+
 def comma_floats(flag: str) -> Callable[[str], tuple[float, ...]]:
     return _argparse_type(tuple[float, ...], flag)
 

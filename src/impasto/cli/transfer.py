@@ -19,7 +19,14 @@ from .. import animate, experiments, imageio
 from ..config import PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..optimize import Result, Step, Transfer
-from .options import add_common, add_config_options, comma_floats, comma_strings, config_from_args
+from .options import (
+    add_common,
+    add_config_options,
+    add_styles_and_output,
+    comma_floats,
+    comma_strings,
+    config_from_args,
+)
 from .progress import ProgressBar, panel_progress
 
 PROG = "impasto"
@@ -34,14 +41,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         allow_abbrev=False,
     )
     t.add_argument("content", metavar="CONTENT", help="content image (photo)")
-    t.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s) (painting)")
-    t.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT",
-        help="output image: .png (with reproducible metadata), .jpg or .webp",
-    )
+    add_styles_and_output(t, "output image: .png (with reproducible metadata), .jpg or .webp")
     add_config_options(t)
     add_common(t)
     _add_watch_options(t, plot_help="each loss term and the total against iteration")

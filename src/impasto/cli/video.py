@@ -22,7 +22,13 @@ from ..video import (
     require_flow,
     stylize_video,
 )
-from .options import add_common, add_config_options, config_from_args, options_from_args
+from .options import (
+    add_common,
+    add_config_options,
+    add_styles_and_output,
+    config_from_args,
+    options_from_args,
+)
 from .progress import VideoProgress, notice
 
 PROG = "impasto"
@@ -41,13 +47,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         allow_abbrev=False,
     )
     v.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads) or a folder")
-    v.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s) (painting)")
-    v.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT",
-        help=".mp4, .mov or .mkv (H.264), .webm (VP9), .gif, or a folder for PNG frames",
+    add_styles_and_output(
+        v, ".mp4, .mov or .mkv (H.264), .webm (VP9), .gif, or a folder for PNG frames"
     )
     g = v.add_argument_group("which frames")
     g.add_argument("--start", type=_seconds, default=None, metavar="TIME", help="begin at TIME "

@@ -31,6 +31,8 @@ from ..errors import InputError, UsageError, first_line
 if TYPE_CHECKING:
     from .clip import Clip
 
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
 # Output extension -> (FFmpeg container, codecs to try in order).
 VIDEO_FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     ".mp4": ("mp4", ("libx264", "mpeg4")),
@@ -141,7 +143,10 @@ class Sink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self.close((exc_type, exc, tb))
+
+    def close(self, failure: ExcInfo) -> None:
+        """Finish the output; ``failure`` is the exception leaving the block, if any."""
 
     def write(self, image: PIL.Image.Image) -> None:
         raise NotImplementedError
@@ -164,13 +169,8 @@ class _GifSink(Sink):
     def write(self, image: PIL.Image.Image) -> None:
         self.frames.append(image)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
+    def close(self, failure: ExcInfo) -> None:
+        if failure[0] is None:
             write_animation(self.frames, self.path, self.rate)
 
 
@@ -323,13 +323,8 @@ class _VideoSink(Sink):
             self._encoder.write(image)
             self._mux_audio(self._encoder.count / float(self.rate))
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
+    def close(self, failure: ExcInfo) -> None:
+        if failure[0] is None:
             try:
                 with _ffmpeg_errors(self.path):
                     self._encoder.flush()
@@ -338,7 +333,7 @@ class _VideoSink(Sink):
                 if not self._stack.__exit__(*sys.exc_info()):
                     raise
                 return
-        self._stack.__exit__(exc_type, exc, tb)
+        self._stack.__exit__(*failure)
 
 
 def _available(codecs: Sequence[str]) -> str:

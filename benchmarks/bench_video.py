@@ -40,7 +40,8 @@ import torch
 
 from impasto import TransferConfig, animate, imageio
 from impasto.flow import warping_error
-from impasto.optimize import Transfer, build_network
+from impasto.optimize import Transfer
+from impasto.prepare import build_network
 from impasto.video import FrameResult, VideoOptions, stylize_frames
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,8 @@ from .errors import (
     ResourceError,
     UsageError,
 )
-from .optimize import ImageLike, Result, Step, Transfer
+from .optimize import Result, Step, Transfer
+from .prepare import ImageLike
 
 __version__ = "0.1.0"
 

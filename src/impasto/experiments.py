@@ -15,7 +15,8 @@ import PIL.ImageFont
 
 from .config import PAPER_STYLE_LAYERS, TransferConfig
 from .errors import UsageError
-from .optimize import ImageLike, Step, Transfer, build_network
+from .optimize import Step, Transfer
+from .prepare import ImageLike, build_network
 from .vgg import VGG
 
 DEFAULT_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)

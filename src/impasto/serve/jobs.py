@@ -34,7 +34,8 @@ from pydantic import BaseModel, Field
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ImpastoError
-from ..optimize import Step, Transfer, build_network
+from ..optimize import Step, Transfer
+from ..prepare import build_network
 from ..vgg import VGG
 
 log = logging.getLogger("impasto.serve")

@@ -50,6 +50,7 @@ __all__ = [
     "ImageLike",
     "Result",
     "Stage",
+    "StagePosition",
     "StageRun",
     "Step",
     "Transfer",
@@ -184,7 +185,7 @@ def stage_config(config: TransferConfig, stage: Stage, seed: int) -> TransferCon
 
 
 @dataclass(frozen=True)
-class _Position:
+class StagePosition:
     """Where a stage sits in the whole run, for numbering its Steps."""
 
     done: int = 0  # iterations before this stage
@@ -225,7 +226,7 @@ def run_stages(
     for k, stage in enumerate(plan):
         run = ready(k, previous)
         last = k == len(plan) - 1
-        at = _Position(done, total, elapsed, k + 1, len(plan), None if last else size)
+        at = StagePosition(done, total, elapsed, k + 1, len(plan), None if last else size)
         result = descend(run.problem, run.losses, run.names, run.x0, stage.iterations, on_step, at)
         history += result.history
         result = dataclasses.replace(result, history=history)
@@ -249,14 +250,14 @@ def descend(
     x0: Tensor,
     iterations: int,
     on_step: Listener | None = None,
-    at: _Position | None = None,
+    at: StagePosition | None = None,
 ) -> Result:
     """``iterations`` steps from ``x0`` on ``losses`` (the total, then each term of ``names``).
     Nothing is read back to the host inside a step (the terms, the best iterate and the
     divergence flag stay on the device) unless a listener asks for a value; divergence is checked
     every few steps."""
     cfg, device = problem.config, problem.device
-    at = at or _Position(total=iterations)
+    at = at or StagePosition(total=iterations)
     labels = (TOTAL, *names)
     x = x0.clone()
     if device.type == "cuda":

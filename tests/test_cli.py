@@ -414,14 +414,14 @@ def test_coarse_to_fine_and_bf16_from_the_command_line(
 ) -> None:
     out = tmp_path / "c2f.png"
     # The style (64x40) would be 15 px high at 24: that stage is left out.
-    args = ["--size", "48", "--scales", "24,32,48", "--iterations", "2", "--precision", "bf16"]
+    args = ["--size", "48", "--scales", "24,32,48", "--iterations", "5", "--precision", "bf16"]
     proc = impasto_cmd("transfer", content_path, style_path, "-o", out, *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as img:
         assert max(img.size) == 48
     options = json.loads(imageio.read_metadata(out)["impasto:options"])
     assert options["scales"] == [24, 32, 48] and options["precision"] == "bf16"
-    assert "3 iterations" in proc.stderr  # 2 at 32 px, then half of 2 at the top
+    assert "5 iterations" in proc.stderr  # shared 1/pixels: 4 at 32 px, then 1 at the top
 
     small = impasto_cmd(
         "transfer", content_path, style_path, "-o", out, "--size", "20", cwd=tmp_path

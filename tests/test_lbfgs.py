@@ -98,7 +98,15 @@ def test_flat_directions_store_no_pair_and_stay_finite() -> None:
 def test_matches_torch_lbfgs_on_a_real_transfer(
     content_path: Path, style_path: Path, vgg19: VGG
 ) -> None:
-    cfg = TransferConfig(size=48, iterations=1, seed=0, style_weight=1e4, device="cpu")
+    cfg = TransferConfig(
+        preset="paper",
+        init="content",
+        size=48,
+        iterations=1,
+        seed=0,
+        style_weight=1e4,
+        device="cpu",
+    )
     t = Transfer(content_path, [style_path], cfg, vgg=vgg19)
 
     def objective(x: Tensor) -> Tensor:

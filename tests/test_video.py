@@ -19,13 +19,14 @@ import pytest
 from PIL import Image
 
 from impasto import cli, flow, imageio, video
-from impasto.config import TransferConfig
+from impasto.config import STYLE_WEIGHT, TransferConfig
 from impasto.errors import InputError, Interrupted, UsageError
 from impasto.optimize import Step
 from impasto.vgg import VGG
 from impasto.video import FrameResult, VideoOptions
 from impasto.video import clip as video_clip
 from impasto.video import frames as video_frames
+from impasto.video.options import TEMPORAL_WEIGHT
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SIZE = (48, 32)
@@ -483,3 +484,17 @@ def test_without_opencv_video_says_what_to_install(
     # The naive method needs no optical flow, so it works without OpenCV.
     args = ("--no-temporal", "--iterations", "1", "--frames", "2", "-q")
     assert run_cli(clip, style_path, "-o", tmp_path / "o.mp4", *args) == 0
+
+
+def test_the_default_temporal_weight_follows_the_style_weight() -> None:
+    """λ was measured as 1e8 at β = 1e3: by default it keeps that ratio at every β."""
+    paper = TransferConfig(preset="paper")
+    assert VideoOptions().temporal_weight_for(paper) == TEMPORAL_WEIGHT
+    assert paper.style_weight == STYLE_WEIGHT
+    for size in (128, 512):
+        cfg = TransferConfig(size=size)
+        expected = TEMPORAL_WEIGHT * cfg.style_weight / STYLE_WEIGHT
+        assert VideoOptions().temporal_weight_for(cfg) == pytest.approx(expected)
+    assert VideoOptions(temporal_weight=3.0).temporal_weight_for(TransferConfig()) == 3.0
+    with pytest.raises(UsageError, match="--temporal-weight"):
+        VideoOptions(temporal_weight=-1.0)

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..config import TransferConfig
 from ..errors import ExitStatus, Interrupted
 from ..video import (
     FOLDER_RATE,
@@ -124,13 +125,14 @@ def _run_video(ns: argparse.Namespace) -> int:
     finally:
         progress.close()
     if not ns.quiet:
-        print(_summary(summary, opts), file=sys.stderr)
+        print(_summary(summary, opts, cfg), file=sys.stderr)
     return ExitStatus.OK
 
 
-def _summary(s: VideoSummary, opts: VideoOptions) -> str:
+def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
     w, h = s.size
-    mode = f"temporal weight {opts.temporal_weight:g}" if opts.temporal else "no temporal loss"
+    weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
+    mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
     reused = f", {s.reused} reused from the work directory" if s.reused else ""
     per = f", {s.seconds_per_frame:.2f} s per frame" if s.computed_seconds else ""
     return (

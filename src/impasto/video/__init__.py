@@ -15,15 +15,15 @@ default) frame k, for k ≥ 1:
    occlusion, at motion boundaries and where content has just come into view
    (:func:`impasto.flow.consistency`), so new content is free to take the style.
 
-The weight λ (``--temporal-weight``, default 1e8) was chosen by measurement
-(``benchmarks/bench_video.py``, BENCHMARKS.md). With α = 1, β = 1e3 the objective's gradient at a
-stylised frame is about 1e4 per pixel value, and a departure of δ levels costs 2λδ/D in the
-gradient, so λ of order 1e8 balances a few levels of drift against the style: on the benchmark's
-pan λ = 1e7 does little beyond the warm start alone, 1e8 cuts the warping error by another third
-for about 13% more style loss, and 1e9 freezes the texture (77% more style loss). The balance
-scales with β: change λ with it. Later frames start next to a good solution and get fewer
-iterations: ``--frame-iterations``, by default a fifth of ``--iterations`` (a tenth left 27%
-more style loss than a fifth; half took 8% of it away at 2.5 times the cost); the first frame
+The weight λ (``--temporal-weight``; 1e8 at β = 1e3, by default proportional to β) was chosen by
+measurement (``benchmarks/bench_video.py``, BENCHMARKS.md). With α = 1, β = 1e3 the objective's
+gradient at a stylised frame is about 1e4 per pixel value, and a departure of δ levels costs 2λδ/D
+in the gradient, so λ of order 1e8 balances a few levels of drift against the style: on the
+benchmark's pan λ = 1e7 does little beyond the warm start alone, 1e8 cuts the warping error by
+another third for about 13% more style loss, and 1e9 freezes the texture (77% more style loss). The
+balance scales with β, and so does the default λ. Later frames start next to a good solution and
+get fewer iterations: ``--frame-iterations``, by default a fifth of ``--iterations`` (a tenth left
+27% more style loss than a fifth; half took 8% of it away at 2.5 times the cost); the first frame
 gets them all. We differ from Ruder et al. in using only the short-term loss (no long-term or
 multi-pass terms).
 

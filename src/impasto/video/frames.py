@@ -235,5 +235,5 @@ def _temporal_term(
     def temporal(x: Tensor, features: Features) -> Tensor:
         return flow.temporal_loss(x, target.to(x.dtype), c.to(x.dtype))
 
-    term = Term("temporal", opts.temporal_weight, temporal)
+    term = Term("temporal", opts.temporal_weight_for(cfg), temporal)
     return start, term, float(weight.mean())

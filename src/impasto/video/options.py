@@ -10,12 +10,13 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import TransferConfig, _opt
+from ..config import STYLE_WEIGHT, TransferConfig, _opt
 from ..errors import UsageError
 from ..flow import FLOW_METHODS, FlowMethod
 
 TEMPORAL_WEIGHT = 1e8
-"""Default λ of the temporal loss (see the module docstring and BENCHMARKS.md)."""
+"""λ of the temporal loss at β = 10³ (see the module docstring and BENCHMARKS.md); by default λ
+follows β (``VideoOptions.temporal_weight_for``), so the measured balance holds at every β."""
 
 FRAME_ITERATIONS_FRACTION = 5
 """Frames after the first get ``iterations // FRAME_ITERATIONS_FRACTION`` iterations by default."""
@@ -30,9 +31,11 @@ class VideoOptions:
         "temporal consistency: start each frame from the previous output warped by optical flow "
         "and penalise departures from it (--no-temporal: each frame on its own, the naive method)",
     )
-    temporal_weight: float = _opt(
-        TEMPORAL_WEIGHT,
-        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels²",
+    temporal_weight: float | None = _opt(
+        None,
+        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
+        f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
+        f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
     )
     frame_iterations: int | None = _opt(
         None,
@@ -42,7 +45,9 @@ class VideoOptions:
     flow: FlowMethod = _opt("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.temporal_weight) or self.temporal_weight < 0:
+        if self.temporal_weight is not None and (
+            not math.isfinite(self.temporal_weight) or self.temporal_weight < 0
+        ):
             raise UsageError(
                 f"--temporal-weight must be a finite number >= 0, not {self.temporal_weight}"
             )
@@ -50,6 +55,12 @@ class VideoOptions:
             raise UsageError(f"--frame-iterations must be at least 1, not {self.frame_iterations}")
         if self.flow not in FLOW_METHODS:
             raise UsageError(f"--flow {self.flow!r} is not valid; choose from dis, farneback")
+
+    def temporal_weight_for(self, config: TransferConfig) -> float:
+        """λ: given, or proportional to the run's β (measured as 1e8 at β = 1e3)."""
+        if self.temporal_weight is not None:
+            return self.temporal_weight
+        return TEMPORAL_WEIGHT * config.style_weight / STYLE_WEIGHT
 
     def iterations(self, index: int, config: TransferConfig) -> int:
         """Iterations of frame ``index``: all for the first frame and in naive mode."""

@@ -47,7 +47,7 @@ NORMALIZED_STYLE_WEIGHT = 1e6
 TV_WEIGHT = 20.0
 COARSE_TO_FINE_ABOVE = 320
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"init": "content", "tv_weight": TV_WEIGHT, "scales": "auto", "iterations": 400},
+    "default": {"init": "content", "tv_weight": TV_WEIGHT, "scales": "auto", "iterations": 350},
     "paper": {"init": "noise", "tv_weight": 0.0, "scales": "one", "iterations": 500},
 }
 

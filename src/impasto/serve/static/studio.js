@@ -84,11 +84,14 @@ function showRatio() {
 }
 
 function collectOptions() {
-  const contentWeight = defaultOf("content_weight");
-  const options = {
-    content_weight: contentWeight,
-    style_weight: contentWeight / sliderToRatio(Number($("strength").value)),
-  };
+  const options = {};
+  const strength = Number($("strength").value);
+  // Left where it starts, the slider leaves α and β to the server's defaults (β follows the size).
+  if (strength !== ratioToSlider(state.info.style_strength.default_ratio)) {
+    const contentWeight = defaultOf("content_weight");
+    options.content_weight = contentWeight;
+    options.style_weight = contentWeight / sliderToRatio(strength);
+  }
   for (const input of document.querySelectorAll(".field input, .field select")) {
     const raw = input.value.trim();
     if (raw === input.dataset.default) continue; // the server's default stays in charge

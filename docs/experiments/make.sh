@@ -32,8 +32,9 @@ run grid grid "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" -o "$out/grid.jp
 # Colour preservation: the same transfer plain, luminance-only and histogram-matched.
 for mode in none luminance histogram; do
   run "colour_$mode" transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
-    -o "$out/colour_$mode.jpg" --size 256 --iterations 150 --seed 1 --preserve-colors "$mode"
+    -o "$out/colour_$mode.jpg" --size 256 --iterations 150 --seed 1 --preset paper --init content --preserve-colors "$mode"
 done
 # The normalised network with its own default β (the plain run above is its counterpart).
 run normalized transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
-  -o "$out/normalized.jpg" --size 256 --iterations 150 --seed 1 --normalize-network
+  -o "$out/normalized.jpg" --size 256 --iterations 150 --seed 1 --preset paper --init content \
+  --normalize-network

@@ -232,6 +232,32 @@ def report(pair: str, rows: list[dict[str, Any]], stick: Yardstick, size: int) -
                 )
 
 
+def time_iterations(sizes: list[int], vgg: Any) -> None:
+    """Seconds per L-BFGS iteration at each size, and what the default plan costs from them."""
+    from impasto import Transfer, TransferConfig
+
+    content, style = PAIRS["tubingen:the_scream"]
+    per: dict[int, float] = {}
+    for size in sizes:
+        cfg = TransferConfig(size=size, iterations=13, seed=1, scales="one")
+        marks: list[float] = []
+        Transfer(str(content), [str(style)], cfg, vgg=vgg).run(
+            on_step=lambda step: marks.append(step.elapsed)
+        )
+        per[size] = (marks[-1] - marks[2]) / (len(marks) - 3)  # 10 iterations after 3 warm-up
+        print(f"{size} px: {1000 * per[size]:.0f} ms per iteration", flush=True)
+    top = sizes[-1]
+    plan = TransferConfig(size=top).stage_plan()
+    if all(s in per for s, _ in plan):
+        default = sum(per[s] * n for s, n in plan)
+        single = 500 * per[top]
+        stages = ", ".join(f"{n} at {s} px" for s, n in plan)
+        print(
+            f"default plan at {top} px ({stages}): {default:.0f} s of iterations; 500 single-scale "
+            f"iterations: {single:.0f} s; ratio {default / single:.2f}"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", type=int, default=256)
@@ -254,6 +280,13 @@ def main() -> None:
         help="score images made elsewhere (e.g. by the CLI), PATTERN with {content} and {style}",
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--time-sizes",
+        default=None,
+        metavar="SIZES",
+        help="only time one L-BFGS iteration at each comma-separated size (one stage) and "
+        "compare the default coarse-to-fine plan at the largest with 500 single-scale iterations",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "out" / "quality")
     a = p.parse_args()
 
@@ -284,8 +317,11 @@ def main() -> None:
         f"({torch.get_num_threads()} threads); {a.size} px, "
         f"{a.iterations or 'default'} iterations, seed {a.seed}"
     )
-    a.out.mkdir(parents=True, exist_ok=True)
     vgg = build_vgg("vgg19", None, "avg", "auto")
+    if a.time_sizes:
+        time_iterations(sorted(int(x) for x in a.time_sizes.split(",")), vgg)
+        return
+    a.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     sheet_rows: list[list[Any]] = []
     for pair in a.pairs.split(","):

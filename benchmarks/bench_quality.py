@@ -232,6 +232,13 @@ def report(pair: str, rows: list[dict[str, Any]], stick: Yardstick, size: int) -
                 )
 
 
+def _step_times(transfer: Any) -> list[float]:
+    """Run ``transfer``; the elapsed time at each step."""
+    marks: list[float] = []
+    transfer.run(on_step=lambda step: marks.append(step.elapsed))
+    return marks
+
+
 def time_iterations(sizes: list[int], vgg: Any) -> None:
     """Seconds per L-BFGS iteration at each size, and what the default plan costs from them."""
     from impasto import Transfer, TransferConfig
@@ -240,10 +247,7 @@ def time_iterations(sizes: list[int], vgg: Any) -> None:
     per: dict[int, float] = {}
     for size in sizes:
         cfg = TransferConfig(size=size, iterations=13, seed=1, scales="one")
-        marks: list[float] = []
-        Transfer(str(content), [str(style)], cfg, vgg=vgg).run(
-            on_step=lambda step: marks.append(step.elapsed)
-        )
+        marks = _step_times(Transfer(str(content), [str(style)], cfg, vgg=vgg))
         per[size] = (marks[-1] - marks[2]) / (len(marks) - 3)  # 10 iterations after 3 warm-up
         print(f"{size} px: {1000 * per[size]:.0f} ms per iteration", flush=True)
     top = sizes[-1]

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto import ResourceError, TransferConfig, UsageError, imageio
-from impasto.memory import check_memory, estimate_memory
+from impasto import ResourceError, Transfer, TransferConfig, UsageError, imageio
+from impasto.memory import check_memory, estimate_memory, largest_fitting_size
 from impasto.memory import output_size as _fit
 
 CPU = torch.device("cpu")
@@ -70,7 +70,9 @@ def test_cli_refuses_absurd_size_cleanly(
             "-o",
             str(out),
             "--size",
-            "40000",
+            "16000",
+            "--max-memory",
+            "1",
         ],
         capture_output=True,
         text=True,
@@ -81,3 +83,27 @@ def test_cli_refuses_absurd_size_cleanly(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("impasto: error:") and "--size" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_estimate_counts_the_per_iteration_records() -> None:
+    few, many = TransferConfig(iterations=10), TransferConfig(iterations=100_000)
+    assert estimate_memory((64, 48), many) - estimate_memory((64, 48), few) >= 99_990 * 400
+
+
+@pytest.mark.parametrize("shape", [(1024, 768), (4000, 3), (3, 4000), (5000, 17)])
+def test_advice_is_the_largest_size_that_fits_for_any_shape(shape: tuple[int, int]) -> None:
+    cfg = TransferConfig(size=8000)
+    limit = estimate_memory(_fit(shape, 3000), cfg) + 1
+    fits = largest_fitting_size(shape, cfg, limit)
+    assert estimate_memory(_fit(shape, fits), cfg) <= limit
+    assert estimate_memory(_fit(shape, fits + 1), cfg) > limit
+
+
+def test_a_sliver_gets_crop_advice_not_a_size_that_fails(tmp_path: Path, style_path: Path) -> None:
+    sliver = tmp_path / "sliver.png"
+    Image.new("RGB", (1000, 2), "gray").save(sliver)  # needs --size 8000 for 16 px
+    cfg = TransferConfig(size=64, iterations=1, max_memory=1.0)
+    with pytest.raises(UsageError, match="would not fit in memory: crop the image"):
+        Transfer(sliver, [style_path], cfg)
+    with pytest.raises(UsageError, match="use --size 8000 or more"):
+        Transfer(sliver, [style_path], cfg.replace(max_memory=None))

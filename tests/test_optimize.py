@@ -348,3 +348,29 @@ def test_content_weight_zero_is_texture_synthesis(
     totals = [total for total, *_ in result.losses]
     assert totals[-1] < totals[0] / 2
     assert result.image.size == imageio.resize_longest(imageio.load_image(content_path), 64).size
+
+
+def test_loss_rows_grow_with_the_steps_taken() -> None:
+    from impasto.optimize import _Rows
+
+    rows = _Rows(3, torch.device("cpu"))
+    for i in range(600):
+        rows.append(torch.tensor([float(i), 1.0, 2.0]))
+    assert len(rows.blocks) == 3  # 600 rows in blocks of 256, not a reservation for the run
+    start, tail = rows.since(250)
+    assert start == 250 and tail.shape == (350, 3)
+    assert tail[0, 0] == 250.0 and tail[-1, 0] == 599.0
+    assert rows.since(0)[1][:, 0].tolist() == [float(i) for i in range(600)]
+
+
+def test_a_huge_iteration_count_stopped_early_keeps_only_its_steps(
+    content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    cfg = TransferConfig(size=32, iterations=100_000, seed=0)
+
+    def stop(step: Step) -> None:
+        if step.iteration == 3:
+            raise KeyboardInterrupt
+
+    result = Transfer(content_path, [style_path], cfg, vgg=vgg19).run(on_step=stop)
+    assert result.interrupted and len(result.history) == 3

@@ -52,6 +52,23 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The ranges of the numeric options (``bounds`` of their fields, checked by check_bounds).
+# 16384 px is 16x the server's default limit and beyond any GPU's memory at full resolution;
+# 100000 iterations are days of work at any size (each keeps a row of loss values); weights
+# stop at 1e38, under float32's largest (3.4e38), beyond which a weight is infinite on the
+# device (a large one can still make the loss overflow: that is exit 5, diverged); the style
+# image may be 8x the output.
+MAX_SIZE = 16384
+MAX_ITERATIONS = 100_000
+MAX_WEIGHT = 1e38
+MAX_LEARNING_RATE = 1e4
+MAX_STYLE_SCALE = 8.0
+MAX_SEED = 2**63 - 1
+MAX_MEMORY_GIB = 2.0**20  # a pebibyte
+MAX_STAGES = 16  # coarse-to-fine stages ('auto' makes at most 13: 256 px to 16384 px)
+_TINY = 1e-12  # the least of a range that must stay positive
+
+
 class Auto:
     """Marks an option left at its default, which ``__post_init__`` resolves from other options
     (the preset, the size, ``normalize_network``). A resolved value stays marked, so ``replace()``
@@ -81,12 +98,14 @@ def _opt(
     flag: str | None = None,
     auto: bool = False,
     metavar: str | None = None,
+    bounds: tuple[float, float] | None = None,
     **kw: Any,
 ) -> Any:
     """A dataclass field that also carries its command-line help (and optional flag name and
     metavar); ``auto`` marks a field whose default the help explains (it depends on other
-    options)."""
-    meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar}
+    options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds` holds a
+    number (or each number of a list) to."""
+    meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
     meta["auto"] = auto or isinstance(default, Auto)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
@@ -104,24 +123,27 @@ class TransferConfig:
         "defaults for the options marked 'by preset': default (measured to paint best) or paper "
         "(Gatys et al. exactly: noise start, equal layer weights, no TV, one scale)",
     )
-    size: int = _opt(512, "longest side of the output in pixels")
+    size: int = _opt(512, "longest side of the output in pixels", bounds=(16, MAX_SIZE))
     iterations: int = _opt(
         AutoInt(PRESETS["default"]["iterations"]),
         "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
+        bounds=(1, MAX_ITERATIONS),
     )
-    content_weight: float = _opt(1.0, "α, weight of the content loss")
+    content_weight: float = _opt(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
     style_weight: float = _opt(
         AutoWeight(DEFAULT_STYLE_WEIGHT_512),
         f"β, weight of the style loss (α/β sets the balance); by preset: "
         f"{DEFAULT_STYLE_WEIGHT_512:g} at 512 px, scaled by (size/512)² so every size gets the "
         f"same balance; paper: {STYLE_WEIGHT:g}; {NORMALIZED_STYLE_WEIGHT:g} with "
         "--normalize-network",
+        bounds=(0, MAX_WEIGHT),
     )
     tv_weight: float = _opt(
         AutoWeight(TV_WEIGHT),
         f"weight of a total-variation smoothness term against colour grain (by preset: "
         f"{TV_WEIGHT:g}; paper: 0, off)",
         auto=True,
+        bounds=(0, MAX_WEIGHT),
     )
     content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
@@ -129,12 +151,17 @@ class TransferConfig:
         None,
         "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
         "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
+        bounds=(0, MAX_WEIGHT),
     )
     # --- how to optimise ----------------------------------------------------------------------
     optimizer: Optimizer = _opt("lbfgs", "lbfgs (the paper's) or adam")
-    learning_rate: float = _opt(8.0, "Adam step size, in 0-255 pixel levels")
-    lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...")
-    lr_decay_every: int = _opt(100, "... every this many steps (staircase decay)")
+    learning_rate: float = _opt(
+        8.0, "Adam step size, in 0-255 pixel levels", bounds=(_TINY, MAX_LEARNING_RATE)
+    )
+    lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...", bounds=(_TINY, 1))
+    lr_decay_every: int = _opt(
+        100, "... every this many steps (staircase decay)", bounds=(1, MAX_ITERATIONS)
+    )
     init: InitKind = _opt(
         AutoStr(PRESETS["default"]["init"]),
         "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
@@ -147,11 +174,17 @@ class TransferConfig:
         "(a single stage); each stage starts from the last one's result, and the iterations are "
         "shared so that every stage takes about the same time (by preset: auto; paper: one)",
     )
-    seed: int | None = _opt(None, "random seed (default: drawn at random and recorded)")
+    seed: int | None = _opt(
+        None, "random seed (default: drawn at random and recorded)", bounds=(0, MAX_SEED)
+    )
     # --- the images ---------------------------------------------------------------------------
-    style_scale: float = _opt(1.0, "style image size relative to the output's size")
+    style_scale: float = _opt(
+        1.0, "style image size relative to the output's size", bounds=(_TINY, MAX_STYLE_SCALE)
+    )
     style_blend_weights: tuple[float, ...] | None = _opt(
-        None, "comma-separated weight per style image when blending (default: equal)"
+        None,
+        "comma-separated weight per style image when blending (default: equal)",
+        bounds=(0, MAX_WEIGHT),
     )
     preserve_colors: PreserveColors = _opt(
         "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
@@ -173,7 +206,9 @@ class TransferConfig:
         "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
     )
     max_memory: float | None = _opt(
-        None, "refuse runs estimated to need more than this many GiB (default: what is free)"
+        None,
+        "refuse runs estimated to need more than this many GiB (default: what is free)",
+        bounds=(_TINY, MAX_MEMORY_GIB),
     )
 
     def __post_init__(self) -> None:
@@ -222,6 +257,7 @@ class TransferConfig:
             object.__setattr__(self, "scales", _check_scales(self.scales, self.size))
         if self.init.strip() == "":
             raise UsageError("--init must be noise, content, style or an image file")
+        check_bounds(self)
 
     def _resolve_defaults(self) -> None:
         """Options left at their defaults (None or an :class:`Auto` value) from the preset."""
@@ -315,6 +351,31 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def _num(x: float) -> str:
+    """A number for a message: integers in full (2^63 - 1 too), others short."""
+    if isinstance(x, int) or (math.isfinite(x) and x.is_integer() and abs(x) < 1e16):
+        return str(int(x))
+    return f"{x:g}"
+
+
+def check_bounds(options: Any) -> None:
+    """Hold every numeric field of an options dataclass to its ``bounds`` metadata: a value
+    outside (or not finite) is a :class:`UsageError` naming the range. The ranges keep every
+    value the code can take in (an iteration count no loop or allocation chokes on, a weight no
+    float32 loss overflows at once); the dataclasses' own checks say more where a value is
+    merely unwise."""
+    for f in fields(options):
+        bounds = f.metadata.get("bounds")
+        value = getattr(options, f.name)
+        if bounds is None or value is None:
+            continue
+        lo, hi = bounds
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, (int, float)) and not (math.isfinite(v) and lo <= v <= hi):
+                flag = f.metadata.get("flag") or f"--{_flag(f.name)}"
+                raise UsageError(f"{flag} must be between {_num(lo)} and {_num(hi)}, not {_num(v)}")
+
+
 def scale_schedule(size: int, start: int = 256) -> tuple[int, ...]:
     """Longest sides from ``start`` growing by √2 up to ``size`` (Gatys et al. 2017): the last
     stage is ``size`` itself, and an intermediate stage within 20% of it is dropped; a size up to
@@ -351,6 +412,8 @@ def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
         raise UsageError("--scales must be increasing sizes of at least 16 pixels")
     if stages[-1] != size:
         stages = (*(s for s in stages if s < size), size)
+    if len(stages) > MAX_STAGES:
+        raise UsageError(f"--scales has {len(stages)} stages; at most {MAX_STAGES} are allowed")
     return stages
 
 

@@ -6,6 +6,7 @@ these share the core loop, its callbacks and its error handling; one VGG is load
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
-from .config import PAPER_STYLE_LAYERS, TransferConfig
+from .config import MAX_WEIGHT, PAPER_STYLE_LAYERS, TransferConfig
 from .errors import UsageError
 from .optimize import Step, Transfer
 from .prepare import ImageLike, build_network
@@ -29,6 +30,7 @@ class Panel:
     label: str
     image: PIL.Image.Image
     loss: float
+    interrupted: bool = False  # Ctrl-C (or SIGTERM) ended it early: the panels stop here
 
 
 PanelCallback = Callable[[int, int, str], Callable[[Step], None] | None]
@@ -49,7 +51,7 @@ def _run(
     on_step: Callable[[Step], None] | None,
 ) -> Panel:
     result = Transfer(content, styles, cfg, vgg=vgg).run(on_step=on_step)
-    return Panel(label, result.image, result.final_loss)
+    return Panel(label, result.image, result.final_loss, result.interrupted)
 
 
 def reconstruct_content(
@@ -58,7 +60,8 @@ def reconstruct_content(
     layers: Sequence[str] = PAPER_STYLE_LAYERS,
     on_panel: PanelCallback | None = None,
 ) -> list[Panel]:
-    """From white noise, match the image's responses at each layer alone (paper Fig. 4, top)."""
+    """From white noise, match the image's responses at each layer alone (paper Fig. 4, top).
+    An interrupted panel is the last one returned."""
     base = config.replace(preset="paper", style_weight=0.0, content_weight=1.0, init="noise")
     vgg = build_network(base)
     panels = []
@@ -66,6 +69,8 @@ def reconstruct_content(
         cfg = base.replace(content_layers=(layer,))
         listener = on_panel(i, len(layers), layer) if on_panel else None
         panels.append(_run(image, [], cfg, vgg, cfg.content_layers[0], listener))
+        if panels[-1].interrupted:
+            break
     return panels
 
 
@@ -78,6 +83,7 @@ def reconstruct_style(
     """From white noise, match the Gram matrices of growing layer sets (paper Fig. 4, bottom).
 
     The image serves as its own "content" only to fix the output size: the content weight is 0.
+    An interrupted panel is the last one returned.
     """
     base = config.replace(
         preset="paper", content_weight=0.0, style_weight=1.0, init="noise", style_layer_weights=None
@@ -90,6 +96,8 @@ def reconstruct_style(
         label = "+".join(cfg.style_layers) if len(subset) < 3 else f"{subset[0]}…{subset[-1]}"
         listener = on_panel(i, len(sets), label) if on_panel else None
         panels.append(_run(image, [image], cfg, vgg, label, listener))
+        if panels[-1].interrupted:
+            break
     return panels
 
 
@@ -101,9 +109,10 @@ def ratio_grid(
     layers: Sequence[str] = PAPER_STYLE_LAYERS,
     on_panel: PanelCallback | None = None,
 ) -> list[list[Panel]]:
-    """Rows: growing style-layer sets; columns: α/β ratios (KTH report Fig. 5)."""
-    if not ratios or any(r <= 0 for r in ratios):
-        raise UsageError("--ratios must be positive numbers")
+    """Rows: growing style-layer sets; columns: α/β ratios (KTH report Fig. 5). An interrupted
+    panel is the last one returned (its row cut short there)."""
+    if not ratios or any(not (math.isfinite(r) and r >= 1 / MAX_WEIGHT) for r in ratios):
+        raise UsageError(f"--ratios must be finite numbers of at least {1 / MAX_WEIGHT:g}")
     # The paper's objective (equal layer weights, no TV unless given, one scale), started
     # where the configuration says.
     base = config.replace(
@@ -120,6 +129,8 @@ def ratio_grid(
             label = f"α/β={ratio:g}"
             listener = on_panel(r * len(ratios) + c, count, label) if on_panel else None
             row.append(_run(content, [style], cfg, vgg, label, listener))
+            if row[-1].interrupted:
+                return [*rows, row]
         rows.append(row)
     return rows
 

@@ -19,6 +19,9 @@ from .errors import ResourceError
 # image-sized fp32 vectors (2 x 100 x 3 x 4 bytes per pixel); Adam two moment buffers.
 _ACTIVATION_BYTES_PER_PIXEL = 2048
 _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the images
+# Each step's loss values: a row on the device and, in Result.history, a dict of Python floats
+# (about 0.45 KB with five terms, by tracemalloc); we budget 1 KB per iteration.
+_BYTES_PER_ITERATION = 1024
 
 
 def output_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
@@ -32,7 +35,8 @@ def estimate_memory(size: tuple[int, int], config: TransferConfig) -> int:
     per_pixel = _ACTIVATION_BYTES_PER_PIXEL
     per_pixel += 2 * 100 * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
     style_pixels = pixels * config.style_scale**2  # forward only, no gradients kept
-    return int(_FIXED_BYTES + pixels * per_pixel + style_pixels * 1024)
+    steps = config.iterations * _BYTES_PER_ITERATION
+    return int(_FIXED_BYTES + steps + pixels * per_pixel + style_pixels * 1024)
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -58,24 +62,58 @@ def peak_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_memory(size: tuple[int, int], config: TransferConfig, device: torch.device) -> None:
+def check_memory(
+    size: tuple[int, int], config: TransferConfig, device: torch.device, smallest: int = 16
+) -> None:
     """Raise :class:`ResourceError` naming a size that fits when the estimate exceeds what the
-    device has free (or ``--max-memory``)."""
-    limit = available_memory(device)
-    if config.max_memory is not None:
-        cap = int(config.max_memory * 2**30)
-        limit = cap if limit is None else min(limit, cap)
+    device has free (or ``--max-memory``). ``smallest`` is the least --size the images allow
+    (an extreme aspect ratio needs a large one): advice never goes below it."""
+    limit = memory_limit(config, device)
     need = estimate_memory(size, config)
     if limit is None or need <= limit:
         return
-    per_pixel = (need - _FIXED_BYTES) / (size[0] * size[1])
-    fit_pixels = max(0.0, (limit - _FIXED_BYTES) / per_pixel)
-    fits = int(config.size * math.sqrt(fit_pixels / (size[0] * size[1])))
-    advice = f"try --size {fits} or less" if fits >= 16 else "not even the smallest size fits"
+    fits = largest_fitting_size(size, config, limit)
+    if fits >= max(16, smallest):
+        advice = f"try --size {fits} or less"
+    elif smallest > 16:
+        advice = (
+            f"this image's shape needs --size {smallest} or more, which does not fit either: "
+            "crop it to a less extreme aspect ratio"
+        )
+    else:
+        advice = "not even the smallest size fits"
     raise ResourceError(
         f"--size {config.size} ({size[0]}x{size[1]}) needs about {need / 2**30:.1f} GiB but "
         f"{limit / 2**30:.1f} GiB is available on {device.type}; {advice}"
     )
+
+
+def memory_limit(config: TransferConfig, device: torch.device) -> int | None:
+    """Bytes a run may take on ``device``: what is free, capped by --max-memory."""
+    limit = available_memory(device)
+    if config.max_memory is not None:
+        cap = int(config.max_memory * 2**30)
+        limit = cap if limit is None else min(limit, cap)
+    return limit
+
+
+def fits_memory(size: tuple[int, int], config: TransferConfig, device: torch.device) -> bool:
+    limit = memory_limit(config, device)
+    return limit is None or estimate_memory(size, config) <= limit
+
+
+def largest_fitting_size(size: tuple[int, int], config: TransferConfig, limit: int) -> int:
+    """The largest --size (up to ``config.size``) whose estimate is within ``limit`` bytes, for
+    an image shaped like ``size``; 0 when none is. A search, not a formula: rounding makes an
+    extreme aspect ratio's pixel count grow unevenly with the size."""
+    lo, hi = 0, config.size
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_memory(imageio.fit_longest(size, max(16, mid)), config) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def out_of_memory(size: int) -> ResourceError:

@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import imageio
-from .config import TransferConfig
+from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .lbfgs import DeviceLBFGS
-from .memory import check_memory, out_of_memory, output_size, peak_memory
+from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
 from .objective import Objective, Term, transfer_terms
 from .prepare import MIN_SIDE as _MIN_SIDE
 from .prepare import (
@@ -265,7 +265,7 @@ def descend(
     x.requires_grad_(True)
     best = x.detach().clone()
     best_loss = torch.full((), math.inf, device=device)
-    history = torch.zeros(iterations, len(labels), device=device)  # (total, *terms) per step
+    history = _Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
     lbfgs: DeviceLBFGS | None = None
     adam: torch.optim.Adam | None = None
     sched: torch.optim.lr_scheduler.StepLR | None = None
@@ -297,13 +297,13 @@ def descend(
                     with torch.no_grad():
                         x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
                 row = torch.stack(values).detach().float()
-                history[i - 1] = row
+                history.append(row)
                 better = row[0] < best_loss  # False for NaN
                 best = torch.where(better, x_before, best)
                 best_loss = torch.where(better, row[0], best_loss)
                 done = i
                 if i % _CHECK_EVERY == 0 or i == iterations:
-                    _check_finite(history[:i], at.done)
+                    _check_finite(history.since((i - 1) // _CHECK_EVERY * _CHECK_EVERY), at.done)
                 if on_step is not None:
                     lr = adam.param_groups[0]["lr"] if adam is not None else None
                     on_step(
@@ -328,8 +328,8 @@ def descend(
             raise out_of_memory(cfg.size) from e
         raise
     elapsed = time.perf_counter() - start
-    _check_finite(history[:done], at.done)
-    rows = [dict(zip(labels, r, strict=True)) for r in history[:done].tolist()]
+    _check_finite(history.since(0), at.done)
+    rows = [dict(zip(labels, r, strict=True)) for r in history.since(0)[1].tolist()]
     best_value = float(best_loss)
     if not interrupted:
         # The last update's result has no loss yet; evaluate it and keep it if it is best.
@@ -427,14 +427,45 @@ def _check_finite_value(total: float, iteration: int) -> None:
         )
 
 
-def _check_finite(history: Tensor, done_before: int) -> None:
-    """Raise :class:`DivergedError` naming the first step whose loss is not finite."""
-    if history.numel() == 0:
+def _check_finite(history: tuple[int, Tensor], done_before: int) -> None:
+    """Raise :class:`DivergedError` naming the first step whose loss is not finite, of the
+    rows ``history`` (the step before the first, the rows)."""
+    offset, rows = history
+    if rows.numel() == 0:
         return
-    bad = ~torch.isfinite(history[:, 0])
+    bad = ~torch.isfinite(rows[:, 0])
     if bool(bad.any()):
         first = int(bad.nonzero()[0, 0])
-        _check_finite_value(float(history[first, 0]), done_before + first + 1)
+        _check_finite_value(float(rows[first, 0]), done_before + offset + first + 1)
+
+
+class _Rows:
+    """One row of loss values per step, on the device, in blocks allocated as the run goes:
+    a run stopped early (or a huge --iterations) reserves nothing for the steps it never takes.
+    Appending writes into the current block, so no value is read back to the host."""
+
+    BLOCK = 256
+
+    def __init__(self, width: int, device: torch.device) -> None:
+        self.width, self.device = width, device
+        self.blocks: list[Tensor] = []
+        self.count = 0
+
+    def append(self, row: Tensor) -> None:
+        if self.count % self.BLOCK == 0:
+            self.blocks.append(torch.zeros(self.BLOCK, self.width, device=self.device))
+        self.blocks[-1][self.count % self.BLOCK] = row
+        self.count += 1
+
+    def since(self, start: int) -> tuple[int, Tensor]:
+        """(start, the rows of steps start+1 ... so far)."""
+        first = start // self.BLOCK
+        if first >= len(self.blocks):
+            return start, torch.zeros(0, self.width, device=self.device)
+        rows = (
+            torch.cat(self.blocks[first:]) if len(self.blocks) - first > 1 else self.blocks[first]
+        )
+        return start, rows[start - first * self.BLOCK : self.count - first * self.BLOCK]
 
 
 # --- the front door -----------------------------------------------------------------------------
@@ -466,16 +497,28 @@ class Transfer:
         self.seed = cfg.seed if cfg.seed is not None else secrets.randbits(31)
 
         source = as_image(content)
-        # Refuse a run that cannot fit before allocating anything large (the resize included).
-        check_memory(output_size(source.size, cfg.size), cfg, self.device)
         # Full-size originals are kept for coarse-to-fine stages, which resize them again.
         self._source = source
         self._style_sources = as_images(styles)
         self.smallest_size = smallest_size(source, self._style_sources, cfg.style_scale)
+        # Refuse a run that cannot fit before allocating anything large (the resize included),
+        # and advise only a size that both fits and keeps VGG's 16 px.
+        check_memory(output_size(source.size, cfg.size), cfg, self.device, self.smallest_size)
         if cfg.size < self.smallest_size:
+            least = self.smallest_size
+            at_least = cfg.replace(size=least) if least <= MAX_SIZE else None
+            if at_least and fits_memory(output_size(source.size, least), at_least, self.device):
+                hint = f"use --size {least} or more"
+            else:
+                why = (
+                    f"no --size up to {MAX_SIZE} is enough"
+                    if at_least is None
+                    else f"--size {least}, the least that is enough, would not fit in memory"
+                )
+                hint = f"{why}: crop the image to a less extreme aspect ratio"
             raise UsageError(
                 f"--size {cfg.size} leaves an image less than {_MIN_SIDE} px on its short side, "
-                f"too small for VGG's pooling; use --size {self.smallest_size} or more"
+                f"too small for VGG's pooling; {hint}"
             )
         self._stage_results: list[PIL.Image.Image] = []
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import Device, _opt, choices
+from ..config import MAX_ITERATIONS, MAX_SIZE, Device, _opt, check_bounds, choices
 from ..errors import UsageError
 
 _MB = 2**20
@@ -69,18 +69,24 @@ class ServeOptions:
         "address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
         metavar="HOST",
     )
-    port: int = _opt(8000, "port (0 picks a free one)", metavar="PORT")
+    port: int = _opt(8000, "port (0 picks a free one)", metavar="PORT", bounds=(0, 65535))
     device: Device = _opt("auto", "where jobs run (auto: a GPU when there is one)")
     max_upload_mb: float = _opt(
-        20.0, "largest image file accepted; larger ones get 413", metavar="MB"
+        20.0, "largest image file accepted; larger ones get 413", metavar="MB", bounds=(0, 10_000)
     )
-    max_megapixels: float = _opt(50.0, "largest decoded image; larger ones get 422", metavar="MP")
-    max_size: int = _opt(1024, "largest output size a job may ask for", metavar="PX")
-    max_iterations: int = _opt(2000, "most iterations a job may ask for", metavar="N")
-    max_styles: int = _opt(4, "most style images per job", metavar="N")
-    queue_limit: int = _opt(16, "jobs that may wait; more get 429", metavar="N")
-    keep: int = _opt(50, "finished jobs kept with their results", metavar="N")
-    keep_hours: float = _opt(24.0, "hours a finished job is kept", metavar="H")
+    max_megapixels: float = _opt(
+        50.0, "largest decoded image; larger ones get 422", metavar="MP", bounds=(0, 1000)
+    )
+    max_size: int = _opt(
+        1024, "largest output size a job may ask for", metavar="PX", bounds=(16, MAX_SIZE)
+    )
+    max_iterations: int = _opt(
+        2000, "most iterations a job may ask for", metavar="N", bounds=(1, MAX_ITERATIONS)
+    )
+    max_styles: int = _opt(4, "most style images per job", metavar="N", bounds=(1, 64))
+    queue_limit: int = _opt(16, "jobs that may wait; more get 429", metavar="N", bounds=(1, 10_000))
+    keep: int = _opt(50, "finished jobs kept with their results", metavar="N", bounds=(1, 100_000))
+    keep_hours: float = _opt(24.0, "hours a finished job is kept", metavar="H", bounds=(0, 100_000))
 
     def __post_init__(self) -> None:
         allowed = choices("device") or ()
@@ -100,8 +106,7 @@ class ServeOptions:
             raise UsageError(
                 f"--max-size {self.max_size} is too small; VGG needs at least 16 pixels"
             )
-        if not 0 <= self.port <= 65535:
-            raise UsageError(f"--port must be between 0 and 65535, not {self.port}")
+        check_bounds(self)
 
     @property
     def loopback_only(self) -> bool:

@@ -27,6 +27,10 @@ from .cache import digest
 
 FOLDER_RATE = Fraction(24)
 """Frame rate of a folder of images when ``--fps`` does not say."""
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+"""The range of ``--fps``: a frame every 100 s to a thousand a second."""
+MAX_FRAMES = 10_000_000
+"""The most frames a clip's plan may hold (over a day at 120 fps)."""
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -130,8 +134,8 @@ def open_clip(
         raise UsageError(f"--end must be a time after --start, not {end}")
     rate_out: Fraction | None = None
     if fps is not None:
-        if not (math.isfinite(fps) and fps > 0):
-            raise UsageError(f"--fps must be a positive number, not {fps}")
+        if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+            raise UsageError(f"--fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {fps:g}")
         rate_out = Fraction(fps).limit_denominator(1001)
     probe = _probe_folder(p, rate_out) if p.is_dir() else _probe_video(p)
     notices: list[str] = []
@@ -185,6 +189,12 @@ def _plan(
     stop = times[-1] + 1.0 / float(rate)  # the last frame stays up one average frame time
     if end is not None:
         stop = min(stop, end)
+    count = (stop - start) * float(rate_out)
+    if count > MAX_FRAMES:
+        raise UsageError(
+            f"--fps {float(rate_out):g} would make {count:.0f} frames; at most {MAX_FRAMES} "
+            "are allowed (choose a lower rate or a shorter range)"
+        )
     plan: list[int] = []
     i = 0
     while (t := start + i / float(rate_out)) < stop - eps:

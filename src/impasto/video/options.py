@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import STYLE_WEIGHT, TransferConfig, _opt
+from ..config import MAX_ITERATIONS, MAX_WEIGHT, STYLE_WEIGHT, TransferConfig, _opt, check_bounds
 from ..errors import UsageError
 from ..flow import FLOW_METHODS, FlowMethod
 
@@ -36,11 +36,13 @@ class VideoOptions:
         "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
         f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
         f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
+        bounds=(0, MAX_WEIGHT),
     )
     frame_iterations: int | None = _opt(
         None,
         f"iterations of each frame after the first (default: --iterations/"
         f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
+        bounds=(1, MAX_ITERATIONS),
     )
     flow: FlowMethod = _opt("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
 
@@ -55,6 +57,7 @@ class VideoOptions:
             raise UsageError(f"--frame-iterations must be at least 1, not {self.frame_iterations}")
         if self.flow not in FLOW_METHODS:
             raise UsageError(f"--flow {self.flow!r} is not valid; choose from dis, farneback")
+        check_bounds(self)
 
     def temporal_weight_for(self, config: TransferConfig) -> float:
         """λ: given, or proportional to the run's β (measured as 1e8 at β = 1e3)."""

@@ -471,3 +471,42 @@ def test_unwritable_directory(tmp_path: Path) -> None:
             imageio.save_image(noise(), locked / "sub" / "out.png")
     finally:
         locked.chmod(0o755)
+
+
+# --- temporaries of killed runs, folders written whole --------------------------------------
+
+
+def _dead_pid() -> int:
+    """A process id that no process has now (a child that has exited and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_a_killed_runs_temporary_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    stale = tmp_path / f".out.impasto-{_dead_pid()}-x1y2.png"
+    live = tmp_path / f".out.impasto-{os.getpid()}-z3w4.png"  # a run writing now: kept
+    other = tmp_path / ".other.impasto-1-abcd.png"  # another file's: not ours to judge
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    imageio.save_image(Image.new("RGB", (8, 8)), out)
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert out.is_file()
+
+
+def test_a_folder_is_replaced_whole(tmp_path: Path) -> None:
+    target = tmp_path / "frames"
+    target.mkdir()
+    for i in range(8):
+        (target / f"frame_{i + 1:06d}.png").write_bytes(b"old")
+    done = imageio.temporary_folder(target)
+    (done / "frame_000001.png").write_bytes(b"new")
+    imageio.replace_folder(done, target)
+    assert sorted(p.name for p in target.iterdir()) == ["frame_000001.png"]
+    assert (target / "frame_000001.png").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # nothing hidden left

@@ -26,6 +26,7 @@ from impasto.vgg import VGG
 from impasto.video import FrameResult, VideoOptions
 from impasto.video import clip as video_clip
 from impasto.video import frames as video_frames
+from impasto.video import sinks as video_sinks
 from impasto.video.options import TEMPORAL_WEIGHT
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -498,3 +499,66 @@ def test_the_default_temporal_weight_follows_the_style_weight() -> None:
     assert VideoOptions(temporal_weight=3.0).temporal_weight_for(TransferConfig()) == 3.0
     with pytest.raises(UsageError, match="--temporal-weight"):
         VideoOptions(temporal_weight=-1.0)
+
+
+# --- folders written whole; clean-up is not the result -------------------------------------------
+
+
+def test_a_folder_output_replaces_an_earlier_runs_frames_whole(tmp_path: Path) -> None:
+    out = tmp_path / "styled"
+    out.mkdir()
+    for i in range(8):
+        Image.new("RGB", SIZE, "red").save(out / f"frame_{i + 1:06d}.png")
+    video.check_output(out, "folder")  # an earlier run's frames: ours to replace
+    with video_sinks.open_sink(out, "folder", Fraction(24)) as sink:
+        for _ in range(2):
+            sink.write(Image.new("RGB", SIZE, "blue"))
+        assert len(list(out.iterdir())) == 8  # untouched until the run is done
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000001.png", "frame_000002.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["styled"]
+
+
+def test_a_failed_folder_output_leaves_the_old_one_as_it_was(tmp_path: Path) -> None:
+    out = tmp_path / "styled"
+    out.mkdir()
+    Image.new("RGB", SIZE, "red").save(out / "frame_000001.png")
+    before = (out / "frame_000001.png").read_bytes()
+    with pytest.raises(KeyboardInterrupt), video_sinks.open_sink(out, "folder", Fraction(24)) as s:
+        s.write(Image.new("RGB", SIZE, "blue"))
+        raise KeyboardInterrupt
+    assert [p.name for p in out.iterdir()] == ["frame_000001.png"]
+    assert (out / "frame_000001.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["styled"]
+
+
+def test_a_folder_of_other_files_is_not_an_output(tmp_path: Path) -> None:
+    (tmp_path / "holiday").mkdir()
+    (tmp_path / "holiday" / "beach.jpg").write_bytes(b"precious")
+    with pytest.raises(UsageError, match="not frames of an earlier run"):
+        video.check_output(tmp_path / "holiday", "folder")
+
+
+@pytest.mark.slow
+def test_a_work_dir_that_cannot_be_removed_is_a_warning(
+    tmp_path: Path, style_path: Path, shared_vgg: VGG, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k, arr in enumerate(pan_frames(2)):
+        Image.fromarray(arr).save(folder / f"f{k + 1}.png")
+
+    def read_only(work: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(video, "remove_work_dir", read_only)
+    notes: list[str] = []
+    summary = video.stylize_video(
+        folder,
+        [style_path],
+        tmp_path / "out",
+        TransferConfig(size=32, iterations=1, seed=0),
+        VideoOptions(temporal=False),
+        notice=notes.append,
+    )
+    assert summary.frames == 2 and len(list((tmp_path / "out").iterdir())) == 2
+    assert any("warning: could not remove the work directory" in n for n in notes), notes

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import io
 import json
 import os
 import pathlib
+import shutil
 import struct
 import tempfile
 import warnings
@@ -42,9 +44,12 @@ __all__ = [
     "fit_longest",
     "load_image",
     "read_metadata",
+    "remove_stale_temporaries",
+    "replace_folder",
     "resize_longest",
     "resize_to",
     "save_image",
+    "temporary_folder",
     "to_image",
     "to_tensor",
 ]
@@ -360,7 +365,10 @@ def atomic_write(path: StrPath) -> Iterator[IO[bytes]]:
     p = pathlib.Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=p.suffix, dir=p.parent)
+        remove_stale_temporaries(p)
+        fd, tmp = tempfile.mkstemp(
+            prefix=_temp_prefix(p, os.getpid()), suffix=p.suffix, dir=p.parent
+        )
     except OSError as exc:
         raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
     try:
@@ -377,6 +385,81 @@ def atomic_write(path: StrPath) -> Iterator[IO[bytes]]:
             raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
         raise
     _fsync_dir(p.parent)
+
+
+def _temp_prefix(p: pathlib.Path, pid: int | None = None) -> str:
+    # The writer's process id is in the name, so that a later run can tell a temporary file
+    # left by a killed process (SIGKILL, a power cut) from one another run is writing now.
+    base = f".{p.stem}.impasto-"
+    return base if pid is None else f"{base}{pid}-"
+
+
+def remove_stale_temporaries(path: StrPath) -> list[pathlib.Path]:
+    """Delete the temporary files (and folders, :func:`temporary_folder`) that writing ``path``
+    left behind in a process that no longer runs; those of live processes are kept. Returns
+    what was removed."""
+    p = pathlib.Path(path)
+    base = _temp_prefix(p)
+    removed: list[pathlib.Path] = []
+    for tmp in p.parent.glob(glob.escape(base) + "*" + glob.escape(p.suffix)):
+        pid = tmp.name[len(base) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        except OSError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
+def temporary_folder(path: StrPath) -> pathlib.Path:
+    """A new hidden folder beside ``path``, to be swapped in by :func:`replace_folder`."""
+    p = pathlib.Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(p)
+        return pathlib.Path(tempfile.mkdtemp(prefix=_temp_prefix(p, os.getpid()), dir=p.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write '{os.fspath(path)}': {exc.strerror or exc}") from exc
+
+
+def replace_folder(done: pathlib.Path, path: StrPath) -> None:
+    """Put the finished folder ``done`` where ``path`` is, as a whole: an earlier folder there
+    is moved aside first and deleted after, so ``path`` never holds two runs' files."""
+    p = pathlib.Path(path)
+    old: pathlib.Path | None = None
+    try:
+        os.chmod(done, 0o777 & ~_umask())  # mkdtemp's 0o700 would hide the frames from others
+        if p.is_dir():
+            old = pathlib.Path(tempfile.mkdtemp(prefix=_temp_prefix(p, os.getpid()), dir=p.parent))
+            os.replace(p, old / p.name)
+        os.replace(done, p)
+    except OSError as exc:
+        if old is not None and not p.exists() and (old / p.name).exists():
+            with contextlib.suppress(OSError):
+                os.replace(old / p.name, p)  # put the earlier folder back
+        if old is not None and not (old / p.name).exists():
+            shutil.rmtree(old, ignore_errors=True)
+        raise InputError(f"cannot write '{os.fspath(path)}': {exc.strerror or exc}") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(p.parent)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def _encoder_args(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ..config import TransferConfig
 from ..errors import UsageError
 from ..fieldtypes import parse_text
+from ..paths import Named
 
 T = TypeVar("T")
 
@@ -86,6 +87,16 @@ def config_from_args(ns: argparse.Namespace) -> TransferConfig:
     return options_from_args(ns, TransferConfig)
 
 
+def config_inputs(cfg: TransferConfig) -> list[Named]:
+    """The files a config reads: an --init image and a --weights file, when given."""
+    named: list[Named] = []
+    if cfg.init not in ("noise", "content", "style"):
+        named.append(("the --init image", cfg.init))
+    if cfg.weights is not None:
+        named.append(("the --weights file", cfg.weights))
+    return named
+
+
 def add_common(p: argparse.ArgumentParser) -> None:
     """-q and --traceback, on every command."""
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -100,6 +111,18 @@ def add_styles_and_output(p: argparse.ArgumentParser, output_help: str) -> None:
     """STYLE... and -o/--output OUT, after the command's first input."""
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s) (painting)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help=output_help)
+
+
+def bounded_int(flag: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a command's own integer option (not a config field)."""
+
+    def parse(text: str) -> int:
+        value = _argparse_type(int, flag)(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{flag} must be between {lo} and {hi}, not {value}")
+        return int(value)
+
+    return parse
 
 
 def comma_floats(flag: str) -> Callable[[str], tuple[float, ...]]:

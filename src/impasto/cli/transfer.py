@@ -16,16 +16,19 @@ from typing import Any
 import PIL.Image
 
 from .. import animate, experiments, imageio
-from ..config import PAPER_STYLE_LAYERS
+from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..optimize import Result, Step, Transfer
+from ..paths import Named, check_apart
 from .options import (
     add_common,
     add_config_options,
     add_styles_and_output,
+    bounded_int,
     comma_floats,
     comma_strings,
     config_from_args,
+    config_inputs,
 )
 from .progress import ProgressBar, panel_progress
 
@@ -48,7 +51,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     t.set_defaults(run=_run_transfer)
     t.add_argument(
         "--save-every",
-        type=int,
+        type=bounded_int("--save-every", 0, MAX_ITERATIONS),
         default=0,
         metavar="N",
         help="also save every N-th iterate into OUT_steps/ (default: off)",
@@ -123,7 +126,7 @@ def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
     )
     g.add_argument(
         "--animate-every",
-        type=int,
+        type=bounded_int("--animate-every", 1, MAX_ITERATIONS),
         default=None,
         metavar="K",
         help="a frame every K iterations, plus the last (default: iterations/50 rounded up)",
@@ -136,15 +139,15 @@ def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
     )
 
 
-def _watch_every(ns: argparse.Namespace, iterations: int, out: Path) -> int | None:
+def _watch_every(ns: argparse.Namespace, iterations: int) -> int | None:
     """Check the --animate/--plot paths before any work; the frame interval when either is
     asked for, else None."""
     if ns.animate_every is not None and ns.animate_every < 1:
         raise UsageError(f"--animate-every must be at least 1, not {ns.animate_every}")
     if ns.animate is not None:
         animate.check_animation_path(ns.animate)
-    if ns.plot is not None and animate.check_plot_path(ns.plot).resolve() == out.resolve():
-        raise UsageError(f"--plot '{ns.plot}' would overwrite the output image; pick another name")
+    if ns.plot is not None:
+        animate.check_plot_path(ns.plot)
     if ns.animate is None and ns.plot is None:
         return None
     every: int = ns.animate_every or max(1, -(-iterations // 50))  # ceil(iterations / 50)
@@ -170,6 +173,21 @@ def _save_watch(
             print(f"wrote {ns.plot}", file=sys.stderr)
 
 
+def interrupted_path(out: Path) -> Path:
+    """Where an interrupted run leaves its best image: ``OUT.interrupted.EXT`` beside ``OUT``
+    (``photo.jpg`` -> ``photo.interrupted.jpg``), in the output's own format."""
+    return out.with_name(f"{out.stem}.interrupted{out.suffix}")
+
+
+def _watch_outputs(ns: argparse.Namespace) -> list[Named]:
+    named: list[Named] = []
+    if getattr(ns, "animate", None) is not None:
+        named.append(("--animate", ns.animate))
+    if getattr(ns, "plot", None) is not None:
+        named.append(("--plot", ns.plot))
+    return named
+
+
 def _recording_panels(
     listen: experiments.PanelCallback,
     every: int | None,
@@ -193,10 +211,16 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     if ns.save_every < 0:
         raise UsageError("--save-every must be 0 (off) or a positive number")
     cfg = config_from_args(ns)
-    every = _watch_every(ns, cfg.iterations, out)
+    every = _watch_every(ns, cfg.iterations)
+    steps_dir = out.with_name(out.stem + "_steps") if ns.save_every else None
+    inputs: list[Named] = [("the content image", ns.content)]
+    inputs += [("the style image", s) for s in ns.styles]
+    outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
+    if steps_dir is not None:
+        outputs.append(("the --save-every folder", steps_dir))
+    check_apart(inputs + config_inputs(cfg), outputs + _watch_outputs(ns))
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg)
-    steps_dir = out.with_name(out.stem + "_steps") if ns.save_every else None
     progress = ProgressBar(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
     try:
         result = transfer.run(on_step=animate.chain(progress, recorder))
@@ -210,7 +234,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
 
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
     if result.interrupted:
-        partial = out.with_name(f"{out.stem}.interrupted{out.suffix}")
+        partial = interrupted_path(out)
         imageio.save_image(result.image, partial, metadata=result.metadata(sources))
         save_watch()  # what was recorded is kept after Ctrl-C too
         print(
@@ -254,12 +278,19 @@ def _save_panel_watch(
 def _run_experiment(ns: argparse.Namespace) -> int:
     out = imageio.check_output_path(ns.output)
     cfg = config_from_args(ns)
+    if ns.command == "reconstruct":
+        inputs: list[Named] = [("the image", ns.image)]
+    else:
+        inputs = [("the content image", ns.content), ("the style image", ns.style)]
+    inputs += config_inputs(cfg)
+    outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
+    check_apart(inputs, outputs + _watch_outputs(ns))
     listen = panel_progress(ns.quiet)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
     recorded: list[tuple[str, animate.Recorder]] = []  # (panel label, its recording)
     title = ""
     if ns.command == "reconstruct":
-        every = _watch_every(ns, cfg.iterations, out)
+        every = _watch_every(ns, cfg.iterations)
         listen = _recording_panels(listen, every, recorded)
         fn = (
             experiments.reconstruct_content
@@ -269,10 +300,13 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         panels = fn(ns.image, cfg, layers, on_panel=listen)
         title = f"{ns.kind} reconstructions of {Path(ns.image).name} from white noise"
         sheet = experiments.contact_sheet([panels], title=title)
-        if ns.each:
+        interrupted = panels[-1].interrupted
+        if ns.each and not interrupted:
             for p in panels:
                 name = p.label.replace("…", "-").replace("+", "-")
-                imageio.save_image(p.image, out.with_name(f"{out.stem}_{name}.png"))
+                panel = out.with_name(f"{out.stem}_{name}.png")
+                check_apart(inputs, [("the panel", panel)])
+                imageio.save_image(p.image, panel)
         meta = {"impasto:command": f"reconstruct {ns.kind}", "impasto:options": cfg.to_json()}
     else:
         ratios = tuple(ns.ratios) if ns.ratios else experiments.DEFAULT_RATIOS
@@ -283,8 +317,15 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         sheet = experiments.contact_sheet(
             rows, row_labels=labels, title="rows: style layers; columns: α/β"
         )
+        interrupted = rows[-1][-1].interrupted
         meta = {"impasto:command": "grid", "impasto:options": cfg.to_json()}
     listen(0, 0, "")  # closes the last bar
+    if interrupted:  # the panels done so far, the last one cut short
+        partial = imageio.save_image(sheet, interrupted_path(out), metadata=meta)
+        if recorded:
+            _save_panel_watch(ns, recorded, title)
+        print(f"{PROG}: interrupted; the panels so far saved to {partial}", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
     imageio.save_image(sheet, out, metadata=meta)
     if not ns.quiet:
         print(f"wrote {out} ({sheet.width}x{sheet.height})", file=sys.stderr)

@@ -8,31 +8,37 @@ as its listener.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
 from ..config import TransferConfig
 from ..errors import ExitStatus, Interrupted
+from ..paths import Named, check_apart
 from ..video import (
     FOLDER_RATE,
     VideoOptions,
     VideoSummary,
     check_output,
+    default_work_dir,
     open_clip,
     output_kind,
     require_flow,
     stylize_video,
 )
+from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
 from .options import (
     add_common,
     add_config_options,
     add_styles_and_output,
     config_from_args,
+    config_inputs,
     options_from_args,
 )
 from .progress import VideoProgress, notice
 
 PROG = "impasto"
+_MAX_SECONDS = 1e7  # --start and --end: about four months
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -59,7 +65,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     g.add_argument("--frames", type=_frame_range, default=None, metavar="[A]:B",
                    help="only frames A (0-based, default 0) to B-1 of those left by --start/--end; "
                    "N alone means the first N")  # fmt: skip
-    g.add_argument("--fps", type=float, default=None, metavar="RATE",
+    g.add_argument("--fps", type=_fps, default=None, metavar="RATE",
                    help="resample to RATE frames per second (default: the input's average rate; "
                    f"a folder of images: {FOLDER_RATE})")  # fmt: skip
     add_config_options(v.add_argument_group("temporal consistency"), VideoOptions)
@@ -83,23 +89,51 @@ def _seconds(text: str) -> float:
             value = value * 60 + float(part)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a time (seconds or M:SS)") from None
+    if not (math.isfinite(value) and 0 <= value <= _MAX_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a time from 0 to {_MAX_SECONDS:.0f} seconds"
+        )
+    return value
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a frame rate") from None
+    if not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a frame rate from {MIN_FPS:g} to {MAX_FPS:g} per second"
+        )
     return value
 
 
 def _frame_range(text: str) -> tuple[int | None, int | None]:
     try:
         if ":" not in text:
-            return (None, int(text))
-        a, b = text.split(":", 1)
-        return (int(a) if a.strip() else None, int(b) if b.strip() else None)
+            bounds: tuple[int | None, int | None] = (None, int(text))
+        else:
+            a, b = text.split(":", 1)
+            bounds = (int(a) if a.strip() else None, int(b) if b.strip() else None)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a frame range (A:B or N)") from None
+    if any(n is not None and not 0 <= n <= MAX_FRAMES for n in bounds):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': frame numbers must be between 0 and {MAX_FRAMES}"
+        )
+    return bounds
 
 
 def _run_video(ns: argparse.Namespace) -> int:
     cfg = config_from_args(ns)
     opts = options_from_args(ns, VideoOptions)
-    check_output(ns.output, output_kind(ns.output))
+    kind = output_kind(ns.output)
+    work = ns.work_dir if ns.work_dir is not None else default_work_dir(ns.output)
+    inputs: list[Named] = [("the input", ns.input)]
+    inputs += [("the style image", s) for s in ns.styles]
+    outputs: list[Named] = [("the output", ns.output), ("the work directory", work)]
+    check_apart(inputs + config_inputs(cfg), outputs)
+    check_output(ns.output, kind)
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)

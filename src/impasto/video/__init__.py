@@ -69,8 +69,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..config import TransferConfig
-from ..errors import InputError, Interrupted, UsageError
+from ..errors import InputError, Interrupted
 from ..flow import require_cv2 as require_flow
+from ..paths import Named, check_apart
 from ..prepare import ImageLike, as_images, resolve_device
 from ..vgg import VGG
 from .cache import FrameCache, cached_count, default_work_dir, remove_work_dir
@@ -149,19 +150,21 @@ def stylize_video(
     cfg = config or TransferConfig()
     opts = options or VideoOptions()
     kind = output_kind(output)
+    work = Path(work_dir) if work_dir is not None else default_work_dir(output)
+    inputs: list[Named] = [("the style image", s) for s in styles if isinstance(s, str | Path)]
+    if not isinstance(source, Clip):
+        inputs.append(("the input", source))
+    outputs: list[Named] = [("the output", output), ("the work directory", work)]
+    check_apart(inputs, outputs)  # before anything is read or written
     out = check_output(output, kind)
     if opts.temporal:
         require_flow()
     style_imgs = as_images(styles)  # a missing style fails before any decoding
     clip = source if isinstance(source, Clip) else open_clip(source)
-    if out.resolve() == clip.path.resolve():
-        raise UsageError(f"the output '{output}' would overwrite the input")
+    check_apart([("the input", clip.path)], outputs)
     say = notice or (lambda _: None)
     for line in clip.notices:
         say(line)
-    work = Path(work_dir) if work_dir is not None else default_work_dir(out)
-    if kind == "folder" and work.resolve() == out.resolve():
-        raise UsageError("the work directory must not be the output folder; pick another one")
     even = kind == "video"
     size = frame_size(clip.size, cfg.size, even)
     sink = open_sink(out, kind, clip.rate, clip)
@@ -211,7 +214,10 @@ def stylize_video(
             ) from exc
         raise
     if not keep_work:
-        remove_work_dir(work)
+        try:
+            remove_work_dir(work)
+        except OSError as exc:  # the video is made: a clean-up problem is a warning, not a failure
+            say(f"warning: could not remove the work directory '{work}' ({exc.strerror or exc})")
     if kind == "gif" and clip.audio is not None:
         say("audio left out: a GIF has no sound")
     audio = sink.audio if kind == "video" else ("none" if clip.audio is None else "left out")

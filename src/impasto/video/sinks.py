@@ -15,6 +15,8 @@ import contextlib
 import io
 import math
 import os
+import re
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -70,6 +72,16 @@ def check_output(path: str | os.PathLike[str], kind: OutputKind) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise InputError(f"cannot write frames into '{p}': it is a file")
+    if p.is_dir():
+        try:
+            foreign = [e.name for e in os.scandir(p) if not _FRAME.fullmatch(e.name)]
+        except OSError as exc:
+            raise InputError(f"cannot read the folder '{p}': {exc.strerror or exc}") from exc
+        if foreign:
+            raise UsageError(
+                f"the output folder '{p}' holds files that are not frames of an earlier run "
+                f"(such as '{foreign[0]}'); name a new or empty folder, or one of impasto's"
+            )
     folder = p
     while not folder.exists() and folder.parent != folder:
         folder = folder.parent
@@ -153,12 +165,39 @@ class Sink:
 
 
 class _FolderSink(Sink):
+    """PNG frames into a hidden folder beside the output, swapped in whole when all went well:
+    an earlier run's frames never mix with this one's, and a failed run leaves them as they
+    were."""
+
     def __init__(self, folder: Path) -> None:
         self.folder, self.count = folder, 0
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> _FolderSink:
+        self._tmp = imageio.temporary_folder(self.folder)
+        return self
 
     def write(self, image: PIL.Image.Image) -> None:
+        assert self._tmp is not None, "a folder sink writes inside its with block"
         self.count += 1
-        imageio.save_image(image, self.folder / f"frame_{self.count:06d}.png")
+        imageio.save_image(image, self._tmp / frame_name(self.count - 1))
+
+    def close(self, failure: ExcInfo) -> None:
+        if self._tmp is None:
+            return
+        try:
+            if failure[0] is None:
+                imageio.replace_folder(self._tmp, self.folder)
+        finally:  # after a failure, or Ctrl-C, nothing of this run is left
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+_FRAME = re.compile(r"frame_\d{6}\.png")
+
+
+def frame_name(index: int) -> str:
+    """The file of frame ``index`` (0-based) in a folder output: ``frame_000001.png``..."""
+    return f"frame_{index + 1:06d}.png"
 
 
 class _GifSink(Sink):

@@ -9,12 +9,10 @@ For the loop itself (a callback per step, the losses, the seed) use :class:`Tran
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import PIL.Image
-
-from .config import TransferConfig
 from .errors import (
     DivergedError,
     ExitStatus,
@@ -23,10 +21,33 @@ from .errors import (
     ResourceError,
     UsageError,
 )
-from .optimize import Result, Step, Transfer
-from .prepare import ImageLike
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+    from .config import TransferConfig
+    from .optimize import Result, Step, Transfer
+    from .prepare import ImageLike
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562): ``import impasto`` (and the ``impasto`` command's first
+# moments, when a Ctrl-C must be one line) does not wait for torch.
+_LAZY = {
+    "TransferConfig": "config",
+    "Result": "optimize",
+    "Step": "optimize",
+    "Transfer": "optimize",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DivergedError",
@@ -61,5 +82,8 @@ def stylize(
     style_list: list[ImageLike] = (
         list(styles) if isinstance(styles, (list, tuple)) else [styles]  # type: ignore[list-item]
     )
+    from .config import TransferConfig
+    from .optimize import Transfer
+
     config = TransferConfig.from_options(options)
     return Transfer(content, style_list, config).run(on_step=on_step).image

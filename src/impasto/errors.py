@@ -19,6 +19,7 @@ class ExitStatus(enum.IntEnum):
     RESOURCE = 4  # out of memory (host or GPU)
     DIVERGED = 5  # the loss became NaN or infinite
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + 15), handled as Ctrl-C is
 
 
 class ImpastoError(Exception):
@@ -52,7 +53,8 @@ class DivergedError(ImpastoError, ArithmeticError):
 
 
 class Interrupted(ImpastoError):
-    """The user pressed Ctrl-C; carries where the best image so far was saved, if anywhere."""
+    """The user pressed Ctrl-C (or the process got SIGTERM); carries where the best image so
+    far was saved, if anywhere."""
 
     exit_status = ExitStatus.INTERRUPTED
 

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
 from ..errors import ExitStatus, ImpastoError, UsageError
-from . import serve, transfer, video
+from . import signals
+
+# The command families (and torch, which they import) are imported by build_parser, inside
+# main's handlers: a Ctrl-C or SIGTERM in the seconds torch takes to import is one line, not a
+# traceback.
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -61,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
         allow_abbrev=False,
     )
+    from . import serve, transfer, video
+
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for family in (transfer, video, serve):
@@ -69,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; SIGTERM is handled as Ctrl-C is and ends in exit 143."""
+    with signals.terminating_as_interrupt():
+        status = _main(argv)
+        if status == ExitStatus.INTERRUPTED and signals.terminated():
+            return ExitStatus.TERMINATED
+        return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
     try:
@@ -85,11 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if show_traceback:
             raise
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        what = "terminated (SIGTERM)" if isinstance(e, signals.Terminated) else "interrupted"
+        print(f"{PROG}: {what}", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except OSError as e:  # the file system said no where no check foresaw it (a name too long)
+        if show_traceback:
+            raise
+        name = f" '{os.fsdecode(e.filename)}'" if e.filename is not None else ""
+        print(f"{PROG}: error: cannot use{name}: {e.strerror or e}", file=sys.stderr)
+        return ExitStatus.INPUT
     except MemoryError:
         if show_traceback:
             raise

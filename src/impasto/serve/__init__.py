@@ -53,6 +53,11 @@ def serve(
     jobs = app.state.jobs
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # listening, with uvicorn's own Ctrl-C and SIGTERM handlers in place
+                on_ready(_url(host, port))
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             # Event streams never end on their own; stop them (and the running job) first so
             # that uvicorn's graceful shutdown does not wait for them.
@@ -75,7 +80,6 @@ def serve(
             "who can reach it can upload images and use this machine's "
             + ("CPU" if device.type == "cpu" else "GPU")
         )
-    on_ready(_url(host, port))
     # uvicorn handles Ctrl-C (a graceful stop), then raises it again once it has stopped.
     with contextlib.suppress(KeyboardInterrupt):
         Server(config).run(sockets=[sock])

@@ -639,3 +639,52 @@ def test_fuzzed_requests_never_get_a_server_error(tmp_path: Path) -> None:
                 run(operation.as_strategy(path_parameters={"job_id": real["id"]}))
     finally:
         app.state.jobs.close()
+
+
+# --- hostile but fair: storage deleted under the server, jobs that can only fail -----------------
+
+
+@pytest.mark.slow
+def test_a_deleted_storage_folder_is_made_again_and_lost_results_are_gone(
+    client: TestClient,
+) -> None:
+    import shutil
+
+    root = client.app.state.jobs.root  # type: ignore[attr-defined]
+    first = submit(client, options=TINY, content_example="tubingen", style_examples=["shipwreck"])
+    assert first.status_code == 202, first.text
+    assert wait_for(client, first.json()["id"])["state"] == "done"
+    shutil.rmtree(root)  # a /tmp cleaner on a long-running server
+    r = client.get(f"/api/jobs/{first.json()['id']}/result")
+    assert r.status_code == 410, r.text
+    assert "gone" in r.json()["detail"]
+    again = submit(client, options=TINY, content_example="tubingen", style_examples=["shipwreck"])
+    assert again.status_code == 202, again.text
+    assert wait_for(client, again.json()["id"])["state"] == "done"
+    assert client.get(f"/api/jobs/{again.json()['id']}/result").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"size": 16, "style_scale": 0.05}, "less than 16 px on its short side"),
+        ({"size": 64, "iterations": 10**12}, "--iterations must be between 1 and"),
+        ({"size": 64, "style_weight": 1e300}, "--style-weight must be between 0 and"),
+        ({"size": 64, "scales": list(range(16, 64))}, "stages"),
+    ],
+)
+def test_a_job_that_could_only_fail_is_refused(
+    client: TestClient, options: dict[str, Any], message: str
+) -> None:
+    r = submit(client, options=options, content_example="tubingen", style_examples=["shipwreck"])
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"]
+    assert client.get("/api/jobs").json() == []
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [(20 * 2**20, "20 MB"), (20 * 2**20 + 1, "20.1 MB"), (21_000_000, "20.1 MB"), (1, "0.1 MB")],
+)
+def test_sizes_over_a_limit_never_read_as_the_limit(size: int, shown: str) -> None:
+    assert intake.megabytes(size) == shown

@@ -37,7 +37,7 @@ from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..prepare import check_styles
 from . import intake
-from .jobs import JobManager, JobStatus, QueueFull, ShuttingDown
+from .jobs import JobManager, JobStatus, QueueFull, ResultGone, ShuttingDown, StorageError
 from .settings import RATIO_RANGE, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -130,7 +130,7 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"the request is over this server's limit of {self.limit / 2**20:.0f} MB"
+        message = f"the request is over this server's limit of {intake.megabytes(self.limit)}"
         for key, value in scope.get("headers", []):
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
@@ -317,6 +317,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 read(limits, content_side if i == 0 else style_side)
                 for i, (_, read) in enumerate(inputs)
             ]
+            intake.check_feasible(config, images[0], images[1:], limits)
         except intake.TooLarge as e:
             raise HTTPException(413, str(e)) from None
         except (UsageError, InputError) as e:
@@ -326,7 +327,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             status, created = jobs.submit(config, images[0], images[1:], labels, client_token)
         except QueueFull as e:
             raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
-        except ShuttingDown as e:
+        except (ShuttingDown, StorageError) as e:
             raise HTTPException(503, str(e)) from None
         response.status_code = 202 if created else 200
         response.headers["Location"] = f"/api/jobs/{status.id}"
@@ -414,11 +415,15 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         "/api/jobs/{job_id}/result",
         tags=["jobs"],
         response_class=Response,
-        responses={200: {"content": {"image/png": {}}}, **_problems(404, 409)},
+        responses={200: {"content": {"image/png": {}}}, **_problems(404, 409, 410)},
     )
     def job_result(job_id: str) -> Response:
-        """The result as a PNG whose text chunks hold the options, seed and inputs."""
-        found = jobs.result(job_id)
+        """The result as a PNG whose text chunks hold the options, seed and inputs; 410 when
+        its file was deleted behind the server's back."""
+        try:
+            found = jobs.result(job_id)
+        except ResultGone as e:
+            raise HTTPException(410, str(e)) from None
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         status, data = found

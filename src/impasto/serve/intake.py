@@ -23,6 +23,7 @@ from .. import imageio
 from ..config import TransferConfig, choices
 from ..errors import InputError, UsageError
 from ..fieldtypes import json_type, parse_value
+from ..prepare import smallest_size
 from .settings import INIT_CHOICES, MAX_STAGES, SERVER_OPTIONS, Limits, page_control
 
 
@@ -98,6 +99,27 @@ def _default(config: type[TransferConfig], name: str) -> Any:
     raise KeyError(name)
 
 
+def check_feasible(
+    config: TransferConfig,
+    content: PIL.Image.Image,
+    styles: list[PIL.Image.Image],
+    limits: Limits,
+) -> None:
+    """Refuse (422) a job that could only fail: an output size at which an image (an extreme
+    aspect ratio, or a style shrunk by ``style_scale``) keeps less than VGG's 16 px."""
+    least = smallest_size(content, styles, config.style_scale)
+    if config.size < least:
+        hint = (
+            f"use size {least} or more"
+            if least <= limits.max_size
+            else f"that needs size {least}, over this server's limit of {limits.max_size}: "
+            "crop the image or raise style_scale"
+        )
+        raise UsageError(
+            f"size {config.size} leaves an image less than 16 px on its short side; {hint}"
+        )
+
+
 def describe_options(
     limits: Limits, config: type[TransferConfig] = TransferConfig
 ) -> list[dict[str, Any]]:
@@ -144,6 +166,15 @@ def display_name(filename: str | None, fallback: str) -> str:
     return base[:80] or fallback
 
 
+def megabytes(n: int) -> str:
+    """``n`` bytes in MB (2^20 bytes), rounded up to a tenth where it is not whole: a file over
+    the limit never reads as the limit itself ("20.1 MB", not "20.0 MB", for 20 MB and a byte)."""
+    if n % 2**20 == 0:
+        return f"{n // 2**20} MB"
+    tenths = -(-n * 10 // 2**20)  # ceil(n / 2^20 * 10)
+    return f"{tenths / 10:.1f} MB"
+
+
 def decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.Image.Image:
     """An uploaded file as an RGB image no larger than ``longest`` pixels on its longer side.
 
@@ -151,8 +182,8 @@ def decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.
     decompression bombs, truncated files and colour handling are imageio's, as for files."""
     if len(data) > limits.max_upload_bytes:
         raise TooLarge(
-            f"'{label}' is {len(data) / 2**20:.1f} MB; the limit is "
-            f"{limits.max_upload_bytes / 2**20:.0f} MB per image"
+            f"'{label}' is {megabytes(len(data))}; the limit is "
+            f"{megabytes(limits.max_upload_bytes)} per image"
         )
     if not data:
         raise InputError(f"'{label}' is empty")

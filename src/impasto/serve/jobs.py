@@ -92,6 +92,15 @@ class ShuttingDown(Exception):
     """The server is stopping and takes no new jobs (HTTP 503)."""
 
 
+class StorageError(Exception):
+    """The server's storage folder cannot be written, not even recreated (HTTP 503)."""
+
+
+class ResultGone(Exception):
+    """A kept job's result file was deleted behind the server's back, e.g. by a cleaner of
+    /tmp (HTTP 410)."""
+
+
 @dataclass(eq=False)
 class Job:
     id: str
@@ -179,7 +188,16 @@ class JobManager:
                 )
             job_id = secrets.token_hex(8)
             folder = self.root / job_id
-            folder.mkdir()
+            try:
+                # The storage folder may have been deleted under a long-running server (a /tmp
+                # cleaner): made again, with the private mode mkdtemp gave it.
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+                folder.mkdir()
+            except OSError as e:
+                raise StorageError(
+                    f"cannot write the server's storage folder '{self.root}': "
+                    f"{e.strerror or e}; try again later"
+                ) from None
             job = Job(job_id, config, content, list(styles), labels, folder, token)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
             self._jobs[job_id] = job
@@ -219,16 +237,25 @@ class JobManager:
             return None if job is None else job.preview
 
     def result(self, job_id: str) -> tuple[JobStatus, bytes | None] | None:
-        """A job's status and its result PNG (None while there is none)."""
+        """A job's status and its result PNG (None while there is none); None for an unknown
+        id. Raises :class:`ResultGone` when the job is kept but its file was deleted."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
             status, path = self._status(job), job.result
+        if path is None:
+            return status, None
         try:
-            return status, path.read_bytes() if path is not None else None
-        except FileNotFoundError:  # forgotten between the two locks
-            return None
+            return status, path.read_bytes()
+        except OSError as e:
+            with self._lock:
+                if job_id not in self._jobs:  # forgotten between the two locks
+                    return None
+            raise ResultGone(
+                f"the result of job {job_id} is gone ({e.strerror or e}): the server's storage "
+                "was deleted while it ran; submit the job again"
+            ) from None
 
     def cancel(self, job_id: str) -> JobStatus | None:
         """Cancel a job: a queued one leaves the queue now, a running one stops at its next

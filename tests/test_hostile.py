@@ -1,0 +1,322 @@
+"""Hostile-but-fair use of the command line, as a table: each row a command that must be refused.
+
+Every row runs ``impasto`` (its ``main``, in this process: a refusal happens before any weights are
+read) in a folder of tiny inputs and checks the same promises: the expected exit code, one line on
+stderr naming the problem, no traceback, every input byte for byte unchanged, and no file
+created, changed or left behind. The next hole found is a new row. Signals, which need a real
+process, are at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from impasto import imageio
+from impasto.cli import main
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
+TIMEOUT = 300
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` (hidden ones included): a file's bytes, None for a folder."""
+    return {
+        p.relative_to(folder).as_posix(): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture
+def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
+    """p.png (photo), s.png (painting), g.gif, frames/ (three frames), styles/s2.png, links to
+    p.png (symbolic and hard), a photo inside x_steps/, and a photo named like the interrupted
+    file of p.png."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "p.png").write_bytes(content_path.read_bytes())
+    (d / "s.png").write_bytes(style_path.read_bytes())
+    Image.open(style_path).save(d / "g.gif")
+    (d / "frames").mkdir()
+    for i in range(3):
+        Image.open(content_path).save(d / "frames" / f"{i:03d}.png")
+    (d / "styles").mkdir()
+    (d / "styles" / "s2.png").write_bytes(style_path.read_bytes())
+    (d / "link.png").symlink_to(d / "p.png")
+    os.link(d / "p.png", d / "hard.png")
+    (d / "framelink").symlink_to(d / "frames", target_is_directory=True)
+    (d / "x_steps").mkdir()
+    (d / "x_steps" / "c.png").write_bytes(content_path.read_bytes())
+    (d / "q.interrupted.png").write_bytes(content_path.read_bytes())
+    Image.new("RGB", (4000, 2), "gray").save(d / "sliver.png")
+    return d
+
+
+T = ["transfer", "p.png", "s.png"]
+V = ["video", "frames", "s.png"]
+Q = ["--size", "32", "--iterations", "2"]
+
+# name: (arguments, exit code, words the one line must hold)
+CASES: dict[str, tuple[list[str], int, str]] = {
+    # --- paths: no output may be, contain or sit inside an input; outputs apart -------------------
+    "output is the photo": ([*T, "-o", "p.png", *Q], 2, "is the content image 'p.png'"),
+    "output is the painting": ([*T, "-o", "s.png", *Q], 2, "is the style image 's.png'"),
+    "output is the photo via ..": ([*T, "-o", "frames/../p.png", *Q], 2, "overwrite the input"),
+    "output is a symlink to it": ([*T, "-o", "link.png", *Q], 2, "overwrite the input"),
+    "output is a hard link to it": ([*T, "-o", "hard.png", *Q], 2, "overwrite the input"),
+    "photo via a symlink": (["transfer", "link.png", "s.png", "-o", "p.png"], 2, "overwrite"),
+    "interrupted file is the photo": (
+        ["transfer", "q.interrupted.png", "s.png", "-o", "q.png"],
+        2,
+        "the interrupted file",
+    ),
+    "steps folder holds the photo": (
+        ["transfer", "x_steps/c.png", "s.png", "-o", "x.png", "--save-every", "1"],
+        2,
+        "the --save-every folder 'x_steps' contains",
+    ),
+    "plot is the photo": ([*T, "-o", "o.png", "--plot", "p.png", *Q], 2, "--plot 'p.png' is"),
+    "animation is the painting": (
+        ["transfer", "p.png", "g.gif", "-o", "o.png", "--animate", "g.gif"],
+        2,
+        "--animate 'g.gif' is the style image",
+    ),
+    "plot is the output": ([*T, "-o", "o.png", "--plot", "o.png"], 2, "pick separate paths"),
+    "animation inside the steps folder": (
+        [*T, "-o", "o.png", "--save-every", "1", "--animate", "o_steps/a.gif"],
+        2,
+        "separate paths",
+    ),
+    "init image is the output": ([*T, "-o", "p.png", "--init", "p.png"], 2, "overwrite"),
+    "init image is overwritten": (
+        [*T, "-o", "i.png", "--init", "i.png"],
+        2,
+        "is the --init image 'i.png'",
+    ),
+    "weights file is the output": ([*T, "-o", "w.png", "--weights", "w.png"], 2, "--weights"),
+    "reconstruct over its image": (
+        ["reconstruct", "content", "p.png", "-o", "p.png"],
+        2,
+        "is the image 'p.png'",
+    ),
+    "reconstruct plot over its image": (
+        ["reconstruct", "style", "p.png", "-o", "o.png", "--plot", "link.png"],
+        2,
+        "overwrite the input",
+    ),
+    "grid over its painting": (["grid", "p.png", "s.png", "-o", "s.png"], 2, "style image"),
+    "video output is the input folder": ([*V, "-o", "frames"], 2, "is the input 'frames'"),
+    "video output inside the input": ([*V, "-o", "frames/o.mp4"], 2, "is inside the input"),
+    "video output via a symlink": ([*V, "-o", "framelink/o.mp4"], 2, "is inside the input"),
+    "work dir is the input": ([*V, "-o", "o.mp4", "--work-dir", "frames"], 2, "work directory"),
+    "work dir inside the input": (
+        [*V, "-o", "o.mp4", "--work-dir", "frames/cache"],
+        2,
+        "is inside the input",
+    ),
+    "work dir holds the input": ([*V, "-o", "o.mp4", "--work-dir", "."], 2, "contains the input"),
+    "work dir holds a painting": (
+        ["video", "frames", "styles/s2.png", "-o", "o.mp4", "--work-dir", "styles"],
+        2,
+        "contains the style image",
+    ),
+    "work dir is the output folder": ([*V, "-o", "out", "--work-dir", "out"], 2, "separate"),
+    "work dir inside the output": ([*V, "-o", "out", "--work-dir", "out/w"], 2, "separate"),
+    "output folder of other files": ([*V, "-o", "styles"], 2, "not frames of an earlier run"),
+    "output name too long": ([*T, "-o", "a" * 300 + ".png"], 3, "File name too long"),
+    "video name too long": (["video", "f" * 300, "s.png", "-o", "o.mp4"], 3, "too long"),
+    "output under a file": ([*T, "-o", "p.png/o.png"], 3, "is not a directory"),
+    # --- numbers: every one has a range, checked before any work ----------------------------------
+    "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 1"),
+    "size huge": ([*T, "-o", "o.png", "--size", "100000"], 2, "--size must be between 16 and"),
+    "iterations 0": ([*T, "-o", "o.png", "--iterations", "0"], 2, "--iterations must be"),
+    "iterations 5e7": ([*T, "-o", "o.png", "--iterations", "50000000"], 2, "between 1 and"),
+    "iterations past 64 bits": ([*T, "-o", "o.png", "--iterations", str(2**70)], 2, "between"),
+    "iterations 4300 digits": ([*T, "-o", "o.png", "--iterations", "9" * 5000], 2, "integer"),
+    "style weight 1e39": ([*T, "-o", "o.png", "--style-weight", "1e39"], 2, "--style-weight"),
+    "style weight nan": ([*T, "-o", "o.png", "--style-weight", "nan"], 2, "--style-weight"),
+    "content weight -1": ([*T, "-o", "o.png", "--content-weight", "-1"], 2, "--content-weight"),
+    "tv weight inf": ([*T, "-o", "o.png", "--tv-weight", "inf"], 2, "--tv-weight"),
+    "learning rate 0": ([*T, "-o", "o.png", "--learning-rate", "0"], 2, "--learning-rate"),
+    "learning rate 1e9": ([*T, "-o", "o.png", "--learning-rate", "1e9"], 2, "--learning-rate"),
+    "lr decay 2": ([*T, "-o", "o.png", "--lr-decay", "2"], 2, "--lr-decay"),
+    "lr decay every 1e9": ([*T, "-o", "o.png", "--lr-decay-every", "1000000000"], 2, "between"),
+    "seed -1": ([*T, "-o", "o.png", "--seed", "-1"], 2, "--seed must be between 0"),
+    "seed 2^64": ([*T, "-o", "o.png", "--seed", str(2**64)], 2, "--seed must be between 0"),
+    "style scale 0": ([*T, "-o", "o.png", "--style-scale", "0"], 2, "--style-scale"),
+    "style scale 100": ([*T, "-o", "o.png", "--style-scale", "100"], 2, "--style-scale"),
+    "max memory 0": ([*T, "-o", "o.png", "--max-memory", "0"], 2, "--max-memory"),
+    "max memory 1e300": ([*T, "-o", "o.png", "--max-memory", "1e300"], 2, "--max-memory"),
+    "save every -1": ([*T, "-o", "o.png", "--save-every", "-1"], 2, "--save-every must be"),
+    "save every 1e9": ([*T, "-o", "o.png", "--save-every", "1000000000"], 2, "--save-every"),
+    "animate every 0": (
+        [*T, "-o", "o.png", "--animate", "a.gif", "--animate-every", "0"],
+        2,
+        "--animate-every must be between 1",
+    ),
+    "twenty stages": (
+        [*T, "-o", "o.png", "--scales", ",".join(str(16 + i) for i in range(20)), "--size", "64"],
+        2,
+        "stages",
+    ),
+    "layer weight 1e39": (
+        [*T, "-o", "o.png", "--style-layer-weights", "1,1,1,1,1e39"],
+        2,
+        "--style-layer-weights",
+    ),
+    "blend weight 1e39": ([*T, "-o", "o.png", "--style-blend-weights", "1e39"], 2, "blend"),
+    "ratio 0": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "0"], 2, "--ratios"),
+    "ratio inf": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "1,inf"], 2, "--ratios"),
+    "ratio nan": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "nan"], 2, "--ratios"),
+    "fps 1e300": ([*V, "-o", "o.mp4", "--fps", "1e300", "--frames", "2"], 2, "frame rate"),
+    "fps 0": ([*V, "-o", "o.mp4", "--fps", "0"], 2, "frame rate"),
+    "fps nan": ([*V, "-o", "o.mp4", "--fps", "nan"], 2, "frame rate"),
+    "start -1": ([*V, "-o", "o.mp4", "--start", "-1"], 2, "not a time"),
+    "start 1e300": ([*V, "-o", "o.mp4", "--start", "1e300"], 2, "not a time"),
+    "end inf": ([*V, "-o", "o.mp4", "--end", "inf"], 2, "not a time"),
+    "frames past a billion": ([*V, "-o", "o.mp4", "--frames", "0:99999999999"], 2, "frame"),
+    "temporal weight 1e39": ([*V, "-o", "o.mp4", "--temporal-weight", "1e39"], 2, "temporal"),
+    "frame iterations 0": ([*V, "-o", "o.mp4", "--frame-iterations", "0"], 2, "--frame-iter"),
+    "frame iterations 1e6": ([*V, "-o", "o.mp4", "--frame-iterations", "1000000"], 2, "between"),
+    "serve port 70000": (["serve", "--port", "70000"], 2, "--port must be between 0 and 65535"),
+    "serve max size huge": (["serve", "--max-size", "100000"], 2, "--max-size must be between"),
+    "serve max iterations 1e9": (["serve", "--max-iterations", "1000000000"], 2, "between"),
+    "serve upload 1e9 MB": (["serve", "--max-upload-mb", "1e9"], 2, "--max-upload-mb"),
+    "serve keep hours inf": (["serve", "--keep-hours", "inf"], 2, "--keep-hours"),
+    "serve queue 0": (["serve", "--queue-limit", "0"], 2, "--queue-limit"),
+    # --- images no size can serve -----------------------------------------------------------------
+    "a sliver no size fits": (
+        ["transfer", "sliver.png", "s.png", "-o", "o.png", "--size", "64"],
+        2,
+        "crop the image",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_command_is_refused_and_harms_nothing(
+    case: str,
+    hostile_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args, status, words = CASES[case]
+    monkeypatch.chdir(hostile_dir)
+    before = snapshot(hostile_dir)
+    assert main(args) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("impasto: error: "), err
+    assert words in lines[0], lines[0]
+    assert snapshot(hostile_dir) == before  # inputs unchanged, nothing written or left behind
+
+
+def test_the_table_is_long_enough() -> None:
+    assert len(CASES) >= 60
+
+
+# --- signals, in real processes -------------------------------------------------------------------
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has installed a SIGTERM handler (from /proc: no guessing)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "impasto", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the process never got there"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_torch_imports_is_one_line(
+    hostile_dir: Path, signum: int, status: int
+) -> None:
+    before = snapshot(hostile_dir)
+    # Python's default warnings, as a user has them: a signal that stops an import halfway
+    # leaves the module file to the garbage collector, which PYTHONWARNINGS=error would report.
+    env = {k: v for k, v in ENV.items() if k != "PYTHONWARNINGS"}
+    args = ["transfer", "p.png", "s.png", "-o", "o.png", "--size", "32"]
+    proc = _start(args, hostile_dir, env)
+    try:
+        _wait_for(lambda: _catches_sigterm(proc.pid), proc)  # main() has started
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("impasto: "), stderr
+    assert snapshot(hostile_dir) == before
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
+    args = ["transfer", "p.png", "s.png", "-o", "out.jpg", "--size", "32"]
+    proc = _start([*args, "--iterations", "5000", "--save-every", "1", "-q"], hostile_dir)
+    try:
+        first = hostile_dir / "out_steps" / "00001.png"
+        _wait_for(first.exists, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert len(stderr.splitlines()) == 1 and "interrupted at iteration" in stderr, stderr
+    partial = hostile_dir / "out.interrupted.jpg"  # the README's name, in the output's format
+    assert str(partial.name) in stderr
+    assert max(imageio.load_image(partial).size) == 32
+    assert not (hostile_dir / "out.jpg").exists()
+    assert not [p for p in hostile_dir.rglob(".*")], "temporary files left behind"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    proc = _start(["serve", "--port", "0"], tmp_path)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "impasto studio: http://..." once listening
+        assert line.startswith("impasto studio: http://"), line
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert stderr.strip().splitlines()[-1] == "impasto: stopped", stderr
+    assert "Traceback" not in stderr

@@ -320,3 +320,30 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert stderr.strip().splitlines()[-1] == "impasto: stopped", stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> None:
+    """RLIMIT_FSIZE makes every write past 4 KB fail as a full disk would (Python ignores the
+    SIGXFSZ that would otherwise kill it, so the write raises EFBIG)."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    before = snapshot(hostile_dir)
+    args = ["transfer", "p.png", "s.png", "-o", "big.png", "--size", "64", "--iterations", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "impasto", *args, "-q"],
+        cwd=hostile_dir,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        preexec_fn=small_files,
+        check=False,
+    )
+    assert run.returncode == 3, run.stderr
+    assert len(run.stderr.splitlines()) == 1 and "cannot write 'big.png'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert snapshot(hostile_dir) == before  # no partial big.png, no temporary left

@@ -18,6 +18,7 @@ class ExitStatus(enum.IntEnum):
     INPUT = 3  # missing/corrupt/oversized image, unreadable weights, unwritable output
     RESOURCE = 4  # out of memory (host or GPU)
     DIVERGED = 5  # the loss became NaN or infinite
+    FAILED_JOBS = 6  # impasto batch: some jobs failed (each recorded with its message)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + 15), handled as Ctrl-C is
 

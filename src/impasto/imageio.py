@@ -41,6 +41,8 @@ __all__ = [
     "atomic_write",
     "check_output_path",
     "check_writable",
+    "decode_image",
+    "encode_image",
     "fit_longest",
     "load_image",
     "read_metadata",
@@ -92,6 +94,21 @@ def load_image(
         im = _identify(fp, name)
         try:
             _check_size(im, name, max_pixels)  # from the header, before any pixel is decoded
+            _decode(im, name)
+            return _to_srgb(im, name)
+        finally:
+            im.close()
+
+
+def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """An image file's bytes (read elsewhere: a batch job's inputs) as :func:`load_image` reads
+    the file; ``name`` names it in messages."""
+    if not data:
+        raise InputError(f"cannot read image '{name}': the file is empty")
+    with _bomb_guard(name):
+        im = _identify(io.BytesIO(data), name)
+        try:
+            _check_size(im, name, max_pixels)
             _decode(im, name)
             return _to_srgb(im, name)
         finally:
@@ -351,6 +368,16 @@ def save_image(
     with atomic_write(p) as f:
         img.save(f, format=fmt, **params)
     return p
+
+
+def encode_image(img: Image.Image, suffix: str, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes :func:`save_image` would write to a file ending in ``suffix`` (``.png``, ...):
+    for workers that hand an image back to the process that writes it."""
+    fmt = OUTPUT_FORMATS[suffix.lower()]
+    img, params = _encoder_args(img, fmt, metadata or {})
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
 
 
 @contextlib.contextmanager

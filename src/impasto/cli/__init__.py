@@ -66,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
         allow_abbrev=False,
     )
-    from . import serve, transfer, video
+    from . import batch, serve, transfer, video
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for family in (transfer, video, serve):
+    for family in (transfer, batch, video, serve):
         family.register(sub)
     return parser
 

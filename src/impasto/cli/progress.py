@@ -17,6 +17,9 @@ from tqdm import tqdm
 
 from .. import imageio
 from ..experiments import PanelCallback
+from ..jobs.driver import BatchListener
+from ..jobs.spec import Outcome
+from ..jobs.store import Job
 from ..optimize import Step
 
 if TYPE_CHECKING:
@@ -143,3 +146,82 @@ def clock(seconds: float) -> str:
     s = round(seconds)
     hours = f"{s // 3600}:" if s >= 3600 else ""
     return f"{hours}{s // 60 % 60:02d}:{s % 60:02d}" if hours else f"{s // 60}:{s % 60:02d}"
+
+
+class BatchProgress(BatchListener):
+    """A bar over a batch's jobs (done, failed, running, ETA) and, below it, a bar over the
+    iterations of each running job."""
+
+    def __init__(self, quiet: bool, slots: int = 1) -> None:
+        self.quiet, self.slots = quiet, slots
+        self.bar: Any = None
+        self.inner: dict[str, Any] = {}
+        self.times: list[float] = []
+        self.to_run = self.done = self.failed = 0
+
+    def planned(self, total: int, to_run: int) -> None:
+        self.to_run = to_run
+        if not self.quiet:
+            self.bar = tqdm(
+                total=to_run,
+                desc="jobs",
+                unit="job",
+                disable=None,  # no bar when stderr is not a terminal
+                dynamic_ncols=True,
+                file=sys.stderr,
+                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
+            )
+            self._show()
+
+    def started(self, job: Job) -> None:
+        if self.bar is not None and job.id not in self.inner:
+            self.inner[job.id] = tqdm(
+                total=None,
+                desc=f"  {job.output}",
+                unit="it",
+                disable=None,
+                dynamic_ncols=True,
+                leave=False,
+                file=sys.stderr,
+            )
+        self._show()
+
+    def progress(self, job_id: str, iteration: int, iterations: int) -> None:
+        inner = self.inner.get(job_id)
+        if inner is not None:
+            inner.total = iterations
+            inner.n = iteration
+            inner.refresh()
+
+    def ended(self, job: Job, outcome: Outcome | None) -> None:
+        inner = self.inner.pop(job.id, None)
+        if inner is not None:
+            inner.close()
+        if job.state == "done":
+            self.done += 1
+        elif job.state == "failed":
+            self.failed += 1
+            if not self.quiet:
+                notice(f"failed: {job.output}: {job.error}")
+        if outcome is not None and job.state != "cancelled":
+            self.times.append(outcome.seconds)
+        if self.bar is not None and job.state != "cancelled":
+            self.bar.update(1)
+        self._show()
+
+    def _show(self) -> None:
+        if self.bar is None:
+            return
+        text = f", done {self.done}, failed {self.failed}, running {len(self.inner)}"
+        if self.times:
+            left = self.to_run - self.done - self.failed
+            per = sum(self.times) / len(self.times)
+            text += f", ETA {clock(per * left / max(1, self.slots))}"
+        self.bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        for inner in self.inner.values():
+            inner.close()
+        self.inner.clear()
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,219 @@
+"""``impasto batch``: many transfers, resumable, kept in ``OUTDIR/impasto.sqlite``.
+
+``impasto batch CONTENT... --styles STYLE... -o OUTDIR [options]`` plans contents x styles (or
+``--pairs``, ``--blend``) x ``--sweep`` values, or reads ``--jobs FILE``, and runs what is not
+done yet (:mod:`impasto.jobs`). ``impasto batch status OUTDIR`` prints the table of a batch's
+jobs: a first positional ``status`` with neither ``--styles`` nor ``--jobs`` asks for it (a
+content image called ``status`` still works with ``--styles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from .. import imageio
+from ..config import TransferConfig
+from ..errors import ExitStatus, InputError, UsageError
+from ..jobs import LocalExecutor, Store, local_devices, run_jobs
+from ..jobs.driver import interrupted_name
+from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
+from ..jobs.sheet import batch_sheet
+from ..jobs.store import STALE_AFTER_S, STORE_NAME
+from ..paths import Named, check_apart
+from .options import add_common, add_config_options, config_inputs
+from .progress import BatchProgress
+
+PROG = "impasto"
+EXECUTORS = ("local", "ray")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    b = sub.add_parser(
+        "batch",
+        help="many transfers (contents x styles x option sweeps), resumable; "
+        "'batch status OUTDIR' lists a batch's jobs",
+        description="Run every CONTENT with every STYLE (or --pairs, --blend) for every "
+        "combination of --sweep values, or the jobs of --jobs FILE, into OUTDIR. Re-running the "
+        "same command skips finished jobs and runs the rest. 'impasto batch status OUTDIR' "
+        "prints the table of jobs.",
+        allow_abbrev=False,
+    )
+    b.add_argument(
+        "contents", metavar="CONTENT", nargs="*", help="content images, folders or globs"
+    )
+    b.add_argument(
+        "--styles", nargs="+", metavar="STYLE", default=None, help="style images, folders, globs"
+    )
+    b.add_argument("-o", "--output", metavar="OUTDIR", default=None, help="output folder")
+    how = b.add_mutually_exclusive_group()
+    how.add_argument(
+        "--pairs", action="store_true", help="the i-th content with the i-th style only"
+    )
+    how.add_argument(
+        "--blend", action="store_true", help="every content with all the styles blended"
+    )
+    b.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="run every value of a transfer option (several --sweep multiply); values of a list "
+        "option are separated by ';'",
+    )
+    b.add_argument(
+        "--jobs",
+        metavar="FILE",
+        default=None,
+        help="CSV or JSON Lines: one job a row (content, style(s), output, any options)",
+    )
+    b.add_argument("--retry-failed", action="store_true", help="run jobs that failed before again")
+    b.add_argument(
+        "--contact-sheet",
+        metavar="SHEET",
+        default=None,
+        help="also lay the results out, labelled, on one picture",
+    )
+    b.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: one worker per device on this machine (default); ray: a Ray cluster",
+    )
+    add_config_options(b)
+    add_common(b)
+    b.set_defaults(run=_run_batch)
+
+
+def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
+    given = {f.name: getattr(ns, f.name, None) for f in fields(TransferConfig)}
+    options = {k: v for k, v in given.items() if v is not None}
+    TransferConfig.from_options(options)  # one line for a bad option, before any work
+    return options
+
+
+def _run_batch(ns: argparse.Namespace) -> int:
+    if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
+        return _run_status(ns)
+    if ns.executor == "ray":
+        raise UsageError(
+            "--executor ray is not available in this version of impasto yet; "
+            "use --executor local (the default)"
+        )
+    if ns.output is None:
+        raise UsageError("batch needs -o OUTDIR, the folder for the results")
+    options = _given_options(ns)
+    sweeps = [parse_sweep(text) for text in ns.sweep]
+    if ns.jobs is not None:
+        if ns.contents or ns.styles or sweeps or ns.pairs or ns.blend:
+            raise UsageError("--jobs FILE takes the place of CONTENT, --styles and --sweep")
+        specs = jobs_from_file(ns.jobs, options)
+    else:
+        if not ns.contents or not ns.styles:
+            raise UsageError("batch needs CONTENT... and --styles STYLE... (or --jobs FILE)")
+        contents = expand_images(ns.contents, "content")
+        styles = expand_images(ns.styles, "style")
+        specs = plan(contents, styles, options, pairs=ns.pairs, blend=ns.blend, sweeps=sweeps)
+    outdir = Path(ns.output)
+    inputs: list[Named] = []
+    for spec in specs:
+        inputs.append(("the content image", spec.content.path))
+        inputs += [("the style image", s.path) for s in spec.styles]
+        inputs += config_inputs(spec.config())
+    inputs = list(dict.fromkeys(inputs))
+    if ns.jobs is not None:
+        inputs.append(("the jobs file", ns.jobs))
+    check_apart(inputs, [("the output folder", outdir)])
+    sheet = None
+    if ns.contact_sheet is not None:
+        sheet = imageio.check_output_path(ns.contact_sheet)
+        check_apart(inputs, [("the contact sheet", sheet)])
+        if sheet.resolve() == (outdir / STORE_NAME).resolve():
+            raise UsageError("the contact sheet cannot be the job store")
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
+
+    executor = LocalExecutor(local_devices(options.get("device", "auto")))
+    progress = BatchProgress(ns.quiet, executor.slots)
+    with Store.in_folder(outdir) as store:
+        try:
+            summary = run_jobs(
+                specs,
+                store,
+                outdir,
+                executor,
+                retry_failed=ns.retry_failed,
+                listener=progress,
+            )
+        except KeyboardInterrupt:
+            progress.close()
+            stopped = [
+                j for j in store.jobs([s.id for s in specs]) if j.state == "cancelled" and j.error
+            ]
+            kept = [j for j in stopped if "best image" in (j.error or "")]
+            names = ", ".join(interrupted_name(j.output) for j in kept)
+            saved = f"; best images so far saved as {names}" if kept else ""
+            print(
+                f"{PROG}: interrupted{saved}; run the same command again to continue",
+                file=sys.stderr,
+            )
+            return ExitStatus.INTERRUPTED
+        finally:
+            progress.close()
+            executor.close()
+        jobs = store.jobs([s.id for s in specs])
+    if sheet is not None:
+        img = batch_sheet(jobs, outdir)
+        imageio.save_image(img, sheet, metadata={"impasto:command": "batch"})
+    if not ns.quiet:
+        print(f"batch: {summary}; outputs in {outdir}", file=sys.stderr)
+        if sheet is not None:
+            print(f"wrote {sheet} ({img.width}x{img.height})", file=sys.stderr)
+    failed = [j for j in jobs if j.state == "failed"]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        print(
+            f"{PROG}: error: {len(failed)} of {len(jobs)} jobs failed; {first.output}: "
+            f"{first.error}{more}; see '{PROG} batch status {outdir}'",
+            file=sys.stderr,
+        )
+        return ExitStatus.FAILED_JOBS
+    return ExitStatus.OK
+
+
+def _run_status(ns: argparse.Namespace) -> int:
+    rest = ns.contents[1:] + ([ns.output] if ns.output else [])
+    if len(rest) != 1:
+        raise UsageError("batch status takes one OUTDIR: impasto batch status OUTDIR")
+    folder = rest[0]
+    if not os.path.isfile(os.path.join(folder, STORE_NAME)):
+        raise InputError(f"no batch in '{folder}' (it has no {STORE_NAME})")
+    with Store.in_folder(folder, create=False) as store:
+        jobs = store.jobs()
+    now = time.time()
+    rows = [("state", "tries", "seconds", "device", "output", "error")]
+    for j in jobs:
+        state: str = j.state
+        if state == "running" and (j.lease is None or now - j.lease > STALE_AFTER_S):
+            state = "running?"  # no heartbeat lately: abandoned; the next run takes it
+        seconds = f"{j.seconds:.1f}" if j.seconds is not None else "-"
+        rows.append((state, str(j.attempts), seconds, j.device or "-", j.output, j.error or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[5]
+        print(line.rstrip())
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.state] = counts.get(j.state, 0) + 1
+    print(f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return ExitStatus.OK

@@ -1,0 +1,34 @@
+"""Jobs: the SQLite job store and the executors, shared by ``impasto batch`` (and the server).
+
+- :mod:`~impasto.jobs.spec`: :class:`JobSpec` (what to run, with its identity), :class:`Task`
+  (a job made self-contained for a worker) and :class:`Outcome` (what a worker hands back)
+- :mod:`~impasto.jobs.plan`: contents x styles x sweeps, or a jobs file, as JobSpecs
+- :mod:`~impasto.jobs.store`: :class:`Store`, the jobs of a folder in ``impasto.sqlite``
+- :mod:`~impasto.jobs.worker`: :class:`Worker`, one device's runner of tasks
+- :mod:`~impasto.jobs.executor`: the :class:`Executor` interface and :class:`LocalExecutor`
+- :mod:`~impasto.jobs.driver`: :func:`run_jobs`, which claims, runs, writes and records
+- :mod:`~impasto.jobs.sheet`: the contact sheet of a batch's results
+"""
+
+from __future__ import annotations
+
+from .driver import BatchListener, Summary, run_jobs
+from .executor import Executor, LocalExecutor, local_devices
+from .spec import JobSpec, Outcome, Source, Task
+from .store import STORE_NAME, Job, Store
+
+__all__ = [
+    "STORE_NAME",
+    "BatchListener",
+    "Executor",
+    "Job",
+    "JobSpec",
+    "LocalExecutor",
+    "Outcome",
+    "Source",
+    "Store",
+    "Summary",
+    "Task",
+    "local_devices",
+    "run_jobs",
+]

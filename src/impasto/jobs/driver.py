@@ -1,0 +1,252 @@
+"""The driver: claims jobs from the store, hands them to an executor, writes what comes back.
+
+Only the driver writes the store and the output folder. It submits the jobs of one plan, claims
+them one at a time while the executor has a free slot (so two drivers on one folder share the
+work and never run a job twice), renews its claims' lease while they run, writes each result
+atomically and then records it. On Ctrl-C it stops the executor's running jobs, writes their
+best images as ``NAME.interrupted.png``, records them cancelled (the next run queues them
+again) and raises :class:`KeyboardInterrupt` on, with the store consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import imageio
+from ..errors import ExitStatus, ImpastoError
+from .executor import Executor
+from .spec import JobSpec, Outcome, Source, Task
+from .store import Job, Store, worker_id
+
+__all__ = ["BatchListener", "Summary", "interrupted_name", "run_jobs"]
+
+HEARTBEAT_S = 5.0  # lease renewal; well under store.STALE_AFTER_S
+POLL_S = 0.2
+
+
+class BatchListener:
+    """What a front end hears (all calls from the driver's thread); override what you need."""
+
+    def planned(self, total: int, to_run: int) -> None:
+        """``total`` jobs in the plan, of which ``to_run`` are queued or abandoned."""
+
+    def started(self, job: Job) -> None:
+        """This process claimed ``job`` (its row as claimed)."""
+
+    def progress(self, job_id: str, iteration: int, iterations: int) -> None:
+        """A running job's iteration."""
+
+    def ended(self, job: Job, outcome: Outcome | None) -> None:
+        """``job`` (its row as recorded) ended here: done, failed or cancelled."""
+
+
+@dataclass
+class Summary:
+    """What one run of a plan did, and where the plan stands."""
+
+    total: int = 0
+    done: int = 0  # finished by this run
+    skipped: int = 0  # finished by an earlier run, not redone
+    failed: int = 0  # failed in this run
+    failed_before: int = 0  # failed in an earlier run, not retried
+    cancelled: int = 0  # stopped by Ctrl-C in this run (their best images kept)
+    elsewhere: int = 0  # running in another process when this one finished
+    seconds: float = 0.0
+    interrupted: bool = False
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (output, error) of failures
+    exit_status: int = 0  # of the first failure
+
+    def __str__(self) -> str:
+        parts = [f"{self.done} done"]
+        if self.skipped:
+            parts.append(f"{self.skipped} done before")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.failed_before:
+            parts.append(f"{self.failed_before} failed before (--retry-failed runs them again)")
+        if self.cancelled:
+            parts.append(f"{self.cancelled} interrupted")
+        if self.elsewhere:
+            parts.append(f"{self.elsewhere} running in another process")
+        return f"{self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
+
+
+def interrupted_name(output: str) -> str:
+    """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes."""
+    p = Path(output)
+    return str(p.with_name(f"{p.stem}.interrupted{p.suffix}"))
+
+
+def _read(source: Source) -> bytes:
+    try:
+        data = Path(source.path).read_bytes()
+    except OSError as e:
+        raise _JobInputError(f"cannot read image '{source.path}': {e.strerror or e}") from None
+    if hashlib.sha256(data).hexdigest() != source.sha256:
+        raise _JobInputError(f"'{source.path}' changed since the batch started; run it again")
+    return data
+
+
+class _JobInputError(Exception):
+    pass
+
+
+def _task(job: Job) -> Task:
+    content, styles = job.sources()
+    names = {"content": content.path, "styles": ",".join(s.path for s in styles)}
+    data = _read(content), tuple(_read(s) for s in styles)
+    return Task(job.id, *data, dict(job.options), names, Path(job.output).suffix)
+
+
+def run_jobs(
+    specs: Sequence[JobSpec],
+    store: Store,
+    folder: str | Path,
+    executor: Executor,
+    *,
+    retry_failed: bool = False,
+    listener: BatchListener | None = None,
+) -> Summary:
+    """Run the jobs of ``specs`` not done yet; outputs go under ``folder``. Raises
+    KeyboardInterrupt after a clean stop (running jobs' best images written, rows recorded)."""
+    return _Driver(store, Path(folder), executor, listener or BatchListener()).run(
+        specs, retry_failed
+    )
+
+
+class _Driver:
+    def __init__(
+        self, store: Store, folder: Path, executor: Executor, listener: BatchListener
+    ) -> None:
+        self.store, self.folder, self.executor, self.listener = store, folder, executor, listener
+        self.worker = worker_id()
+        self.summary = Summary()
+        self.running: dict[Future[Outcome], Job] = {}
+        self.heard: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
+        self.stopping = False
+
+    def run(self, specs: Sequence[JobSpec], retry_failed: bool) -> Summary:
+        started = time.monotonic()
+        ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
+        self.store.recover()
+        before = {job.id: job.state for job in self.store.jobs(ids)}
+        self.summary.total = len(ids)
+        self.summary.skipped = sum(state == "done" for state in before.values())
+        self.summary.failed_before = sum(state == "failed" for state in before.values())
+        self.listener.planned(len(ids), sum(s == "queued" for s in before.values()))
+        last_beat = time.monotonic()
+        try:
+            while True:
+                try:
+                    self._fill(ids)
+                    if not self.running:
+                        break
+                    self._wait()
+                    if time.monotonic() - last_beat > HEARTBEAT_S:
+                        self.store.heartbeat(self.worker)
+                        last_beat = time.monotonic()
+                except KeyboardInterrupt:
+                    if self.stopping:
+                        raise
+                    self.stopping = True
+                    self.summary.interrupted = True
+                    self.executor.stop()
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            if not self.running:  # nothing of ours can still finish: free what we hold
+                self.store.release(self.worker)
+        self.summary.elsewhere = self.store.counts(ids)["running"]
+        if self.summary.interrupted:
+            raise KeyboardInterrupt
+        return self.summary
+
+    def _fill(self, ids: Sequence[str]) -> None:
+        """Claim and submit jobs while the executor has room."""
+        while not self.stopping and len(self.running) < self.executor.slots:
+            job = self.store.claim(self.worker, ids)
+            if job is None:
+                return
+            self.listener.started(job)
+            try:
+                task = _task(job)
+            except _JobInputError as e:
+                self._record(job, None, "failed", str(e), ExitStatus.INPUT)
+                continue
+            future = self.executor.submit(task, self._hear)
+            self.running[future] = job
+
+    def _hear(self, job_id: str, iteration: int, iterations: int) -> None:  # any thread
+        self.heard.put((job_id, iteration, iterations))
+
+    def _wait(self) -> None:
+        finished, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
+        latest: dict[str, tuple[int, int]] = {}
+        while not self.heard.empty():
+            job_id, it, n = self.heard.get_nowait()
+            latest[job_id] = (it, n)
+        for job_id, (it, n) in latest.items():
+            self.listener.progress(job_id, it, n)
+        for future in finished:
+            job = self.running.pop(future)
+            self._end(job, future.result())
+
+    def _end(self, job: Job, outcome: Outcome) -> None:
+        if outcome.error is not None:
+            self._record(job, outcome, "failed", outcome.error, outcome.exit_status)
+            return
+        if outcome.interrupted:
+            note = "interrupted before its first iteration"
+            if outcome.image is not None:
+                name = interrupted_name(job.output)
+                note = f"interrupted at iteration {outcome.iterations}; best image in {name}"
+                try:
+                    self._write(name, outcome.image)
+                except ImpastoError as e:
+                    note = f"interrupted; {e}"
+            self._record(job, outcome, "cancelled", note)
+            return
+        try:
+            assert outcome.image is not None
+            self._write(job.output, outcome.image)
+        except ImpastoError as e:
+            self._record(job, outcome, "failed", str(e), e.exit_status)
+            return
+        self._record(job, outcome, "done")
+
+    def _write(self, name: str, data: bytes) -> None:
+        with imageio.atomic_write(self.folder / name) as f:
+            f.write(data)
+
+    def _record(
+        self,
+        job: Job,
+        outcome: Outcome | None,
+        state: str,
+        error: str | None = None,
+        status: int = 0,
+    ) -> None:
+        self.store.finish(
+            job.id,
+            self.worker,
+            state,  # type: ignore[arg-type]  # one of the three the callers pass
+            device=outcome.device if outcome else None,
+            seconds=outcome.seconds if outcome else None,
+            losses=outcome.losses if outcome and outcome.losses else None,
+            error=error,
+        )
+        if state == "done":
+            self.summary.done += 1
+        elif state == "failed":
+            self.summary.failed += 1
+            self.summary.errors.append((job.output, error or "failed"))
+            self.summary.exit_status = self.summary.exit_status or status
+        else:
+            self.summary.cancelled += 1
+        row = self.store.get(job.id)
+        self.listener.ended(row or job, outcome)

@@ -1,0 +1,329 @@
+"""A batch's plan: contents x styles x swept options, or the rows of a jobs file, as JobSpecs.
+
+Every path is checked and hashed here, and every job's options are validated by
+:class:`~impasto.config.TransferConfig`, before anything runs: a missing image is exit 3 and a
+bad option or sweep value exit 2 with the usual one line. A corrupt image is not found out until
+its job runs (it fails alone; the others go on).
+
+Outputs are named ``CONTENT__STYLE__HASH.png`` (``STYLE`` is ``a+b`` for a blend; ``HASH`` is
+eight hex digits of the resolved options, the seed included), so the same job always lands on
+the same file and different settings never share one.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import itertools
+import json
+import os
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import TransferConfig
+from ..errors import InputError, UsageError
+from ..fieldtypes import parse_text, parse_value
+from .spec import JobSpec, Source, file_sha256, options_hash
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Sweep",
+    "expand_images",
+    "jobs_from_file",
+    "option_name",
+    "output_name",
+    "parse_sweep",
+    "plan",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+BATCH_DEFAULT_SEED = 0  # a job's identity includes its seed: a random one would never resume
+
+
+def option_name(name: str) -> str:
+    """``--style-weight``, ``style-weight`` or ``style_weight`` as the config's field name; an
+    unknown one is a usage error with a "did you mean"."""
+    field_name = name.strip().lstrip("-").replace("-", "_")
+    known = {f.name for f in fields(TransferConfig)}
+    if field_name not in known:
+        TransferConfig.from_options({field_name: None})  # raises, with the hint
+    return field_name
+
+
+_HINTS = typing.get_type_hints(TransferConfig)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """``--sweep NAME=V1,V2,...``: one option and its values, parsed by the field's type."""
+
+    name: str
+    values: tuple[Any, ...]
+    texts: tuple[str, ...]  # as given, for labels
+
+
+def parse_sweep(text: str) -> Sweep:
+    """``NAME=V1,V2`` (values of a list option separated by ``;``: ``style_layers=conv1_1;
+    conv1_1,conv2_1``)."""
+    name, eq, rest = text.partition("=")
+    if not eq or not name.strip():
+        raise UsageError(f"--sweep takes NAME=VALUE,VALUE,..., not '{text}'")
+    field_name = option_name(name)
+    if field_name == "device":
+        raise UsageError("--sweep device is not supported; the executor chooses devices")
+    sep = ";" if ";" in rest else ","
+    texts = tuple(p for p in (s.strip() for s in rest.split(sep)) if p)
+    if not texts:
+        raise UsageError(f"--sweep {field_name} has no values")
+    flag = f"--sweep {field_name}"
+    values = tuple(parse_text(_HINTS[field_name], t, flag) for t in texts)
+    return Sweep(field_name, values, texts)
+
+
+def expand_images(args: Sequence[str], what: str) -> list[str]:
+    """Files, folders (their images, sorted, not recursive) and globs, in order, without
+    repeats. Nothing found for an argument is an input error (exit 3)."""
+    found: list[str] = []
+    for arg in args:
+        if os.path.isdir(arg):
+            items = sorted(
+                os.path.join(arg, n)
+                for n in os.listdir(arg)
+                if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+            )
+            if not items:
+                raise InputError(f"no {what} images in folder '{arg}'")
+        elif glob.has_magic(arg) and not os.path.exists(arg):
+            items = sorted(p for p in glob.glob(arg) if os.path.isfile(p))
+            if not items:
+                raise InputError(f"no {what} image matches '{arg}'")
+        elif os.path.isfile(arg):
+            items = [arg]
+        else:
+            raise InputError(f"cannot read image '{arg}': file not found")
+        found += items
+    return list(dict.fromkeys(found))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name).strip("._") or "image"
+
+
+def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any]) -> str:
+    """``CONTENT__STYLE__HASH.png``."""
+    style = "+".join(_safe(s.name) for s in styles)
+    return f"{_safe(content.name)}__{style}__{options_hash(options)}.png"
+
+
+class _Hasher:
+    """Sources by path, each file hashed once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Source] = {}
+
+    def __call__(self, path: str) -> Source:
+        if path not in self._seen:
+            try:
+                self._seen[path] = Source(path, file_sha256(path))
+            except OSError as e:
+                raise InputError(f"cannot read image '{path}': {e.strerror or e}") from None
+        return self._seen[path]
+
+
+def _sweep_label(combo: Sequence[tuple[Sweep, int]]) -> str:
+    return ", ".join(f"{s.name}={s.texts[i]}" for s, i in combo)
+
+
+def plan(
+    contents: Sequence[str],
+    styles: Sequence[str],
+    options: Mapping[str, Any],
+    *,
+    pairs: bool = False,
+    blend: bool = False,
+    sweeps: Sequence[Sweep] = (),
+) -> list[JobSpec]:
+    """Every content with every style (``pairs``: the i-th with the i-th; ``blend``: with all
+    styles at once), times every combination of the sweeps' values."""
+    source = _Hasher()
+    cs = [source(p) for p in contents]
+    ss = [source(p) for p in styles]
+    if pairs and len(cs) != len(ss):
+        raise UsageError(f"--pairs needs as many styles as contents, not {len(ss)} for {len(cs)}")
+    if blend:
+        groups: list[tuple[Source, tuple[Source, ...]]] = [(c, tuple(ss)) for c in cs]
+    elif pairs:
+        groups = [(c, (s,)) for c, s in zip(cs, ss, strict=True)]
+    else:
+        groups = [(c, (s,)) for c in cs for s in ss]
+    base = dict(options)
+    base.setdefault("seed", BATCH_DEFAULT_SEED)
+    combos = list(itertools.product(*[[(s, i) for i in range(len(s.values))] for s in sweeps]))
+    specs: list[JobSpec] = []
+    for content, group in groups:
+        for combo in combos:
+            opts = {**base, **{s.name: s.values[i] for s, i in combo}}
+            labels = {"content": content.name, "style": "+".join(s.name for s in group)}
+            if combo:
+                labels["sweep"] = _sweep_label(combo)
+            specs.append(_spec(content, group, opts, None, labels))
+    return _check_outputs(specs)
+
+
+def _spec(
+    content: Source,
+    styles: tuple[Source, ...],
+    options: dict[str, Any],
+    output: str | None,
+    labels: dict[str, str],
+) -> JobSpec:
+    TransferConfig.from_options(options)  # every job's options valid before any runs
+    name = output if output is not None else output_name(content, styles, options)
+    return JobSpec(content, styles, options, name, labels)
+
+
+def _check_outputs(specs: list[JobSpec]) -> list[JobSpec]:
+    """Drop exact repeats; refuse two different jobs writing one file."""
+    seen: dict[str, JobSpec] = {}
+    kept: list[JobSpec] = []
+    for spec in specs:
+        other = seen.get(spec.output)
+        if other is not None:
+            if other.id == spec.id:
+                continue
+            raise UsageError(
+                f"two jobs would write '{spec.output}' ({other.content.path} and "
+                f"{spec.content.path}); rename one of the inputs"
+            )
+        seen[spec.output] = spec
+        kept.append(spec)
+    return kept
+
+
+# --- jobs files -----------------------------------------------------------------------------------
+
+_STYLE_COLUMNS = ("style", "styles")
+
+
+def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
+    """A CSV file (a header row, then one job a row) or JSON Lines (``.jsonl``/``.ndjson``: one
+    object a line). Columns: ``content``, ``style`` or ``styles`` (several separated by ``;`` in
+    CSV, a list in JSON: blended), optional ``output`` (a file name inside OUTDIR), and any
+    transfer option, over the command line's. Relative image paths are read from the file's
+    folder."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"cannot read jobs file '{path}': file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read jobs file '{path}': {e}") from None
+    jsonl = path.lower().endswith((".jsonl", ".ndjson")) or text.lstrip().startswith("{")
+    rows = _json_rows(path, text) if jsonl else _csv_rows(path, text)
+    if not rows:
+        raise UsageError(f"jobs file '{path}' has no jobs")
+    folder = Path(path).parent
+    source = _Hasher()
+    base = dict(options)
+    base.setdefault("seed", BATCH_DEFAULT_SEED)
+    specs: list[JobSpec] = []
+    for line, row, from_json in rows:
+        where = f"{path}, line {line}"
+        try:
+            specs.append(_row_spec(row, from_json, folder, source, base))
+        except (UsageError, InputError) as e:
+            raise type(e)(f"{where}: {e}") from None
+    return _check_outputs(specs)
+
+
+def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
+    rows: list[tuple[int, dict[str, Any], bool]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise UsageError(f"{path}, line {n}: not JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise UsageError(f"{path}, line {n}: a job must be a JSON object")
+        rows.append((n, row, True))
+    return rows
+
+
+def _csv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or "content" not in reader.fieldnames:
+        raise UsageError(f"jobs file '{path}' needs a header row with a 'content' column")
+    rows: list[tuple[int, dict[str, Any], bool]] = []
+    for row in reader:
+        if None in row:
+            raise UsageError(f"{path}, line {reader.line_num}: more values than columns")
+        kept = {k.strip(): v.strip() for k, v in row.items() if v is not None and v.strip()}
+        if kept:
+            rows.append((reader.line_num, kept, False))
+    return rows
+
+
+def _row_spec(
+    row: Mapping[str, Any],
+    from_json: bool,
+    folder: Path,
+    source: _Hasher,
+    base: Mapping[str, Any],
+) -> JobSpec:
+    content = row.get("content")
+    if not isinstance(content, str) or not content:
+        raise UsageError("no 'content'")
+    raw = next((row[k] for k in _STYLE_COLUMNS if k in row), None)
+    if isinstance(raw, str):
+        names = [p for p in (s.strip() for s in raw.split(";")) if p]
+    elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        names = list(raw)
+    else:
+        names = []
+    if not names:
+        raise UsageError("no 'style'")
+    output = row.get("output")
+    if output is not None:
+        output = _check_output(output)
+    options = dict(base)
+    for key, value in row.items():
+        if key in ("content", "output", *_STYLE_COLUMNS):
+            continue
+        name = option_name(key)
+        if name == "device":
+            raise UsageError("'device' is the executor's choice, not a job's")
+        options[name] = (
+            parse_value(name, _HINTS[name], value)
+            if from_json
+            else parse_text(_HINTS[name], value, name)
+        )
+
+    def at(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.normpath(folder / p)
+
+    c = source(at(content))
+    ss = tuple(source(at(s)) for s in names)
+    labels = {"content": c.name, "style": "+".join(s.name for s in ss)}
+    return _spec(c, ss, options, output, labels)
+
+
+def _check_output(output: Any) -> str:
+    """A file name inside OUTDIR: relative, no ``..``, a picture's extension."""
+    if not isinstance(output, str) or not output.strip():
+        raise UsageError("'output' must be a file name")
+    p = Path(output)
+    if p.is_absolute() or ".." in p.parts:
+        raise UsageError(f"'output' must be a name inside OUTDIR, not '{output}'")
+    if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise UsageError(f"'output' '{output}' must end in .png, .jpg or .webp")
+    if p.name == "impasto.sqlite" or any(part.startswith(".") for part in p.parts):
+        raise UsageError(f"'output' '{output}' is not a name impasto may write")
+    return str(p)

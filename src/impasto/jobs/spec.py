@@ -1,0 +1,130 @@
+"""What a job is: its inputs (by path and content hash), its options, its output; and what runs.
+
+A :class:`JobSpec` is what the store keeps and what a re-run compares: its :attr:`~JobSpec.id` is
+a hash of the inputs' contents, the resolved options (the seed included) and the output name, so
+an unchanged job has the same id on every run and a changed one gets a new id. A :class:`Task` is
+the same job made self-contained for a worker (the images' bytes rather than paths), and an
+:class:`Outcome` is what a worker hands back; neither holds anything a process could not pickle,
+so a worker may run anywhere (a thread here, a Ray actor elsewhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import TransferConfig
+
+__all__ = ["JobSpec", "Outcome", "Source", "Task", "file_sha256", "options_hash"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input image: where it was read (as given) and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        """The file name without its extension: the part of output names and labels."""
+        return Path(self.path).stem
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def options_hash(options: Mapping[str, Any]) -> str:
+    """Eight hex digits of the resolved options (every option, the seed included): the part of
+    an output's name that tells two settings apart."""
+    resolved = TransferConfig.from_options(options).to_json()
+    return hashlib.sha256(resolved.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One transfer to run: a content image, its style image(s) (several are blended), the
+    options the user gave (JSON values, the seed included; the config's defaults fill the rest),
+    the output's file name inside the batch's folder and labels for tables and contact sheets
+    (``content``, ``style``, and ``sweep`` when options were swept)."""
+
+    content: Source
+    styles: tuple[Source, ...]
+    options: Mapping[str, Any]
+    output: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """32 hex digits of SHA-256 over the inputs' contents, the resolved options and the
+        output name: equal for an unchanged job, whatever the paths were called."""
+        key = {
+            "content": self.content.sha256,
+            "styles": [s.sha256 for s in self.styles],
+            "options": TransferConfig.from_options(self.options).to_json(),
+            "output": self.output,
+        }
+        return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
+
+    def config(self) -> TransferConfig:
+        return TransferConfig.from_options(self.options)
+
+    def inputs_json(self) -> str:
+        """The inputs as the store records them."""
+        return _canonical(
+            {
+                "content": {"path": self.content.path, "sha256": self.content.sha256},
+                "styles": [{"path": s.path, "sha256": s.sha256} for s in self.styles],
+            }
+        )
+
+    @staticmethod
+    def sources_from_json(text: str) -> tuple[Source, tuple[Source, ...]]:
+        data = json.loads(text)
+        content = Source(data["content"]["path"], data["content"]["sha256"])
+        return content, tuple(Source(s["path"], s["sha256"]) for s in data["styles"])
+
+
+@dataclass(frozen=True)
+class Task:
+    """A job as a worker receives it: everything it needs, nothing it must read from disk (the
+    weights apart, which every worker has). ``names`` label the inputs in the output's
+    metadata."""
+
+    id: str
+    content: bytes
+    styles: tuple[bytes, ...]
+    options: Mapping[str, Any]
+    names: Mapping[str, str]  # {"content": ..., "styles": "a,b"}: the output's recorded inputs
+    suffix: str = ".png"  # the output's type: .png, .jpg/.jpeg or .webp
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker hands back. ``image`` is the result encoded (as the task's ``suffix`` says)
+    with its metadata (the
+    best image so far when ``interrupted``); None when the job failed, with ``error`` saying why
+    in one line and ``exit_status`` the code the command line gives that error."""
+
+    id: str
+    image: bytes | None
+    losses: Mapping[str, float]  # the final weighted terms by name, and "total"
+    seconds: float
+    device: str
+    iterations: int = 0
+    interrupted: bool = False
+    error: str | None = None
+    exit_status: int = 0

@@ -1,0 +1,366 @@
+"""The job store: one SQLite file (the standard library's ``sqlite3``), safe for several processes.
+
+One row per job: its inputs (paths and content hashes), options, output, state (queued, running,
+done, failed, cancelled), attempts, the worker that holds it and its device, timestamps, seconds,
+the final losses by term and the error text. The file is in WAL mode (readers never block the
+writer) with a busy timeout, and every change is one short transaction.
+
+Claiming: :meth:`Store.claim` moves one queued job to running inside ``BEGIN IMMEDIATE`` (which
+takes the write lock at once) with ``UPDATE ... WHERE state = 'queued' RETURNING``, so two
+processes can never both get it. A claim records the worker (``host:pid:token``) and a lease
+timestamp that :meth:`Store.heartbeat` renews; :meth:`Store.recover` puts back to queued a
+running job whose process is gone (same host, pid not alive) or whose lease is older than
+``STALE_AFTER_S`` (a process elsewhere, or one frozen that long). Finishing checks that the job
+is still this worker's, so a worker that lost its job records nothing over the new holder's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import InputError
+from .spec import JobSpec, Source
+
+__all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "worker_id"]
+
+SCHEMA_VERSION = 1
+STORE_NAME = "impasto.sqlite"
+STALE_AFTER_S = 60.0  # a running job whose lease is older than this is taken to be abandoned
+BUSY_TIMEOUT_MS = 30_000
+
+State = Literal["queued", "running", "done", "failed", "cancelled"]
+STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "cancelled")
+FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id        TEXT PRIMARY KEY,            -- JobSpec.id: hash of inputs, options, output name
+    seq       INTEGER NOT NULL,            -- order of submission
+    kind      TEXT NOT NULL DEFAULT 'transfer',
+    inputs    TEXT NOT NULL,               -- JSON {"content": {path, sha256}, "styles": [...]}
+    options   TEXT NOT NULL,               -- JSON: the options given (seed included)
+    output    TEXT NOT NULL,               -- the result's path, relative to the store's folder
+    labels    TEXT NOT NULL DEFAULT '{}',  -- JSON {"content", "style", "sweep"}
+    state     TEXT NOT NULL CHECK (state IN
+                  ('queued', 'running', 'done', 'failed', 'cancelled')),
+    attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far
+    worker    TEXT,                        -- host:pid:token of the claim
+    device    TEXT,
+    lease     REAL,                        -- Unix time of the holder's last heartbeat
+    created   REAL NOT NULL,
+    started   REAL,
+    finished  REAL,
+    seconds   REAL,                        -- optimisation time of the last attempt
+    losses    TEXT,                        -- JSON {term: value}, "total" included
+    error     TEXT                         -- one line, when failed or cancelled
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output);
+"""
+
+_HOST = socket.gethostname()
+
+
+def worker_id() -> str:
+    """This process as a claim records it: host, pid and a random token (pids are reused)."""
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _gone(worker: str | None) -> bool:
+    """Whether the process of a claim is known to be dead (on this host; elsewhere only the
+    lease can tell)."""
+    if not worker:
+        return True
+    host, _, rest = worker.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    return not _pid_alive(int(pid_text))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A row of the store."""
+
+    id: str
+    seq: int
+    inputs: Mapping[str, Any]
+    options: Mapping[str, Any]
+    output: str
+    labels: Mapping[str, str]
+    state: State
+    attempts: int
+    worker: str | None
+    device: str | None
+    lease: float | None
+    created: float
+    started: float | None
+    finished: float | None
+    seconds: float | None
+    losses: Mapping[str, float] | None
+    error: str | None
+
+    def sources(self) -> tuple[Source, tuple[Source, ...]]:
+        return JobSpec.sources_from_json(json.dumps(self.inputs))
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"],
+            seq=row["seq"],
+            inputs=json.loads(row["inputs"]),
+            options=json.loads(row["options"]),
+            output=row["output"],
+            labels=json.loads(row["labels"]),
+            state=row["state"],
+            attempts=row["attempts"],
+            worker=row["worker"],
+            device=row["device"],
+            lease=row["lease"],
+            created=row["created"],
+            started=row["started"],
+            finished=row["finished"],
+            seconds=row["seconds"],
+            losses=json.loads(row["losses"]) if row["losses"] else None,
+            error=row["error"],
+        )
+
+
+class Store:
+    """A job store in ``path`` (a file; :meth:`in_folder` for ``FOLDER/impasto.sqlite``).
+
+    One connection per instance, for one thread at a time; every process (and thread) opens
+    its own. ``create=False`` refuses a file that does not exist yet."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise InputError(f"no job store at '{self.path}'")
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
+            with self._write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._check_version()
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"cannot use the job store '{self.path}': {e}") from e
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike[str], *, create: bool = True) -> Store:
+        return cls(Path(folder) / STORE_NAME, create=create)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the write lock from its first statement."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise InputError(
+                f"the job store '{self.path}' was made by a newer impasto "
+                f"(schema {row['value']}, this one reads {SCHEMA_VERSION})"
+            )
+
+    # --- submitting ---------------------------------------------------------------------------
+    def add(self, specs: Sequence[JobSpec], *, retry_failed: bool = False) -> list[str]:
+        """Record jobs to run, in order; their ids. A job already in the store (same id: same
+        inputs, options and output) keeps its row: done stays done, cancelled is queued again,
+        failed is queued again only with ``retry_failed``, running is left to its holder (or to
+        :meth:`recover`). A job whose output another row planned (its inputs changed) replaces
+        that row, unless that one is running."""
+        now = time.time()
+        ids: list[str] = []
+        with self._write() as db:
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+            for spec in specs:
+                job_id = spec.id
+                ids.append(job_id)
+                row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    again = ("cancelled", "failed") if retry_failed else ("cancelled",)
+                    if row["state"] in again:
+                        db.execute(
+                            "UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?",
+                            (job_id,),
+                        )
+                    continue
+                db.execute(
+                    "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
+                    (spec.output, job_id),
+                )
+                seq += 1
+                db.execute(
+                    "INSERT INTO jobs (id, seq, inputs, options, output, labels, state, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                    (
+                        job_id,
+                        seq,
+                        spec.inputs_json(),
+                        json.dumps(dict(spec.options), sort_keys=True),
+                        spec.output,
+                        json.dumps(dict(spec.labels), sort_keys=True),
+                        now,
+                    ),
+                )
+        return ids
+
+    # --- running ------------------------------------------------------------------------------
+    def recover(self, now: float | None = None) -> int:
+        """Queue again every running job whose holder is gone or silent; how many."""
+        now = time.time() if now is None else now
+        count = 0
+        with self._write() as db:
+            rows = db.execute("SELECT id, worker, lease FROM jobs WHERE state = 'running'")
+            for row in rows.fetchall():
+                stale = row["lease"] is None or now - row["lease"] > STALE_AFTER_S
+                if stale or _gone(row["worker"]):
+                    db.execute(
+                        "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL "
+                        "WHERE id = ? AND state = 'running'",
+                        (row["id"],),
+                    )
+                    count += 1
+        return count
+
+    def claim(self, worker: str, ids: Sequence[str] | None = None) -> Job | None:
+        """Take the first queued job (of ``ids``, when given) for ``worker``; None when none is
+        left. Atomic: no two callers, in any processes, get the same job."""
+        now = time.time()
+        only = "AND id IN (SELECT value FROM json_each(?))" if ids is not None else ""
+        params: tuple[Any, ...] = (json.dumps(list(ids)),) if ids is not None else ()
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE jobs SET state = 'running', worker = ?, lease = ?, started = ?, "
+                "finished = NULL, attempts = attempts + 1, error = NULL "
+                "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
+                f"{only} ORDER BY seq LIMIT 1) AND state = 'queued' RETURNING *",
+                (worker, now, now, *params),
+            ).fetchone()
+        return Job._from_row(row) if row is not None else None
+
+    def heartbeat(self, worker: str) -> None:
+        """Renew the lease of every job ``worker`` holds."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET lease = ? WHERE worker = ? AND state = 'running'",
+                (time.time(), worker),
+            )
+
+    def finish(
+        self,
+        job_id: str,
+        worker: str,
+        state: State,
+        *,
+        device: str | None = None,
+        seconds: float | None = None,
+        losses: Mapping[str, float] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record the end of a job ``worker`` holds; False (nothing recorded) when it no longer
+        holds it."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = ?, device = ?, seconds = ?, losses = ?, error = ?, "
+                "finished = ?, lease = NULL WHERE id = ? AND worker = ? AND state = 'running'",
+                (
+                    state,
+                    device,
+                    seconds,
+                    json.dumps(dict(losses), sort_keys=True) if losses is not None else None,
+                    error,
+                    time.time(),
+                    job_id,
+                    worker,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def release(self, worker: str) -> int:
+        """Queue again every job ``worker`` still holds (a driver stopping halfway); how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL "
+                "WHERE worker = ? AND state = 'running'",
+                (worker,),
+            )
+            return cur.rowcount
+
+    def cancel(self, job_id: str, error: str | None = None) -> bool:
+        """Cancel a queued job (a running one is stopped by its holder, who records it)."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'cancelled', error = ?, finished = ? "
+                "WHERE id = ? AND state = 'queued'",
+                (error, time.time(), job_id),
+            )
+            return cur.rowcount == 1
+
+    # --- reading ------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job._from_row(row) if row is not None else None
+
+    def jobs(self, ids: Sequence[str] | None = None) -> list[Job]:
+        """Jobs in submission order (those of ``ids``, when given)."""
+        if ids is None:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+                (json.dumps(list(ids)),),
+            ).fetchall()
+        return [Job._from_row(r) for r in rows]
+
+    def counts(self, ids: Sequence[str] | None = None) -> dict[str, int]:
+        """How many jobs are in each state (every state present, zeros included)."""
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        for job in self.jobs(ids):
+            counts[job.state] += 1
+        return counts

@@ -24,7 +24,7 @@ from ..jobs import LocalExecutor, Store, local_devices, run_jobs
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
-from ..jobs.store import STALE_AFTER_S, STORE_NAME
+from ..jobs.store import STORE_NAME, abandoned
 from ..paths import Named, check_apart
 from .options import add_common, add_config_options, config_inputs
 from .progress import BatchProgress
@@ -204,7 +204,7 @@ def _run_status(ns: argparse.Namespace) -> int:
     rows = [("state", "tries", "seconds", "device", "output", "error")]
     for j in jobs:
         state: str = j.state
-        if state == "running" and (j.lease is None or now - j.lease > STALE_AFTER_S):
+        if state == "running" and abandoned(j.worker, j.lease, now):
             state = "running?"  # no heartbeat lately: abandoned; the next run takes it
         seconds = f"{j.seconds:.1f}" if j.seconds is not None else "-"
         rows.append((state, str(j.attempts), seconds, j.device or "-", j.output, j.error or ""))

@@ -217,6 +217,8 @@ class _Driver:
         except ImpastoError as e:
             self._record(job, outcome, "failed", str(e), e.exit_status)
             return
+        # An earlier attempt's best image is superseded by the result.
+        (self.folder / interrupted_name(job.output)).unlink(missing_ok=True)
         self._record(job, outcome, "done")
 
     def _write(self, name: str, data: bytes) -> None:

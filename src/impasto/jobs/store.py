@@ -31,7 +31,7 @@ from typing import Any, Literal
 from ..errors import InputError
 from .spec import JobSpec, Source
 
-__all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "worker_id"]
+__all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
 
 SCHEMA_VERSION = 1
 STORE_NAME = "impasto.sqlite"
@@ -97,6 +97,12 @@ def _gone(worker: str | None) -> bool:
     if host != _HOST or not pid_text.isdigit():
         return False
     return not _pid_alive(int(pid_text))
+
+
+def abandoned(worker: str | None, lease: float | None, now: float | None = None) -> bool:
+    """Whether a running job's claim is dead: its process is gone, or its lease is stale."""
+    now = time.time() if now is None else now
+    return lease is None or now - lease > STALE_AFTER_S or _gone(worker)
 
 
 @dataclass(frozen=True)
@@ -258,8 +264,7 @@ class Store:
         with self._write() as db:
             rows = db.execute("SELECT id, worker, lease FROM jobs WHERE state = 'running'")
             for row in rows.fetchall():
-                stale = row["lease"] is None or now - row["lease"] > STALE_AFTER_S
-                if stale or _gone(row["worker"]):
+                if abandoned(row["worker"], row["lease"], now):
                     db.execute(
                         "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL "
                         "WHERE id = ? AND state = 'running'",
@@ -277,7 +282,8 @@ class Store:
         with self._write() as db:
             row = db.execute(
                 "UPDATE jobs SET state = 'running', worker = ?, lease = ?, started = ?, "
-                "finished = NULL, attempts = attempts + 1, error = NULL "
+                "finished = NULL, attempts = attempts + 1, error = NULL, device = NULL, "
+                "seconds = NULL, losses = NULL "
                 "WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
                 f"{only} ORDER BY seq LIMIT 1) AND state = 'queued' RETURNING *",
                 (worker, now, now, *params),

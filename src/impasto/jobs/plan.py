@@ -130,8 +130,8 @@ class _Hasher:
 
     def __call__(self, path: str) -> Source:
         if path not in self._seen:
-            try:
-                self._seen[path] = Source(path, file_sha256(path))
+            try:  # absolute: another process (another cwd) may run the job
+                self._seen[path] = Source(os.path.abspath(path), file_sha256(path))
             except OSError as e:
                 raise InputError(f"cannot read image '{path}': {e.strerror or e}") from None
         return self._seen[path]

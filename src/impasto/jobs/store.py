@@ -164,6 +164,10 @@ class Store:
         if not create and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
+        try:
             self._db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
@@ -229,6 +233,11 @@ class Store:
                 ids.append(job_id)
                 row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if row is not None:
+                    # Same contents, perhaps other paths: the next attempt reads these.
+                    db.execute(
+                        "UPDATE jobs SET inputs = ? WHERE id = ? AND state != 'running'",
+                        (spec.inputs_json(), job_id),
+                    )
                     again = ("cancelled", "failed") if retry_failed else ("cancelled",)
                     if row["state"] in again:
                         db.execute(

@@ -1,0 +1,250 @@
+"""``impasto batch`` end to end, with the real weights at 64 px and a few iterations.
+
+What was run, skipped or redone is read from the job store (attempts, timestamps), not from
+timings. Killing, Ctrl-C and two batches at once need real processes: those tests are slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from impasto import imageio
+from impasto.cli import main
+from impasto.jobs import LocalExecutor, Store, run_jobs
+from impasto.jobs.plan import plan
+from impasto.jobs.store import Job
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
+TIMEOUT = 300
+FAST = ["--size", "64", "--iterations", "4", "-q"]
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, tiny_dir: Path) -> Path:
+    """c/ with two photos, s/ with two paintings, a truncated painting bad.png."""
+    d = tmp_path / "in"
+    (d / "c").mkdir(parents=True)
+    (d / "s").mkdir()
+    for name in ("tubingen", "shipwreck"):
+        (d / "c" / f"{name}.png").write_bytes((tiny_dir / f"{name}.png").read_bytes())
+    for name in ("starry_night", "the_scream"):
+        (d / "s" / f"{name}.png").write_bytes((tiny_dir / f"{name}.png").read_bytes())
+    (d / "bad.png").write_bytes((tiny_dir / "the_scream.png").read_bytes()[:300])
+    return d
+
+
+def rows(out: Path) -> dict[str, Job]:
+    with Store.in_folder(out, create=False) as store:
+        return {j.output: j for j in store.jobs()}
+
+
+def test_two_by_two_then_a_rerun_redoes_nothing(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, sheet = tmp_path / "out", tmp_path / "sheet.png"
+    args = ["batch", str(inputs / "c"), "--styles", str(inputs / "s" / "*.png"), "-o", str(out)]
+    assert main([*args, *FAST, "--contact-sheet", str(sheet)]) == 0
+    first = rows(out)
+    assert len(first) == 4 and {j.state for j in first.values()} == {"done"}
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(first)
+    assert pngs[0].startswith("shipwreck__starry_night__") and len(pngs[0].split("__")[2]) == 12
+    for name, job in first.items():
+        assert job.attempts == 1 and job.device == "cpu" and job.seconds and job.seconds > 0
+        assert job.losses is not None and {"total", "content", "style"} <= set(job.losses)
+        meta = imageio.read_metadata(out / name)
+        options = json.loads(meta["impasto:options"])
+        assert options["size"] == 64 and options["iterations"] == 4 and options["seed"] == 0
+        sources = json.loads(meta["impasto:inputs"])
+        assert Path(sources["content"]).stem == job.labels["content"]
+        assert Path(sources["styles"]).stem == job.labels["style"]
+        assert max(imageio.load_image(out / name).size) == 64
+    with Image.open(sheet) as im:  # 2 rows x 2 columns of 256-px panels, labelled
+        assert 2 * 256 < im.width < 3 * 256 and 2 * 192 < im.height < 3 * 256
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+
+    assert main([*args, *FAST]) == 0
+    again = rows(out)
+    for name, job in again.items():  # not claimed again, not rewritten
+        assert (job.attempts, job.started, job.finished) == (
+            first[name].attempts,
+            first[name].started,
+            first[name].finished,
+        )
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
+
+    capsys.readouterr()
+    assert main(["batch", "status", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 1 + 4 + 1 and table[-1] == "4 jobs: 4 done"
+    assert all(line.startswith("done ") for line in table[1:5])
+
+
+def test_a_failing_job_is_recorded_and_the_others_finish(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["batch", str(inputs / "c"), "--styles", str(inputs / "s" / "the_scream.png")]
+    args += [str(inputs / "bad.png"), "-o", str(out), *FAST]
+    assert main(args) == 6
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("impasto: error: 2 of 4 jobs failed")
+    jobs = rows(out)
+    failed = [j for j in jobs.values() if j.state == "failed"]
+    assert len(failed) == 2 and all(j.labels["style"] == "bad" for j in failed)
+    assert all("truncated or corrupt" in (j.error or "") for j in failed)
+    assert sum(j.state == "done" for j in jobs.values()) == 2
+    assert not [p for p in out.iterdir() if "bad" in p.name]  # no output for a failed job
+
+    assert main(args) == 6  # failed jobs stay failed ...
+    assert all(j.attempts == 1 for j in rows(out).values())
+    assert main([*args, "--retry-failed"]) == 6  # ... unless asked to retry
+    assert [j.attempts for j in rows(out).values() if j.state == "failed"] == [2, 2]
+
+
+def test_sweeps_jobs_files_and_the_network_loaded_once(inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    contents = [str(inputs / "c" / "tubingen.png")]
+    styles = [str(inputs / "s" / "starry_night.png")]
+    from impasto.jobs.plan import parse_sweep
+
+    specs = plan(
+        contents,
+        styles,
+        {"size": 64, "iterations": 3},
+        sweeps=[parse_sweep("style_weight=1e2,1e4,1e6")],
+    )
+    executor = LocalExecutor(["cpu"])
+    with Store.in_folder(out) as store:
+        summary = run_jobs(specs, store, out, executor)
+    executor.close()
+    assert summary.done == 3 and summary.failed == 0
+    assert executor.workers[0].networks_loaded == 1  # the weights once, not once per job
+    metas = [json.loads(imageio.read_metadata(out / s.output)["impasto:options"]) for s in specs]
+    assert [m["style_weight"] for m in metas] == [1e2, 1e4, 1e6]
+
+    jobs_file = inputs / "jobs.csv"
+    jobs_file.write_text(
+        "content,style,output,iterations\nc/tubingen.png,s/the_scream.png,j.jpg,2\n"
+    )
+    assert main(["batch", "--jobs", str(jobs_file), "-o", str(out), "--size", "64", "-q"]) == 0
+    meta = imageio.read_metadata(out / "j.jpg")  # a JPEG, with its options in its comment
+    assert json.loads(meta["impasto:options"])["iterations"] == 2
+
+
+# --- real processes -------------------------------------------------------------------------------
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "impasto", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the batch never got there"
+        time.sleep(0.1)
+
+
+def _states(out: Path) -> list[str]:
+    if not (out / "impasto.sqlite").exists():
+        return []
+    return [j.state for j in rows(out).values()]
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return err
+
+
+SLOW = ["--size", "64", "--iterations", "60", "-q"]
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_without_redoing_finished_jobs(inputs: Path) -> None:
+    args = ["batch", "c", "--styles", "s", "-o", "out", *SLOW]
+    proc = _start(args, inputs)
+    out = inputs / "out"
+    _wait_for(lambda: "done" in _states(out) and "running" in _states(out), proc)
+    proc.kill()  # SIGKILL: no clean-up at all
+    _stop(proc)
+    before = rows(out)
+    done = {k: j for k, j in before.items() if j.state == "done"}
+    (held,) = [k for k, j in before.items() if j.state == "running"]
+
+    again = ["batch", str(inputs / "c"), "--styles", str(inputs / "s"), "-o", str(out)]
+    assert main([*again, *SLOW]) == 0
+    after = rows(out)
+    assert {j.state for j in after.values()} == {"done"} and len(after) == 4
+    for k, j in done.items():  # finished work is kept, not redone
+        assert (after[k].attempts, after[k].finished) == (1, j.finished)
+    assert after[held].attempts == 2  # the job the dead process held ran again
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(after)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
+    inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = ["c/tubingen.png", "--styles", "s/starry_night.png", "-o", "out"]
+    options = ["--size", "64", "--iterations", "150", "-q"]
+    proc = _start(["batch", *one, *options], inputs)
+    out = inputs / "out"
+
+    def optimising() -> bool:
+        running = [j for j in rows(out).values() if j.state == "running"] if _states(out) else []
+        return bool(running) and time.time() - (running[0].started or time.time()) > 3
+
+    _wait_for(optimising, proc)
+    proc.send_signal(signal.SIGINT)
+    err = _stop(proc)
+    assert proc.returncode == 130, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "interrupted" in err and ".interrupted.png" in err and "run the same command" in err
+    (stopped,) = rows(out).values()
+    assert stopped.state == "cancelled" and "best image" in (stopped.error or "")
+    partial = out / stopped.output.replace(".png", ".interrupted.png")
+    assert max(imageio.load_image(partial).size) == 64
+    assert not (out / stopped.output).exists()
+
+    monkeypatch.chdir(inputs)
+    assert main(["batch", *one, *options]) == 0
+    (after,) = rows(out).values()
+    assert after.state == "done" and after.attempts == 2
+    assert not partial.exists()  # the result supersedes the best image so far
+
+
+@pytest.mark.slow
+def test_two_batches_on_one_folder_run_every_job_exactly_once(inputs: Path) -> None:
+    args = ["batch", "c", "--styles", "s", "-o", "out", "--size", "64", "--iterations", "30"]
+    procs = [_start([*args, "-q"], inputs) for _ in range(2)]
+    errs = [_stop(p) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    jobs = rows(inputs / "out")
+    assert len(jobs) == 4
+    assert all(j.state == "done" and j.attempts == 1 for j in jobs.values())
+    assert sorted(p.name for p in (inputs / "out").glob("*.png")) == sorted(jobs)

@@ -1,0 +1,263 @@
+"""The jobs package without running a transfer: plans, job identity, the store's claims."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from impasto.errors import InputError, UsageError
+from impasto.jobs import JobSpec, Source, Store
+from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
+from impasto.jobs.store import STALE_AFTER_S, worker_id
+
+
+@pytest.fixture
+def images(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
+    d = tmp_path / "img"
+    (d / "c").mkdir(parents=True)
+    (d / "s").mkdir()
+    (d / "c" / "a.png").write_bytes(content_path.read_bytes())
+    (d / "c" / "b.png").write_bytes(style_path.read_bytes())
+    (d / "c" / "notes.txt").write_text("not an image")
+    (d / "s" / "x.png").write_bytes(style_path.read_bytes())
+    (d / "s" / "y.png").write_bytes(content_path.read_bytes())
+    return d
+
+
+def test_folders_and_globs_expand_in_order_without_repeats(images: Path) -> None:
+    c = str(images / "c")
+    found = expand_images([c, str(images / "c" / "a.png"), str(images / "s" / "*.png")], "x")
+    names = [Path(p).name for p in found]
+    assert names == ["a.png", "b.png", "x.png", "y.png"]
+
+
+@pytest.mark.parametrize(
+    ("arg", "words"),
+    [("nope.png", "file not found"), ("*.tiff", "no style image matches"), ("empty", "no style")],
+)
+def test_nothing_found_is_an_input_error(images: Path, arg: str, words: str) -> None:
+    (images / "empty").mkdir()
+    with pytest.raises(InputError, match=words):
+        expand_images([str(images / arg)], "style")
+
+
+def _two_by_two(images: Path, **kw: object) -> list[JobSpec]:
+    contents = expand_images([str(images / "c")], "content")
+    styles = expand_images([str(images / "s")], "style")
+    return plan(contents, styles, {"size": 64, "iterations": 3}, **kw)  # type: ignore[arg-type]
+
+
+def test_every_content_with_every_style_and_every_sweep_value(images: Path) -> None:
+    sweeps = [parse_sweep("style_weight=1e2,1e3,1e4"), parse_sweep("--tv-weight=0,5")]
+    specs = _two_by_two(images, sweeps=sweeps)
+    assert len(specs) == 2 * 2 * 3 * 2
+    assert len({s.id for s in specs}) == len(specs) == len({s.output for s in specs})
+    combos = {(s.content.name, s.styles[0].name, s.options["style_weight"], s.options["tv_weight"])
+              for s in specs}  # fmt: skip
+    assert ("b", "y", 1e4, 5.0) in combos and len(combos) == 24
+    assert specs[0].labels["sweep"] == "style_weight=1e2, tv_weight=0"
+    assert all(s.options["seed"] == 0 for s in specs)  # fixed, so that a re-run is the same job
+
+
+def test_pairs_zip_and_blend_takes_all_styles(images: Path) -> None:
+    pairs = _two_by_two(images, pairs=True)
+    assert [(s.content.name, s.styles[0].name) for s in pairs] == [("a", "x"), ("b", "y")]
+    blends = _two_by_two(images, blend=True)
+    assert [len(s.styles) for s in blends] == [2, 2]
+    assert "__x+y__" in blends[0].output
+
+
+def test_the_id_follows_contents_and_options_not_paths(images: Path, tmp_path: Path) -> None:
+    (a,) = plan([str(images / "c" / "a.png")], [str(images / "s" / "x.png")], {"size": 64})
+    moved = tmp_path / "elsewhere" / "a.png"
+    moved.parent.mkdir()
+    moved.write_bytes((images / "c" / "a.png").read_bytes())
+    (b,) = plan([str(moved)], [str(images / "s" / "x.png")], {"size": 64})
+    assert a.id == b.id and a.output == b.output
+    (c,) = plan([str(moved)], [str(images / "s" / "x.png")], {"size": 64, "seed": 1})
+    assert c.id != a.id and c.output != a.output
+    moved.write_bytes((images / "s" / "x.png").read_bytes())  # same name, other picture
+    (d,) = plan([str(moved)], [str(images / "s" / "x.png")], {"size": 64})
+    assert d.id != a.id and d.output == a.output
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("style_wieght=1,2", "did you mean style_weight"),
+        ("size=abc", "--sweep size takes an integer"),
+        ("nothing", "NAME=VALUE"),
+        ("size=", "has no values"),
+    ],
+)
+def test_bad_sweeps_are_usage_errors(text: str, words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        parse_sweep(text)
+
+
+def test_a_sweep_value_out_of_range_is_refused_before_any_work(images: Path) -> None:
+    with pytest.raises(UsageError, match="--size must be between"):
+        _two_by_two(images, sweeps=[parse_sweep("size=64,100000")])
+
+
+def test_list_options_sweep_with_semicolons() -> None:
+    s = parse_sweep("style_layers=conv1_1;conv1_1,conv2_1")
+    assert s.values == (("conv1_1",), ("conv1_1", "conv2_1"))
+
+
+def test_two_inputs_of_one_name_are_refused(images: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other" / "a.png"
+    other.parent.mkdir()
+    other.write_bytes((images / "s" / "x.png").read_bytes())  # another picture
+    with pytest.raises(UsageError, match="two jobs would write"):
+        plan([str(images / "c" / "a.png"), str(other)], [str(images / "s" / "x.png")], {})
+
+
+def test_jobs_files_csv_and_json_lines(images: Path) -> None:
+    csv_file = images / "jobs.csv"
+    csv_file.write_text(
+        "content,style,output,style_weight,style_layers\n"
+        "c/a.png,s/x.png,first.png,1e3,\n"
+        'c/b.png,s/x.png;s/y.png,,,"conv1_1,conv2_1"\n'
+    )
+    first, second = jobs_from_file(str(csv_file), {"size": 64})
+    assert first.output == "first.png" and first.options["style_weight"] == 1e3
+    assert first.options["size"] == 64 and first.content.path == str(images / "c" / "a.png")
+    assert len(second.styles) == 2 and second.options["style_layers"] == ("conv1_1", "conv2_1")
+    jsonl = images / "jobs.jsonl"
+    rows = [{"content": "c/a.png", "styles": ["s/x.png"], "output": "first.png", "size": 32}]
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (job,) = jobs_from_file(str(jsonl), {"size": 64})
+    assert job.options["size"] == 32 and job.output == "first.png"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("content,style\nc/a.png,s/nope.png\n", "line 2: cannot read image"),
+        ("content,style,sise\nc/a.png,s/x.png,3\n", "line 2: unknown option 'sise'"),
+        ("content,style,size\nc/a.png,s/x.png,0\n", "line 2: --size must be at least 1"),
+        ("content,style,output\nc/a.png,s/x.png,../up.png\n", "a name inside OUTDIR"),
+        ("content,style,output\nc/a.png,s/x.png,a.gif\n", "must end in .png"),
+        ("content,style\nc/a.png,\n", "no 'style'"),
+        ("photo,style\nc/a.png,s/x.png\n", "header row with a 'content' column"),
+        ("content,style\n", "has no jobs"),
+        ('{"content": "c/a.png", "style": "s/x.png", "size": "big"}\n', "must be an integer"),
+        ('{"content": "c/a.png"\n', "not JSON"),
+    ],
+)
+def test_bad_jobs_files_name_the_line(images: Path, text: str, words: str) -> None:
+    f = images / "jobs.txt"
+    f.write_text(text)
+    with pytest.raises((UsageError, InputError), match=words):
+        jobs_from_file(str(f), {})
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+
+def _specs(n: int) -> list[JobSpec]:
+    return [
+        JobSpec(Source(f"c{i}.png", f"{i:064x}"), (Source("s.png", "f" * 64),), {"size": 64},
+                f"out{i}.png", {"content": f"c{i}", "style": "s"})
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_store_is_wal_with_a_schema_version(tmp_path: Path) -> None:
+    with Store.in_folder(tmp_path) as store:
+        store.add(_specs(1))
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "1"
+
+
+def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
+    store = Store.in_folder(tmp_path)
+    ids = store.add(_specs(3))
+    me = worker_id()
+    job = store.claim(me, ids)
+    assert job is not None and job.id == ids[0] and job.state == "running" and job.attempts == 1
+    assert store.finish(job.id, me, "done", device="cpu", seconds=1.5, losses={"total": 2.0})
+    assert not store.finish(job.id, me, "failed")  # no longer running: nothing recorded
+    second = store.claim(me, ids)
+    assert second is not None and second.id == ids[1]
+    store.finish(second.id, me, "failed", error="broken")
+    third = store.claim(me, ids[:2])  # only the jobs asked for
+    assert third is None
+    store.add(_specs(3))  # the same plan again: done stays done, failed stays failed
+    assert [j.state for j in store.jobs(ids)] == ["done", "failed", "queued"]
+    store.add(_specs(3), retry_failed=True)
+    assert [j.state for j in store.jobs(ids)] == ["done", "queued", "queued"]
+    done = store.get(ids[0])
+    assert done is not None and done.losses == {"total": 2.0} and done.device == "cpu"
+
+
+def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None:
+    store = Store.in_folder(tmp_path)
+    ids = store.add(_specs(3))
+    dead = subprocess_pid_that_exited()
+    host = worker_id().split(":")[0]
+    store.claim(f"{host}:{dead}:0", ids)  # a process that died holding its job
+    store.claim(worker_id(), ids)  # this process, alive, with a fresh lease
+    old = store.claim(f"elsewhere:{os.getpid()}:0", ids)  # another host: only the lease tells
+    assert old is not None
+    assert store.recover() == 1
+    assert [j.state for j in store.jobs(ids)] == ["queued", "running", "running"]
+    assert store.recover(now=time.time() + STALE_AFTER_S + 1) == 2  # leases gone stale
+    assert [j.state for j in store.jobs(ids)] == ["queued"] * 3
+
+
+def subprocess_pid_that_exited() -> int:
+    p = multiprocessing.get_context("spawn").Process(target=int)
+    p.start()
+    p.join()
+    assert p.pid is not None
+    return p.pid
+
+
+def _claim_all(folder: str, ids: list[str], out: multiprocessing.Queue[list[str]]) -> None:
+    store = Store.in_folder(folder)
+    me = worker_id()
+    got: list[str] = []
+    while (job := store.claim(me, ids)) is not None:
+        got.append(job.id)
+        store.finish(job.id, me, "done")
+    out.put(got)
+
+
+def test_processes_claiming_together_never_share_a_job(tmp_path: Path) -> None:
+    ids = Store.in_folder(tmp_path).add(_specs(60))
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[list[str]] = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(str(tmp_path), ids, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    every = [i for got in claimed for i in got]
+    assert sorted(every) == sorted(ids)  # each exactly once
+    assert all(j.attempts == 1 and j.state == "done" for j in Store.in_folder(tmp_path).jobs())
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store.in_folder(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(InputError, match="newer impasto"):
+        Store.in_folder(tmp_path)
+
+
+def test_a_file_that_is_not_a_store_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "impasto.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InputError, match="cannot use the job store"):
+        Store.in_folder(tmp_path)

@@ -192,6 +192,97 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "serve upload 1e9 MB": (["serve", "--max-upload-mb", "1e9"], 2, "--max-upload-mb"),
     "serve keep hours inf": (["serve", "--keep-hours", "inf"], 2, "--keep-hours"),
     "serve queue 0": (["serve", "--queue-limit", "0"], 2, "--queue-limit"),
+    # --- batch: its output folder, its sweeps, its lists of inputs ---------------------------------
+    "batch folder is the photo": (["batch", "p.png", "--styles", "s.png", "-o", "p.png"], 2, "is"),
+    "batch folder holds the photo": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "."],
+        2,
+        "the output folder '.' contains the content image",
+    ),
+    "batch folder inside a photo": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "link.png/out"],
+        2,
+        "is inside the content image",
+    ),
+    "batch sheet is the painting": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--contact-sheet", "s.png"],
+        2,
+        "the contact sheet 's.png' is the style image",
+    ),
+    "batch sheet type": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--contact-sheet", "x.gif"],
+        2,
+        "unsupported output type '.gif'",
+    ),
+    "batch sweep unknown option": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--sweep", "style_wieght=1,2"],
+        2,
+        "did you mean style_weight?",
+    ),
+    "batch sweep not a number": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--sweep", "size=big"],
+        2,
+        "--sweep size takes an integer",
+    ),
+    "batch sweep size huge": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--sweep", "size=64,100000"],
+        2,
+        "--size must be between 16 and",
+    ),
+    "batch sweep without values": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--sweep", "size"],
+        2,
+        "--sweep takes NAME=VALUE",
+    ),
+    "batch missing painting": (
+        ["batch", "p.png", "--styles", "nope.png", "-o", "out"],
+        3,
+        "cannot read image 'nope.png': file not found",
+    ),
+    "batch glob finds nothing": (
+        ["batch", "p.png", "--styles", "*.tiff", "-o", "out"],
+        3,
+        "no style image matches '*.tiff'",
+    ),
+    "batch folder is a file": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "g.gif"],
+        3,
+        "cannot use 'g.gif' as the output folder: it is not a folder",
+    ),
+    "batch no styles": (["batch", "p.png", "-o", "out"], 2, "--styles STYLE"),
+    "batch no output folder": (["batch", "p.png", "--styles", "s.png"], 2, "-o OUTDIR"),
+    "batch pairs uneven": (
+        ["batch", "p.png", "--styles", "s.png", "g.gif", "-o", "out", "--pairs"],
+        2,
+        "--pairs needs as many styles as contents",
+    ),
+    "batch pairs and blend": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--pairs", "--blend"],
+        2,
+        "not allowed with argument",
+    ),
+    "batch jobs file missing": (
+        ["batch", "--jobs", "jobs.csv", "-o", "out"],
+        3,
+        "cannot read jobs file 'jobs.csv'",
+    ),
+    "batch jobs file and contents": (
+        ["batch", "p.png", "--jobs", "jobs.csv", "-o", "out"],
+        2,
+        "--jobs FILE takes the place of",
+    ),
+    "batch ray executor": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--executor", "ray"],
+        2,
+        "--executor ray is not available",
+    ),
+    "batch size 0": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--size", "0"],
+        2,
+        "size",
+    ),
+    "batch status of nothing": (["batch", "status", "frames"], 3, "no batch in 'frames'"),
+    "batch status of two": (["batch", "status", "frames", "styles"], 2, "one OUTDIR"),
     # --- images no size can serve -----------------------------------------------------------------
     "a sliver no size fits": (
         ["transfer", "sliver.png", "s.png", "-o", "o.png", "--size", "64"],

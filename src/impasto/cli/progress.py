@@ -212,7 +212,7 @@ class BatchProgress(BatchListener):
     def _show(self) -> None:
         if self.bar is None:
             return
-        text = f", done {self.done}, failed {self.failed}, running {len(self.inner)}"
+        text = f"done {self.done}, failed {self.failed}, running {len(self.inner)}"
         if self.times:
             left = self.to_run - self.done - self.failed
             per = sum(self.times) / len(self.times)

@@ -192,7 +192,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "serve upload 1e9 MB": (["serve", "--max-upload-mb", "1e9"], 2, "--max-upload-mb"),
     "serve keep hours inf": (["serve", "--keep-hours", "inf"], 2, "--keep-hours"),
     "serve queue 0": (["serve", "--queue-limit", "0"], 2, "--queue-limit"),
-    # --- batch: its output folder, its sweeps, its lists of inputs ---------------------------------
+    # --- batch: its output folder, its sweeps, its lists of inputs -------------------------------
     "batch folder is the photo": (["batch", "p.png", "--styles", "s.png", "-o", "p.png"], 2, "is"),
     "batch folder holds the photo": (
         ["batch", "p.png", "--styles", "s.png", "-o", "."],

@@ -14,6 +14,7 @@ import pytest
 from impasto.errors import InputError, UsageError
 from impasto.jobs import JobSpec, Source, Store
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
+from impasto.jobs.spec import config_from
 from impasto.jobs.store import STALE_AFTER_S, worker_id
 
 
@@ -261,3 +262,17 @@ def test_a_file_that_is_not_a_store_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "impasto.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InputError, match="cannot use the job store"):
         Store.in_folder(tmp_path)
+
+
+def test_options_read_back_from_the_store_are_typed_again(tmp_path: Path) -> None:
+    options = {"style_layers": ("conv1_1", "conv2_1"), "style_layer_weights": (1.0, 2.0)}
+    spec = JobSpec(Source("c.png", "0" * 64), (Source("s.png", "1" * 64),), options, "o.png")
+    store = Store.in_folder(tmp_path)
+    store.add([spec])
+    job = store.claim(worker_id())
+    assert job is not None and job.options["style_layers"] == ["conv1_1", "conv2_1"]  # JSON
+    cfg = config_from(job.options)
+    assert cfg.style_layers == ("conv1_1", "conv2_1") and cfg.style_layer_weights == (1.0, 2.0)
+    assert config_from(job.options).to_json() == spec.config().to_json()
+    with pytest.raises(UsageError, match="--style-layer-weights must be between"):
+        config_from({"style_layers": ["conv1_1", "conv2_1"], "style_layer_weights": [1, 1e39]})

@@ -12,14 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
+from ..fieldtypes import parse_value
 
-__all__ = ["JobSpec", "Outcome", "Source", "Task", "file_sha256", "options_hash"]
+__all__ = ["JobSpec", "Outcome", "Source", "Task", "config_from", "file_sha256", "options_hash"]
+
+_HINTS = typing.get_type_hints(TransferConfig)
+
+
+def config_from(options: Mapping[str, Any]) -> TransferConfig:
+    """The config of a job's options, given as Python values or read back from JSON (lists
+    for tuples): each value is read by its field's type, and the config checks the rest (an
+    unknown name gets its "did you mean")."""
+    typed = {k: parse_value(k, _HINTS[k], v) if k in _HINTS else v for k, v in options.items()}
+    return TransferConfig.from_options(typed)
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ def _canonical(obj: Any) -> str:
 def options_hash(options: Mapping[str, Any]) -> str:
     """Eight hex digits of the resolved options (every option, the seed included): the part of
     an output's name that tells two settings apart."""
-    resolved = TransferConfig.from_options(options).to_json()
+    resolved = config_from(options).to_json()
     return hashlib.sha256(resolved.encode()).hexdigest()[:8]
 
 
@@ -74,13 +86,13 @@ class JobSpec:
         key = {
             "content": self.content.sha256,
             "styles": [s.sha256 for s in self.styles],
-            "options": TransferConfig.from_options(self.options).to_json(),
+            "options": config_from(self.options).to_json(),
             "output": self.output,
         }
         return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
 
     def config(self) -> TransferConfig:
-        return TransferConfig.from_options(self.options)
+        return config_from(self.options)
 
     def inputs_json(self) -> str:
         """The inputs as the store records them."""

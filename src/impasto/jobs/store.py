@@ -199,13 +199,21 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, holding the write lock from its first statement."""
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:  # locked past the busy timeout, read-only, disk full
+            raise InputError(f"cannot write the job store '{self.path}': {e}") from e
         try:
             yield self._db
-        except BaseException:
+        except BaseException as e:
             self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise InputError(f"cannot write the job store '{self.path}': {e}") from e
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise InputError(f"cannot write the job store '{self.path}': {e}") from e
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()

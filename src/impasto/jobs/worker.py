@@ -21,7 +21,7 @@ from ..errors import ExitStatus, ImpastoError, first_line
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
-from .spec import Outcome, Task
+from .spec import Outcome, Task, config_from
 
 __all__ = ["Progress", "Worker"]
 
@@ -63,7 +63,7 @@ class Worker:
         started = time.monotonic()
         device = self.device
         try:
-            config = TransferConfig.from_options(task.options)
+            config = config_from(task.options)
             if config.device == "auto":
                 kind = device.split(":")[0]
                 config = config.replace(device=kind)

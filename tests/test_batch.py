@@ -22,6 +22,7 @@ from impasto import imageio
 from impasto.cli import main
 from impasto.jobs import LocalExecutor, Store, run_jobs
 from impasto.jobs.plan import plan
+from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
@@ -132,6 +133,9 @@ def test_sweeps_jobs_files_and_the_network_loaded_once(inputs: Path, tmp_path: P
     assert executor.workers[0].networks_loaded == 1  # the weights once, not once per job
     metas = [json.loads(imageio.read_metadata(out / s.output)["impasto:options"]) for s in specs]
     assert [m["style_weight"] for m in metas] == [1e2, 1e4, 1e6]
+    with Store.in_folder(out) as store:
+        sheet = batch_sheet(store.jobs(), out)  # along the sweep: one row of three
+    assert 3 * 256 < sheet.width < 5 * 256 and 192 < sheet.height < 2 * 192  # (and a label)
 
     jobs_file = inputs / "jobs.csv"
     jobs_file.write_text(

@@ -215,13 +215,13 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
     inputs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one = ["c/tubingen.png", "--styles", "s/starry_night.png", "-o", "out"]
-    options = ["--size", "64", "--iterations", "150", "-q"]
+    options = ["--size", "64", "--iterations", "200", "-q"]
     proc = _start(["batch", *one, *options], inputs)
     out = inputs / "out"
 
     def optimising() -> bool:
         running = [j for j in rows(out).values() if j.state == "running"] if _states(out) else []
-        return bool(running) and time.time() - (running[0].started or time.time()) > 3
+        return bool(running) and time.time() - (running[0].started or time.time()) > 2
 
     _wait_for(optimising, proc)
     proc.send_signal(signal.SIGINT)

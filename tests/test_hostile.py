@@ -193,7 +193,11 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "serve keep hours inf": (["serve", "--keep-hours", "inf"], 2, "--keep-hours"),
     "serve queue 0": (["serve", "--queue-limit", "0"], 2, "--queue-limit"),
     # --- batch: its output folder, its sweeps, its lists of inputs -------------------------------
-    "batch folder is the photo": (["batch", "p.png", "--styles", "s.png", "-o", "p.png"], 2, "is"),
+    "batch folder is the photo": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "p.png"],
+        2,
+        "the output folder 'p.png' is the content image",
+    ),
     "batch folder holds the photo": (
         ["batch", "p.png", "--styles", "s.png", "-o", "."],
         2,

@@ -20,8 +20,8 @@ from PIL import Image
 
 from impasto import imageio
 from impasto.cli import main
-from impasto.jobs import LocalExecutor, Store, run_jobs
-from impasto.jobs.plan import plan
+from impasto.jobs import BatchListener, LocalExecutor, Store, run_jobs
+from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 
@@ -252,3 +252,27 @@ def test_two_batches_on_one_folder_run_every_job_exactly_once(inputs: Path) -> N
     assert len(jobs) == 4
     assert all(j.state == "done" and j.attempts == 1 for j in jobs.values())
     assert sorted(p.name for p in (inputs / "out").glob("*.png")) == sorted(jobs)
+
+
+def test_two_workers_share_the_jobs_and_each_loads_the_network_once(
+    inputs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    contents = expand_images([str(inputs / "c")], "content")
+    styles = expand_images([str(inputs / "s")], "style")
+    specs = plan(contents, styles, {"size": 64, "iterations": 6})
+    executor = LocalExecutor(["cpu", "cpu"])  # as on a machine with two GPUs
+    heard: list[tuple[str, int]] = []
+
+    class Listen(BatchListener):
+        def progress(self, job_id: str, iteration: int, iterations: int) -> None:
+            heard.append((job_id, iteration))
+
+    with Store.in_folder(out) as store:
+        summary = run_jobs(specs, store, out, executor, listener=Listen())
+        jobs = store.jobs()
+    executor.close()
+    assert summary.done == 4 and all(j.state == "done" and j.attempts == 1 for j in jobs)
+    assert [w.networks_loaded for w in executor.workers] == [1, 1]  # both worked, loaded once
+    assert {job_id for job_id, _ in heard} == {j.id for j in jobs}
+    assert max(it for _, it in heard) == 6

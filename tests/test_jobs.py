@@ -7,12 +7,13 @@ import multiprocessing
 import os
 import sqlite3
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from impasto.errors import InputError, UsageError
-from impasto.jobs import JobSpec, Source, Store
+from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from impasto.jobs.spec import config_from
 from impasto.jobs.store import STALE_AFTER_S, worker_id
@@ -276,3 +277,89 @@ def test_options_read_back_from_the_store_are_typed_again(tmp_path: Path) -> Non
     assert config_from(job.options).to_json() == spec.config().to_json()
     with pytest.raises(UsageError, match="--style-layer-weights must be between"):
         config_from({"style_layers": ["conv1_1", "conv2_1"], "style_layer_weights": [1, 1e39]})
+
+
+# --- the driver, with an executor that runs nothing -----------------------------------------------
+
+
+class FakeExecutor:
+    """Answers at once (an error for iterations == 1, else an image), or, with ``hold``, only
+    when stopped (then with the best image so far), as a worker does."""
+
+    def __init__(self, slots: int = 1, hold: bool = False) -> None:
+        self.slots, self.hold = slots, hold
+        self.pending: list[tuple[Task, Future[Outcome]]] = []
+        self.tasks: list[Task] = []
+
+    def submit(self, task: Task, progress: object = None) -> Future[Outcome]:
+        self.tasks.append(task)
+        future: Future[Outcome] = Future()
+        if self.hold:
+            self.pending.append((task, future))
+        elif task.options.get("iterations") == 1:
+            future.set_result(Outcome(task.id, None, {}, 0.1, "cpu", error="bad", exit_status=3))
+        else:
+            image = b"image of " + task.content
+            future.set_result(Outcome(task.id, image, {"total": 1.0}, 0.5, "cpu", iterations=2))
+        return future
+
+    def stop(self) -> None:
+        for task, future in self.pending:
+            future.set_result(Outcome(task.id, b"best", {}, 0.2, "cpu", 7, interrupted=True))
+
+    def close(self) -> None:
+        pass
+
+
+def _real_specs(folder: Path, n: int, **options: object) -> list[JobSpec]:
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n + 1):
+        (folder / f"{i}.png").write_bytes(f"picture {i}".encode())
+        paths.append(str(folder / f"{i}.png"))
+    return plan(paths[:n], paths[n:], {"size": 64, **options})
+
+
+def test_the_driver_writes_results_and_records_failures(tmp_path: Path) -> None:
+    good = _real_specs(tmp_path / "in", 2)
+    bad = plan([good[0].content.path], [good[0].styles[0].path], {"size": 64, "iterations": 1})
+    out = tmp_path / "out"
+    fake = FakeExecutor()
+    with Store.in_folder(out) as store:
+        summary = run_jobs([*good, *bad], store, out, fake)
+        jobs = {j.id: j for j in store.jobs()}
+    assert (summary.done, summary.failed, summary.exit_status) == (2, 1, 3)
+    assert fake.tasks[0].content == b"picture 0" and fake.tasks[0].styles == (b"picture 2",)
+    assert (out / good[0].output).read_bytes() == b"image of picture 0"
+    assert jobs[bad[0].id].state == "failed" and jobs[bad[0].id].error == "bad"
+    assert jobs[good[1].id].losses == {"total": 1.0} and jobs[good[1].id].seconds == 0.5
+    assert not (out / bad[0].output).exists()
+
+
+def test_an_input_changed_since_planning_fails_its_job_alone(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 2)
+    Path(specs[1].content.path).write_bytes(b"another picture")
+    with Store.in_folder(tmp_path / "out") as store:
+        summary = run_jobs(specs, store, tmp_path / "out", FakeExecutor())
+        (failed,) = [j for j in store.jobs() if j.state == "failed"]
+    assert summary.done == 1 and "changed since the batch started" in (failed.error or "")
+
+
+def test_ctrl_c_keeps_best_images_and_leaves_the_store_consistent(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+
+    class CtrlC(BatchListener):
+        def started(self, job: Job) -> None:
+            if job.id == specs[1].id:  # as the second job is claimed, before it is submitted
+                raise KeyboardInterrupt
+
+    with Store.in_folder(out) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(specs, store, out, FakeExecutor(slots=2, hold=True), listener=CtrlC())
+        first, second, third = store.jobs()
+    assert first.state == "cancelled" and "iteration 7" in (first.error or "")
+    assert (out / first.output.replace(".png", ".interrupted.png")).read_bytes() == b"best"
+    assert not (out / first.output).exists()
+    assert (second.state, second.attempts, second.worker) == ("queued", 1, None)  # let go
+    assert (third.state, third.attempts) == ("queued", 0)

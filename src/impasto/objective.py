@@ -4,9 +4,12 @@ A :class:`Term` is a name, a weight and a function of the iterate and its VGG fe
 :class:`Objective` asks the network for the layers its terms need, once per evaluation, and returns
 every term weighted, in order, with their sum first. The loop stacks these into one device vector
 per step and labels it with :attr:`Objective.names`; listeners read terms by name from a
-:class:`~impasto.optimize.Step`. A new term (a guided style term for masks, say) is one more entry
+:class:`~impasto.optimize.Step`. A new term (video's temporal term, say) is one more entry
 in the list, and appears in every Step, Result, progress bar, plot and the server without
 touching them.
+
+Spatial control does not add a term: with regions the style term is guided (each region matched
+to its own style's statistics) and keeps its name, so every listener reads it as before.
 
 This module owns what the terms are; the maths of each is a pure function in
 :mod:`impasto.losses` (and :func:`impasto.flow.temporal_loss`).
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from .config import TransferConfig
-from .losses import content_loss, style_loss, tv_loss
+from .losses import content_loss, guided_style_loss, style_loss, tv_loss
 from .vgg import VGG
 
 Features = Mapping[str, Tensor]
@@ -41,11 +44,14 @@ class Term:
 @dataclass(frozen=True)
 class Targets:
     """What the iterate is compared with: the content's features, the (blended) style Gram
-    matrices and the weight of each style layer."""
+    matrices, the weight of each style layer and, for spatial control, the guided targets."""
 
     content: Mapping[str, Tensor]
     style: Mapping[str, Tensor]
     layer_weights: Mapping[str, float]
+    # With regions (masks): per style layer, the guidance channels (R, 1, h, w) over the output
+    # and each region's per-position style statistics (R, N, N); the style term is then guided.
+    guided: Mapping[str, tuple[Tensor, Tensor]] | None = None
 
 
 class Objective:
@@ -77,7 +83,8 @@ class Objective:
 
 def transfer_terms(config: TransferConfig, targets: Targets) -> list[Term]:
     """Gatys et al.'s terms for ``config``: content (α), style (β) and TV, always in this order
-    (a term that cannot apply, style without style images, has weight 0)."""
+    (a term that cannot apply, style without style images, has weight 0). With regions the style
+    term is the guided one (Gatys et al. 2017), under the same name."""
     content_layers = tuple(config.content_layers)
     style_layers = tuple(targets.layer_weights)
 
@@ -88,6 +95,8 @@ def transfer_terms(config: TransferConfig, targets: Targets) -> list[Term]:
         return total
 
     def style(x: Tensor, feats: Features) -> Tensor:
+        if targets.guided is not None:
+            return guided_style_loss(feats, targets.guided, targets.layer_weights)
         return style_loss(feats, targets.style, targets.layer_weights)
 
     def tv(x: Tensor, feats: Features) -> Tensor:

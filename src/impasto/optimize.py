@@ -28,6 +28,7 @@ from torch import Tensor
 from . import imageio
 from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
+from .guidance import Regions
 from .lbfgs import DeviceLBFGS
 from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
 from .objective import Objective, Term, transfer_terms
@@ -38,6 +39,7 @@ from .prepare import (
     as_image,
     as_images,
     build_network,
+    check_spatial,
     check_styles,
     prepare,
     resolve_device,
@@ -487,12 +489,18 @@ class Transfer:
         vgg: VGG | None = None,
         init: ImageLike | None = None,
         terms: Sequence[Term] = (),
+        regions: Regions | None = None,
+        fine_style: ImageLike | None = None,
     ) -> None:
         """``init`` (an image, resized to the output) overrides ``config.init``; ``terms`` are
         added to the objective at the output's size (e.g. the temporal term of video transfer:
-        it is named, weighted and reported like the others)."""
+        it is named, weighted and reported like the others). ``regions``
+        (:func:`impasto.guidance.build_regions`) paint each part of the photo from its own style
+        and keep what they keep; ``fine_style`` gives the style layers before
+        ``config.scale_split`` its statistics (scale control)."""
         self.config = cfg = config or TransferConfig()
         check_styles(cfg, len(styles))
+        check_spatial(cfg, len(styles), regions, fine_style is not None)
         self.device = resolve_device(cfg.device)
         self.seed = cfg.seed if cfg.seed is not None else secrets.randbits(31)
 
@@ -500,7 +508,11 @@ class Transfer:
         # Full-size originals are kept for coarse-to-fine stages, which resize them again.
         self._source = source
         self._style_sources = as_images(styles)
-        self.smallest_size = smallest_size(source, self._style_sources, cfg.style_scale)
+        self._regions = regions
+        self._fine = as_image(fine_style) if fine_style is not None else None
+        self.smallest_size = smallest_size(
+            source, [*self._style_sources, *([self._fine] if self._fine else [])], cfg.style_scale
+        )
         # Refuse a run that cannot fit before allocating anything large (the resize included),
         # and advise only a size that both fits and keeps VGG's 16 px.
         check_memory(output_size(source.size, cfg.size), cfg, self.device, self.smallest_size)
@@ -526,7 +538,15 @@ class Transfer:
             self.vgg = net.to(self.device)
             start = as_image(init) if init is not None else None
             self.problem = prepare(
-                source, self._style_sources, cfg, self.vgg, self.device, self.seed, start
+                source,
+                self._style_sources,
+                cfg,
+                self.vgg,
+                self.device,
+                self.seed,
+                start,
+                regions,
+                self._fine,
             )
         except torch.OutOfMemoryError as e:
             raise out_of_memory(cfg.size) from e
@@ -588,7 +608,15 @@ class Transfer:
                 return StageRun(top, self.losses, self.objective.names, x0)
             cfg = stage_config(self.config, plan[k], self.seed)
             problem = prepare(
-                self._source, self._style_sources, cfg, self.vgg, self.device, self.seed, previous
+                self._source,
+                self._style_sources,
+                cfg,
+                self.vgg,
+                self.device,
+                self.seed,
+                previous,
+                self._regions,
+                self._fine,
             )
             objective = Objective(self.vgg, transfer_terms(cfg, problem.targets))
             return StageRun(problem, objective, objective.names, problem.x0)

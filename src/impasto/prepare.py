@@ -21,7 +21,8 @@ from torch import Tensor
 from . import color, imageio
 from .config import TransferConfig
 from .errors import InputError, UsageError
-from .losses import blend_grams, gram
+from .guidance import Regions, propagate, resize_masks
+from .losses import blend_grams, gram, guided_gram, region_mass
 from .memory import output_size
 from .objective import Targets
 from .vgg import VGG, build_vgg
@@ -68,6 +69,29 @@ def check_styles(config: TransferConfig, count: int) -> None:
         raise UsageError(f"--style-blend-weights has {len(blend)} values for {count} style images")
 
 
+def check_spatial(
+    config: TransferConfig, count: int, regions: Regions | None, fine_style: bool
+) -> None:
+    """Refuse spatial or scale control that cannot work with ``count`` style images: regions
+    made for another number of styles, blend weights with regions (each region takes one
+    style), a fine style with regions, or a --scale-split that leaves either scale no layer."""
+    if regions is not None:
+        if any(s >= count for s in regions.styles):
+            raise UsageError(f"the masks are for more style images than the {count} given")
+        if regions.masks and config.style_blend_weights is not None:
+            raise UsageError("--style-blend-weights does not apply with masks (one style each)")
+        if fine_style:
+            raise UsageError("--fine-style cannot be combined with masks")
+    if fine_style:
+        fine = config.fine_layers()
+        if not fine or len(fine) == len(config.style_layers):
+            raise UsageError(
+                f"--scale-split {config.scale_split} leaves no style layer for the "
+                f"{'fine' if not fine else 'coarse'} style; the style layers are "
+                f"{','.join(config.style_layers)}"
+            )
+
+
 def as_image(source: ImageLike) -> PIL.Image.Image:
     """A path, PIL image or RGB tensor in [0, 1] as an 8-bit RGB image."""
     if isinstance(source, Tensor):
@@ -104,6 +128,7 @@ class Problem:
     content_rgb: Tensor
     targets: Targets
     x0: Tensor  # the start, as the optimisation sees it
+    keep: Tensor | None = None  # (1, 1, H, W): where the photo is blended back (feathered)
 
     def tensor(self, img: PIL.Image.Image) -> Tensor:
         return _tensor(img, self.device)
@@ -118,11 +143,15 @@ class Problem:
 
     def render(self, x: Tensor) -> Tensor:
         """The picture for iterate ``x``: in luminance mode, x's luminance with the content's
-        I and Q (YIQ) channels; always clamped to [0, 255]."""
+        I and Q (YIQ) channels; always clamped to [0, 255]; with a kept region, the photo
+        blended back over it (through its feathered edge)."""
         x = x.detach()
         if self.config.preserve_colors == "luminance":
             x = color.recombine_luminance(x, self.content_rgb)
-        return x.clamp(0.0, 255.0)
+        x = x.clamp(0.0, 255.0)
+        if self.keep is not None:
+            x = self.keep * self.content_rgb + (1.0 - self.keep) * x
+        return x
 
 
 def _view(config: TransferConfig, x: Tensor) -> Tensor:
@@ -139,18 +168,38 @@ def prepare(
     device: torch.device,
     seed: int,
     start: PIL.Image.Image | None = None,
+    regions: Regions | None = None,
+    fine_style: PIL.Image.Image | None = None,
 ) -> Problem:
     """The problem at ``config.size``: ``content`` and ``styles`` (full-size originals) scaled,
-    targets computed, and the start image built (``start`` resized, else ``config.init``)."""
+    targets computed, and the start image built (``start`` resized, else ``config.init``).
+    ``regions`` (masks at any size) are resized to this size and propagated to the style layers;
+    ``fine_style`` gives the style layers before ``config.scale_split`` their statistics."""
     content_img = imageio.resize_to(content, output_size(content.size, config.size))
     size = content_img.size
     longest = round(max(size) * config.style_scale)
     style_imgs = [imageio.resize_to(s, output_size(s.size, longest)) for s in styles]
+    fine_img = None
+    if fine_style is not None:
+        fine_img = imageio.resize_to(fine_style, output_size(fine_style.size, longest))
     content_rgb = _tensor(content_img, device)
-    targets = _targets(config, vgg, _view(config, content_rgb), content_rgb, style_imgs, device)
+    targets = _targets(
+        config,
+        vgg,
+        _view(config, content_rgb),
+        content_rgb,
+        style_imgs,
+        device,
+        regions,
+        fine_img,
+    )
+    keep = None
+    if regions is not None:
+        keep = regions.keep_alpha(size, config.keep_feather * max(size))
     problem = Problem(
         config, device, vgg, seed, size, content_img, style_imgs, content_rgb, targets, content_rgb
     )
+    problem.keep = None if keep is None else keep.to(device)
     if start is not None:
         problem.x0 = problem.start_from(start)
     else:
@@ -187,6 +236,8 @@ def _targets(
     content_rgb: Tensor,
     style_imgs: Sequence[PIL.Image.Image],
     device: torch.device,
+    regions: Regions | None = None,
+    fine_img: PIL.Image.Image | None = None,
 ) -> Targets:
     # One pass gives the content targets and, from the style layers' shapes, the number of
     # positions M per style layer in the output (for the Gram rescaling below).
@@ -194,16 +245,75 @@ def _targets(
     content = {k: feats[k].detach() for k in cfg.content_layers}
     m_out = {k: feats[k].shape[2] * feats[k].shape[3] for k in cfg.style_layers}
     grams = []
-    for img in style_imgs:
+    region_targets: dict[int, dict[str, Tensor]] = {}  # region -> layer -> (N, N) per position
+    for i, img in enumerate(style_imgs):
         sf = vgg(style_view(cfg, _tensor(img, device), content_rgb), cfg.style_layers)
         # Gatys et al. take the style image at the output's size, so A and G sum over the
         # same number of positions M. For a style image of another size (--style-scale, or
         # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
         # when the sizes agree, and the per-position statistics match otherwise.
-        grams.append({k: gram(v) * (m_out[k] / (v.shape[2] * v.shape[3])) for k, v in sf.items()})
+        per_position = {k: gram(v) / (v.shape[2] * v.shape[3]) for k, v in sf.items()}
+        grams.append({k: g * m_out[k] for k, g in per_position.items()})
+        for r, s in enumerate(regions.styles if regions is not None else ()):
+            if s == i:
+                assert regions is not None
+                region_targets[r] = _region_target(
+                    cfg, regions.style_masks[r], sf, per_position, img.size, device
+                )
+        del sf
     weights = list(cfg.style_blend_weights or [1.0] * len(grams))
     style = blend_grams(grams, weights) if grams else {}
-    return Targets(content, style, cfg.layer_weights())
+    if fine_img is not None:
+        # Scale control (Gatys et al. 2017, section 6): the fine style's statistics on the
+        # shallow layers (small receptive fields: strokes), the style's on the deep ones.
+        ff = vgg(style_view(cfg, _tensor(fine_img, device), content_rgb), cfg.fine_layers())
+        for k, v in ff.items():
+            style[k] = gram(v) * (m_out[k] / (v.shape[2] * v.shape[3]))
+    guided = None
+    if regions is not None and style:
+        w, h = content_rgb.shape[3], content_rgb.shape[2]
+        if regions.masks:
+            masks = regions.content_masks((w, h))
+            targets = {
+                k: torch.stack([region_targets[r][k] for r in range(len(regions.masks))])
+                for k in cfg.style_layers
+            }
+        else:  # only a kept part: the (blended) styles over the rest, as one region
+            assert regions.keep is not None  # Regions holds masks or a kept part
+            masks = 1.0 - resize_masks([regions.keep], (w, h))
+            targets = {k: style[k][0][None] / m_out[k] for k in cfg.style_layers}
+        channels = propagate(masks.to(device), cfg.style_layers, cfg.model, cfg.mask_propagation)
+        for k, c in channels.items():
+            if tuple(c.shape[2:]) != tuple(feats[k].shape[2:]):  # a bug, not a user's error
+                raise RuntimeError(f"guidance {tuple(c.shape)} does not fit {k} {feats[k].shape}")
+        guided = {k: (channels[k], targets[k]) for k in cfg.style_layers}
+    return Targets(content, style, cfg.layer_weights(), guided)
+
+
+def _region_target(
+    cfg: TransferConfig,
+    style_mask: Tensor | None,
+    features: dict[str, Tensor],
+    per_position: dict[str, Tensor],
+    size: tuple[int, int],
+    device: torch.device,
+) -> dict[str, Tensor]:
+    """A region's style statistics per position, (N, N) per layer: the whole painting's, or
+    the guided Gram of the part ``style_mask`` covers divided by that part's mass (where the
+    part vanishes at a layer, the whole painting's)."""
+    if style_mask is None:
+        return {k: g[0] for k, g in per_position.items()}
+    channels = propagate(
+        resize_masks([style_mask], size).to(device),
+        cfg.style_layers,
+        cfg.model,
+        cfg.mask_propagation,
+    )
+    out = {}
+    for k, v in features.items():
+        mass = float(region_mass(channels[k])[0])
+        out[k] = guided_gram(v, channels[k])[0, 0] / mass if mass > 0 else per_position[k][0]
+    return out
 
 
 def _initial_rgb(problem: Problem, init: str) -> Tensor:

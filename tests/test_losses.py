@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impasto.losses import blend_grams, content_loss, gram, style_layer_loss, style_loss, tv_loss
+from impasto.losses import (
+    blend_grams,
+    content_loss,
+    gram,
+    guided_gram,
+    guided_style_layer_loss,
+    guided_style_loss,
+    region_mass,
+    style_layer_loss,
+    style_loss,
+    tv_loss,
+)
 
 # One image, N = 2 filters, M = 4 positions (2x2):
 #   filter 0 = [[1, 2], [3, 4]]  -> f0 = (1, 2, 3, 4)
@@ -207,3 +218,76 @@ def test_blend_grams_needs_one_weight_per_style(weights: list[float]) -> None:
 def test_blend_grams_needs_a_style() -> None:
     with pytest.raises(ValueError, match="one weight per style"):
         blend_grams([], [])
+
+
+# --- guided Gram matrices ------------------------------------------------------------------------
+
+
+def test_guided_gram_with_a_mask_of_ones_is_the_gram() -> None:
+    ones = torch.ones(1, 1, 2, 2)
+    assert_close(guided_gram(FEATURES, ones), GRAM[:, None])
+
+
+def test_guided_gram_by_hand() -> None:
+    # Only the two left positions (m = 0 and 2), the bottom one at half weight:
+    #   G00 = 1·1 + 0.5·9 = 5.5, G01 = 1·(1·0) + 0.5·(3·0) = 0, G11 = 0
+    mask = torch.tensor([[[[1.0, 0.0], [0.5, 0.0]]]])
+    assert_close(guided_gram(FEATURES, mask), torch.tensor([[[[[5.5, 0.0], [0.0, 0.0]]]]])[0])
+
+
+def test_complementary_masks_partition_the_gram() -> None:
+    # Soft masks summing to one at every position: their guided Grams sum to the plain Gram
+    # (the documented departure from the paper, which would weigh by T² and not add up).
+    torch.manual_seed(0)
+    f = torch.randn(2, 3, 5, 7)
+    t = torch.rand(1, 1, 5, 7)
+    both = guided_gram(f, torch.cat([t, 1 - t]))  # (B, 2, N, N)
+    assert both.shape == (2, 2, 3, 3)
+    assert_close(both[:, 0] + both[:, 1], gram(f), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(both[:, 0], gram(f) / 2, atol=1e-3)  # each region its own
+
+
+def test_region_mass_counts_positions() -> None:
+    masks = torch.tensor([[[[1.0, 0.0], [0.5, 0.0]]], [[[1.0, 1.0], [1.0, 1.0]]]])
+    assert region_mass(masks).tolist() == [1.5, 4.0]
+
+
+def test_guided_loss_with_one_full_region_is_the_plain_loss() -> None:
+    torch.manual_seed(1)
+    f = torch.randn(1, 4, 6, 5)
+    a = gram(torch.randn(1, 4, 6, 5))  # a style's Gram at the same number of positions
+    per_position = a / 30.0
+    guided = guided_style_layer_loss(f, torch.ones(1, 1, 6, 5), per_position)
+    assert_close(guided, style_layer_loss(f, a), rtol=1e-4)
+
+
+def test_guided_loss_by_hand() -> None:
+    # Region 0, the left column (μ = 2 of M = 4 positions): there f0 = (1, 3), f1 = (0, 0), so
+    #   G = [[10, 0], [0, 0]] and G/μ = [[5, 0], [0, 0]]; against zeros Σ(.)² = 25; times
+    #   μ/M = 1/2, over 4N² = 16: 25 / 2 / 16.
+    # Region 1: nothing (μ = 0): adds nothing, whatever its target.
+    masks = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    targets = torch.stack([torch.zeros(2, 2), torch.full((2, 2), 7.0)])
+    loss = guided_style_layer_loss(FEATURES, masks, targets)
+    assert_close(loss, torch.tensor(25 / 2 / 16))
+
+
+def test_a_small_region_is_matched_per_position() -> None:
+    # A region of one position whose statistics equal its target costs nothing, however small
+    # it is against the image: the Gram is divided by the region's own mass.
+    mask = torch.zeros(1, 1, 2, 2)
+    mask[0, 0, 1, 1] = 1.0
+    f = FEATURES[0, :, 1, 1]  # (4, -1)
+    target = torch.outer(f, f)[None]
+    assert float(guided_style_layer_loss(FEATURES, mask, target)) == 0.0
+    assert float(guided_style_layer_loss(FEATURES, mask, 2 * target)) > 0.0
+
+
+def test_guided_style_loss_weighs_layers() -> None:
+    masks = torch.ones(1, 1, 2, 2)
+    zero = torch.zeros(1, 2, 2)
+    one = guided_style_loss({"a": FEATURES}, {"a": (masks, zero)}, {"a": 1.0})
+    three = guided_style_loss({"a": FEATURES}, {"a": (masks, zero)}, {"a": 3.0})
+    assert_close(three, 3 * one)
+    with pytest.raises(ValueError):
+        guided_style_loss({}, {}, {})

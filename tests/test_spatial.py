@@ -1,0 +1,151 @@
+"""Spatial and scale control end to end, through the API, with the real VGG-19 at 64 px: each
+region takes its own style's colours, a kept part stays the photo, stages re-propagate the masks,
+label maps and style masks steer the statistics, and a fine style changes the shallow layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impasto
+from impasto import UsageError, prepare
+from impasto.config import TransferConfig
+from impasto.guidance import build_regions
+from impasto.optimize import Transfer
+from impasto.vgg import VGG
+
+W, H = 64, 48
+FAST: dict[str, Any] = {"size": W, "iterations": 30, "seed": 5, "init": "content"}
+
+
+@pytest.fixture(autouse=True)
+def shared_vgg(monkeypatch: pytest.MonkeyPatch, vgg19: VGG) -> None:
+    """The session's VGG-19, not a second read of the weights."""
+    monkeypatch.setattr(prepare, "build_vgg", lambda *a, **k: vgg19)
+
+
+def texture(rgb: tuple[int, int, int], seed: int) -> Image.Image:
+    """A painting of one dominant colour: that colour in blotches over dark grey."""
+    rng = np.random.default_rng(seed)
+    blotches = rng.random((16, 16)) > 0.4
+    big = np.kron(blotches, np.ones((4, 4), dtype=bool))  # 64x64
+    arr = np.where(big[..., None], np.array(rgb), np.array([40, 40, 40])).astype(np.uint8)
+    return Image.fromarray(arr)
+
+
+RED = texture((230, 40, 30), 1)
+BLUE = texture((30, 60, 230), 2)
+
+
+def mean_colour(img: Image.Image, cols: slice) -> np.ndarray:
+    return np.asarray(img, dtype=np.float64)[:, cols].reshape(-1, 3).mean(0)
+
+
+def left_right() -> tuple[torch.Tensor, torch.Tensor]:
+    left = torch.zeros(H, W)
+    left[:, : W // 2] = 1.0
+    return left, 1.0 - left
+
+
+def test_each_region_takes_its_own_style(content_path: Any) -> None:
+    left, right = left_right()
+    photo = Image.open(content_path).convert("RGB")
+    out = impasto.stylize(content_path, [RED, BLUE], masks=[left, right], **FAST)
+    red, blue = mean_colour(RED, slice(None)), mean_colour(BLUE, slice(None))
+    lhs, rhs = slice(0, W // 2 - 6), slice(W // 2 + 6, W)  # away from the boundary
+    for cols, own, other in ((lhs, red, blue), (rhs, blue, red)):
+        before, after = mean_colour(photo, cols), mean_colour(out, cols)
+        assert np.linalg.norm(after - own) < np.linalg.norm(before - own)  # toward its own
+        assert np.linalg.norm(after - own) < np.linalg.norm(after - other)  # not the other
+    # Red leads on the left, blue on the right: the regions did not swap or blend.
+    left_rb = mean_colour(out, lhs)[0] - mean_colour(out, lhs)[2]
+    right_rb = mean_colour(out, rhs)[0] - mean_colour(out, rhs)[2]
+    assert left_rb > right_rb + 30
+
+
+def test_a_kept_part_stays_the_photo(content_path: Any) -> None:
+    keep = torch.zeros(H, W)
+    keep[: H // 2] = 1.0  # the top half
+    photo = np.asarray(Image.open(content_path).convert("RGB"), dtype=np.int16)
+    out = impasto.stylize(content_path, RED, keep=keep, keep_feather=0.02, **FAST)
+    got = np.asarray(out, dtype=np.int16)
+    sigma = 0.02 * W
+    inside = slice(0, H // 2 - int(3 * sigma) - 1)
+    assert np.abs(got[inside] - photo[inside]).max() <= 1  # the photo, up to rounding
+    below = slice(H // 2 + int(3 * sigma) + 1, H)
+    assert np.abs(got[below] - photo[below]).mean() > 10  # painted
+    edge = np.abs(got[H // 2 - 1 : H // 2 + 1] - photo[H // 2 - 1 : H // 2 + 1]).mean()
+    assert 0 < edge < np.abs(got[below] - photo[below]).mean()  # a soft boundary
+
+
+def test_stages_repropagate_the_masks(content_path: Any) -> None:
+    left, right = left_right()
+    regions = build_regions(2, masks=[left, right])
+    cfg = TransferConfig(**{**FAST, "iterations": 6, "scales": (32, 64)})
+    t = Transfer(content_path, [RED, BLUE], cfg, regions=regions)
+    seen: list[tuple[int, int]] = []
+    original = prepare.prepare
+
+    def spy(*args: Any, **kwargs: Any) -> prepare.Problem:
+        problem = original(*args, **kwargs)
+        assert problem.targets.guided is not None
+        masks, _ = problem.targets.guided["conv1_1"]
+        seen.append(tuple(masks.shape[2:]))  # type: ignore[arg-type]
+        return problem
+
+    import impasto.optimize as optimize
+
+    optimize.prepare = spy  # type: ignore[assignment]
+    try:
+        result = t.run()
+    finally:
+        optimize.prepare = original
+    assert seen == [(24, 32)]  # the coarse stage's own channels; the last is t.problem's
+    assert t.problem.targets.guided is not None
+    assert t.problem.targets.guided["conv1_1"][0].shape[2:] == (H, W)
+    assert result.image.size == (W, H)
+
+
+def test_label_maps_and_style_masks_steer_the_statistics(content_path: Any) -> None:
+    painting = Image.new("RGB", (64, 64))
+    painting.paste(RED.crop((0, 0, 64, 32)), (0, 0))
+    painting.paste(BLUE.crop((0, 32, 64, 64)), (0, 32))
+    seg = Image.new("RGB", (W, H), "white")
+    seg.paste((0, 0, 0), (W // 2, 0, W, H))  # photo: left white, right black
+    style_seg = Image.new("RGB", (64, 64), "white")
+    style_seg.paste((0, 0, 0), (0, 32, 64, 64))  # painting: top (red) white, bottom (blue) black
+    out = impasto.stylize(
+        content_path, painting, segmentation=seg, style_segmentation=style_seg, **FAST
+    )
+    lhs, rhs = mean_colour(out, slice(0, W // 2 - 6)), mean_colour(out, slice(W // 2 + 6, W))
+    assert lhs[0] - lhs[2] > rhs[0] - rhs[2] + 30  # red from the red part, blue from the blue
+    # The same with one style mask: the statistics of the blue part only, everywhere.
+    bottom = torch.zeros(64, 64)
+    bottom[32:] = 1.0
+    blue_only = impasto.stylize(content_path, painting, style_masks=[bottom], **FAST)
+    whole = impasto.stylize(content_path, painting, **FAST)
+    b, w = mean_colour(blue_only, slice(None)), mean_colour(whole, slice(None))
+    assert b[2] - b[0] > w[2] - w[0] + 15
+
+
+def test_a_fine_style_changes_the_shallow_statistics(content_path: Any) -> None:
+    coarse_only = impasto.stylize(content_path, RED, **FAST)
+    mixed = impasto.stylize(content_path, RED, fine_style=BLUE, **FAST)
+    a, b = mean_colour(coarse_only, slice(None)), mean_colour(mixed, slice(None))
+    assert (b[2] - b[0]) > (a[2] - a[0]) + 15  # colour lives in the shallow layers: blue's
+    with pytest.raises(UsageError, match="leaves no style layer for the fine"):
+        impasto.stylize(content_path, RED, fine_style=BLUE, scale_split="conv1_1", **FAST)
+    with pytest.raises(UsageError, match="cannot be combined with masks"):
+        impasto.stylize(content_path, RED, fine_style=BLUE, masks=[torch.ones(4, 4)], **FAST)
+
+
+def test_blend_weights_with_masks_are_refused(content_path: Any) -> None:
+    left, right = left_right()
+    with pytest.raises(UsageError, match="does not apply with masks"):
+        impasto.stylize(
+            content_path, [RED, BLUE], masks=[left, right], style_blend_weights=(1, 2), **FAST
+        )

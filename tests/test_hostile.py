@@ -38,8 +38,9 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 @pytest.fixture
 def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     """p.png (photo), s.png (painting), g.gif, frames/ (three frames), styles/s2.png, links to
-    p.png (symbolic and hard), a photo inside x_steps/, and a photo named like the interrupted
-    file of p.png."""
+    p.png (symbolic and hard), a photo inside x_steps/, a photo named like the interrupted
+    file of p.png, masks (m.png: the left half, black.png, white.png, empty.png, notes.png) and
+    label maps (seg.png: two colours, seg3.png: three)."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "p.png").write_bytes(content_path.read_bytes())
@@ -57,10 +58,25 @@ def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     (d / "x_steps" / "c.png").write_bytes(content_path.read_bytes())
     (d / "q.interrupted.png").write_bytes(content_path.read_bytes())
     Image.new("RGB", (4000, 2), "gray").save(d / "sliver.png")
+    # Masks and label maps (spatial control).
+    half = Image.new("L", (32, 24), 0)
+    half.paste(255, (0, 0, 16, 24))
+    half.save(d / "m.png")
+    Image.new("L", (32, 24), 0).save(d / "black.png")
+    Image.new("L", (32, 24), 255).save(d / "white.png")
+    (d / "empty.png").write_bytes(b"")
+    (d / "notes.png").write_bytes(b"not an image at all")
+    seg = Image.new("RGB", (32, 24), (255, 255, 255))
+    seg.paste((0, 0, 0), (16, 0, 32, 24))
+    seg.save(d / "seg.png")
+    seg.paste((255, 0, 0), (0, 0, 4, 4))
+    seg.save(d / "seg3.png")
     return d
 
 
 T = ["transfer", "p.png", "s.png"]
+BLEND = ["--style-blend-weights", "1,2"]
+SEGMENTED = ["--segmentation", "seg.png", "--style-segmentation", "seg.png"]
 V = ["video", "frames", "s.png"]
 Q = ["--size", "32", "--iterations", "2"]
 
@@ -287,6 +303,114 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     ),
     "batch status of nothing": (["batch", "status", "frames"], 3, "no batch in 'frames'"),
     "batch status of two": (["batch", "status", "frames", "styles"], 2, "one OUTDIR"),
+    # --- spatial and scale control: masks, label maps, a fine style -----------------------------
+    "more masks than styles": (
+        [*T, "-o", "o.png", "--masks", "m.png,m.png"],
+        2,
+        "--masks has 2 style mask(s) for 1 style image(s)",
+    ),
+    "fewer masks than styles": (
+        [*T, "styles/s2.png", "-o", "o.png", "--masks", "m.png"],
+        2,
+        "--masks has 1 style mask(s) for 2 style image(s)",
+    ),
+    "masks with no file": ([*T, "-o", "o.png", "--masks", ","], 2, "--masks needs at least one"),
+    "mask missing": ([*T, "-o", "o.png", "--masks", "nosuch.png"], 3, "file not found"),
+    "mask empty file": ([*T, "-o", "o.png", "--masks", "empty.png"], 3, "the file is empty"),
+    "mask not an image": ([*T, "-o", "o.png", "--masks", "notes.png"], 3, "notes.png"),
+    "mask covers nothing": (
+        [*T, "-o", "o.png", "--masks", "black.png"],
+        2,
+        "'black.png' covers nothing",
+    ),
+    "kept part covers everything": (
+        [*T, "-o", "o.png", "--masks", "white.png:none"],
+        2,
+        "covers the whole photo",
+    ),
+    "kept part covers the styled one": (
+        [*T, "-o", "o.png", "--masks", "m.png,m.png:none"],
+        2,
+        "covers all of mask 1",
+    ),
+    "kept mask missing": ([*T, "-o", "o.png", "--masks", "gone.png:none"], 3, "gone.png"),
+    "style masks count": (
+        [*T, "-o", "o.png", "--style-masks", "m.png,m.png"],
+        2,
+        "--style-masks has 2 mask(s) for 1",
+    ),
+    "style mask covers nothing": (
+        [*T, "-o", "o.png", "--style-masks", "black.png"],
+        2,
+        "covers nothing",
+    ),
+    "mask is the output": ([*T, "-o", "m.png", "--masks", "m.png"], 2, "is the mask 'm.png'"),
+    "label map alone": ([*T, "-o", "o.png", "--segmentation", "seg.png"], 2, "go together"),
+    "label maps differ": (
+        [*T, "-o", "o.png", "--segmentation", "seg3.png", "--style-segmentation", "seg.png"],
+        2,
+        "#ff0000 of --segmentation are not in --style-segmentation",
+    ),
+    "painting's label map has more": (
+        [*T, "-o", "o.png", "--segmentation", "seg.png", "--style-segmentation", "seg3.png"],
+        2,
+        "of --style-segmentation are not in --segmentation",
+    ),
+    "a photo as a label map": (
+        [*T, "-o", "o.png", "--segmentation", "p.png", "--style-segmentation", "s.png"],
+        2,
+        "save it as PNG",
+    ),
+    "label maps and masks": (
+        [*T, "-o", "o.png", "--masks", "m.png", "--segmentation", "seg.png"],
+        2,
+        "not both",
+    ),
+    "label maps for two paintings": (
+        [*T, "styles/s2.png", "-o", "o.png", *SEGMENTED],
+        2,
+        "one painting; 2 style images",
+    ),
+    "label map is the output": (
+        [*T, "-o", "seg.png", "--segmentation", "seg.png", "--style-segmentation", "seg.png"],
+        2,
+        "is the --segmentation file",
+    ),
+    "masks with blend weights": (
+        [*T, "styles/s2.png", "-o", "o.png", "--masks", "m.png,m.png", *BLEND],
+        2,
+        "does not apply with masks",
+    ),
+    "mask propagation unknown": (
+        [*T, "-o", "o.png", "--mask-propagation", "insid"],
+        2,
+        "did you mean inside?",
+    ),
+    "keep feather 5": ([*T, "-o", "o.png", "--keep-feather", "5"], 2, "--keep-feather must be"),
+    "fine style missing": ([*T, "-o", "o.png", "--fine-style", "nosuch.png"], 3, "not found"),
+    "fine style split leaves none": (
+        [*T, "-o", "o.png", "--fine-style", "styles/s2.png", "--scale-split", "conv1_1"],
+        2,
+        "leaves no style layer for the fine style",
+    ),
+    "fine style split unknown": (
+        [*T, "-o", "o.png", "--fine-style", "styles/s2.png", "--scale-split", "conv9_1"],
+        2,
+        "unknown layer 'conv9_1'",
+    ),
+    "fine style with masks": (
+        [*T, "-o", "o.png", "--fine-style", "styles/s2.png", "--masks", "m.png"],
+        2,
+        "cannot be combined with masks",
+    ),
+    "fine style is the output": ([*T, "-o", "o.png", "--fine-style", "o.png"], 2, "--fine-style"),
+    "video with masks": ([*V, "-o", "o.mp4", "--masks", "m.png"], 2, "video does not take --masks"),
+    "mix-styles over its painting": (["mix-styles", "s.png", "p.png", "-o", "p.png"], 2, "fine"),
+    "mix-styles missing painting": (
+        ["mix-styles", "nosuch.png", "p.png", "-o", "o.png"],
+        3,
+        "not found",
+    ),
     # --- images no size can serve -----------------------------------------------------------------
     "a sliver no size fits": (
         ["transfer", "sliver.png", "s.png", "-o", "o.png", "--size", "64"],

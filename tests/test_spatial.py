@@ -4,6 +4,11 @@ label maps and style masks steer the statistics, and a fine style changes the sh
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +17,7 @@ import torch
 from PIL import Image
 
 import impasto
-from impasto import UsageError, prepare
+from impasto import UsageError, imageio, prepare
 from impasto.config import TransferConfig
 from impasto.guidance import build_regions
 from impasto.optimize import Transfer
@@ -149,3 +154,96 @@ def test_blend_weights_with_masks_are_refused(content_path: Any) -> None:
         impasto.stylize(
             content_path, [RED, BLUE], masks=[left, right], style_blend_weights=(1, 2), **FAST
         )
+
+
+# --- through the installed command ---------------------------------------------------------------
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
+
+
+def impasto_script(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``impasto`` script pip installed next to this interpreter."""
+    script = Path(sys.executable).parent / "impasto"
+    assert script.is_file(), f"{script} is missing: is impasto installed here?"
+    return subprocess.run(
+        [str(script), *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def spatial_dir(tmp_path: Path, content_path: Path) -> Path:
+    (tmp_path / "p.png").write_bytes(content_path.read_bytes())
+    RED.save(tmp_path / "red.png")
+    BLUE.save(tmp_path / "blue.png")
+    left = Image.new("L", (W, H), 0)
+    left.paste(255, (0, 0, W // 2, H))
+    left.save(tmp_path / "left.png")
+    Image.eval(left, lambda v: 255 - v).save(tmp_path / "right.png")
+    top = Image.new("L", (16, 12), 0)  # another size: resized to the output
+    top.paste(255, (0, 0, 16, 4))
+    top.save(tmp_path / "top.png")
+    return tmp_path
+
+
+def test_cli_regions_and_a_kept_part_record_their_masks(spatial_dir: Path) -> None:
+    run = impasto_script(
+        "transfer", "p.png", "red.png", "blue.png", "-o", "out.png",
+        "--masks", "left.png,right.png,top.png:none", "--mask-propagation", "resize",
+        "--size", W, "--iterations", 8, "--seed", 1, "-q",
+        cwd=spatial_dir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    meta = imageio.read_metadata(spatial_dir / "out.png")
+    inputs = json.loads(meta["impasto:inputs"])
+    assert inputs["masks"] == "left.png,right.png,top.png:none"
+    assert json.loads(meta["impasto:options"])["mask_propagation"] == "resize"
+    out = np.asarray(Image.open(spatial_dir / "out.png").convert("RGB"), dtype=np.int16)
+    photo = np.asarray(Image.open(spatial_dir / "p.png").convert("RGB"), dtype=np.int16)
+    assert np.abs(out[:10] - photo[:10]).max() <= 1  # the kept top (16 rows at 64 px), inside
+    assert np.abs(out[24:] - photo[24:]).mean() > 5
+
+
+def test_cli_mix_styles_writes_a_reusable_style(spatial_dir: Path) -> None:
+    run = impasto_script(
+        "mix-styles", "red.png", "blue.png", "-o", "mixed.png",
+        "--size", 48, "--iterations", 8, "--seed", 2, "-q",
+        cwd=spatial_dir,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    mixed = Image.open(spatial_dir / "mixed.png")
+    assert mixed.size == (48, 48)
+    meta = imageio.read_metadata(spatial_dir / "mixed.png")
+    assert meta["impasto:command"] == "mix-styles"
+    assert json.loads(meta["impasto:inputs"]) == {"coarse": "red.png", "fine": "blue.png"}
+    options = json.loads(meta["impasto:options"])
+    assert options["content_weight"] == 0 and options["init"] == "noise"
+    # Blue's colours (the shallow layers) over red's coarse layout: more blue than red overall.
+    r, _, b = np.asarray(mixed.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
+    assert b > r
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "words"),
+    [
+        (["--masks", "left.png"], 2, "--masks has 1 style mask(s) for 2 style image(s)"),
+        (["--masks", "gone.png,right.png"], 3, "gone.png"),
+        (["--segmentation", "left.png", "--style-segmentation", "p.png"], 2, "one painting"),
+    ],
+)
+def test_cli_refuses_bad_masks_in_one_line(
+    spatial_dir: Path, args: list[str], status: int, words: str
+) -> None:
+    before = sorted(p.name for p in spatial_dir.iterdir())
+    run = impasto_script("transfer", "p.png", "red.png", "blue.png", "-o", "o.png", *args,
+                         cwd=spatial_dir)  # fmt: skip
+    assert run.returncode == status, run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.splitlines()) == 1 and words in run.stderr, run.stderr
+    assert sorted(p.name for p in spatial_dir.iterdir()) == before

@@ -2,7 +2,8 @@
 
 The only package that knows argparse and tqdm; nothing in impasto imports it (``__main__`` and the
 console script call :func:`main`). Each command family registers itself from its own module
-(:mod:`~impasto.cli.transfer`: transfer, reconstruct and grid; :mod:`~impasto.cli.video`;
+(:mod:`~impasto.cli.transfer`: transfer, reconstruct and grid; :mod:`~impasto.cli.spatial`:
+mix-styles and transfer's mask flags; :mod:`~impasto.cli.video`;
 :mod:`~impasto.cli.serve`); their flags are generated from the options dataclasses
 (:mod:`~impasto.cli.options`) and their progress bars are Step listeners
 (:mod:`~impasto.cli.progress`). ``main(argv) -> int`` never raises (except with ``--traceback``):
@@ -66,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
         allow_abbrev=False,
     )
-    from . import batch, serve, transfer, video
+    from . import batch, serve, spatial, transfer, video
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for family in (transfer, batch, video, serve):
+    for family in (transfer, spatial, batch, video, serve):
         family.register(sub)
     return parser
 

@@ -31,6 +31,7 @@ from .options import (
     config_inputs,
 )
 from .progress import ProgressBar, panel_progress
+from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
 
 PROG = "impasto"
 
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     t.add_argument("content", metavar="CONTENT", help="content image (photo)")
     add_styles_and_output(t, "output image: .png (with reproducible metadata), .jpg or .webp")
     add_config_options(t)
+    add_spatial_options(t)
     add_common(t)
     _add_watch_options(t, plot_help="each loss term and the total against iteration")
     t.set_defaults(run=_run_transfer)
@@ -215,12 +217,14 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     steps_dir = out.with_name(out.stem + "_steps") if ns.save_every else None
     inputs: list[Named] = [("the content image", ns.content)]
     inputs += [("the style image", s) for s in ns.styles]
+    inputs += spatial_inputs(ns)
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     if steps_dir is not None:
         outputs.append(("the --save-every folder", steps_dir))
     check_apart(inputs + config_inputs(cfg), outputs + _watch_outputs(ns))
+    regions = regions_from_args(ns, len(ns.styles))
     recorder = animate.Recorder(every) if every else None
-    transfer = Transfer(ns.content, ns.styles, cfg)
+    transfer = Transfer(ns.content, ns.styles, cfg, regions=regions, fine_style=ns.fine_style)
     progress = ProgressBar(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
     try:
         result = transfer.run(on_step=animate.chain(progress, recorder))
@@ -233,6 +237,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
             _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path))
 
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
+    sources |= spatial_sources(ns)
     if result.interrupted:
         partial = interrupted_path(out)
         imageio.save_image(result.image, partial, metadata=result.metadata(sources))

@@ -36,6 +36,7 @@ from .options import (
     options_from_args,
 )
 from .progress import VideoProgress, notice
+from .spatial import check_no_spatial, refuse_spatial_options
 
 PROG = "impasto"
 _MAX_SECONDS = 1e7  # --start and --end: about four months
@@ -77,6 +78,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--keep-work", action="store_true",
                    help="keep the work directory after a successful run")  # fmt: skip
     add_config_options(v)
+    refuse_spatial_options(v, "video")
     add_common(v)
     v.set_defaults(run=_run_video)
 
@@ -125,6 +127,7 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _run_video(ns: argparse.Namespace) -> int:
+    check_no_spatial(ns)
     cfg = config_from_args(ns)
     opts = options_from_args(ns, VideoOptions)
     kind = output_kind(ns.output)

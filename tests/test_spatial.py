@@ -87,6 +87,15 @@ def test_a_kept_part_stays_the_photo(content_path: Any) -> None:
     assert 0 < edge < np.abs(got[below] - photo[below]).mean()  # a soft boundary
 
 
+def test_uncovered_pixels_take_the_content_only(content_path: Any) -> None:
+    left, _ = left_right()  # one style, over the left half only: the right is uncovered
+    photo = np.asarray(Image.open(content_path).convert("RGB"), dtype=np.float64)
+    out = np.asarray(impasto.stylize(content_path, RED, masks=[left], **FAST), dtype=np.float64)
+    painted = np.abs(out[:, : W // 2 - 8] - photo[:, : W // 2 - 8]).mean()
+    uncovered = np.abs(out[:, W // 2 + 8 :] - photo[:, W // 2 + 8 :]).mean()
+    assert painted > 3 * uncovered, (painted, uncovered)
+
+
 def test_stages_repropagate_the_masks(content_path: Any) -> None:
     left, right = left_right()
     regions = build_regions(2, masks=[left, right])

@@ -189,12 +189,12 @@ def propagate(
             t = _erode(t, 3)
         if name in wanted:
             out[name] = t
-    if mode == "inside":  # a region eroded away at a layer keeps its resized channel there
+    if mode == "inside":  # a layer where some region is eroded away takes the resized channels
         resized = propagate(masks, layers, model, "resize")
         for name, channel in out.items():
-            empty = region_mass(channel) <= 0
-            if bool(empty.any()):
-                out[name] = torch.where(empty.view(-1, 1, 1, 1), resized[name], channel)
+            vanished = (region_mass(channel) <= 0) & (region_mass(resized[name]) > 0)
+            if bool(vanished.any()):
+                out[name] = resized[name]
     return out
 
 

@@ -56,10 +56,13 @@ def left_right() -> tuple[torch.Tensor, torch.Tensor]:
     return left, 1.0 - left
 
 
-def test_each_region_takes_its_own_style(content_path: Any) -> None:
+@pytest.mark.parametrize("propagation", ["resize", "inside"])
+def test_each_region_takes_its_own_style(content_path: Any, propagation: str) -> None:
     left, right = left_right()
     photo = Image.open(content_path).convert("RGB")
-    out = impasto.stylize(content_path, [RED, BLUE], masks=[left, right], **FAST)
+    out = impasto.stylize(
+        content_path, [RED, BLUE], masks=[left, right], mask_propagation=propagation, **FAST
+    )
     red, blue = mean_colour(RED, slice(None)), mean_colour(BLUE, slice(None))
     lhs, rhs = slice(0, W // 2 - 6), slice(W // 2 + 6, W)  # away from the boundary
     for cols, own, other in ((lhs, red, blue), (rhs, blue, red)):
@@ -203,7 +206,7 @@ def spatial_dir(tmp_path: Path, content_path: Path) -> Path:
 def test_cli_regions_and_a_kept_part_record_their_masks(spatial_dir: Path) -> None:
     run = impasto_script(
         "transfer", "p.png", "red.png", "blue.png", "-o", "out.png",
-        "--masks", "left.png,right.png,top.png:none", "--mask-propagation", "resize",
+        "--masks", "left.png,right.png,top.png:none", "--mask-propagation", "inside",
         "--size", W, "--iterations", 8, "--seed", 1, "-q",
         cwd=spatial_dir,
     )  # fmt: skip
@@ -212,7 +215,7 @@ def test_cli_regions_and_a_kept_part_record_their_masks(spatial_dir: Path) -> No
     meta = imageio.read_metadata(spatial_dir / "out.png")
     inputs = json.loads(meta["impasto:inputs"])
     assert inputs["masks"] == "left.png,right.png,top.png:none"
-    assert json.loads(meta["impasto:options"])["mask_propagation"] == "resize"
+    assert json.loads(meta["impasto:options"])["mask_propagation"] == "inside"
     out = np.asarray(Image.open(spatial_dir / "out.png").convert("RGB"), dtype=np.int16)
     photo = np.asarray(Image.open(spatial_dir / "p.png").convert("RGB"), dtype=np.int16)
     assert np.abs(out[:10] - photo[:10]).max() <= 1  # the kept top (16 rows at 64 px), inside

@@ -192,10 +192,11 @@ class TransferConfig:
     )
     # --- spatial and scale control (Gatys et al. 2017) ----------------------------------------
     mask_propagation: MaskPropagation = _opt(
-        "inside",
-        "with masks: how a region reaches each style layer: inside (a position counts only as "
-        "far as its receptive field lies inside the region: less bleeding across boundaries) or "
-        "resize (the mask downsampled to the layer's size)",
+        "resize",
+        "with masks: how a region reaches each style layer: resize (the mask downsampled to the "
+        "layer's size; measured best) or inside (a position counts only as far as its receptive "
+        "field lies inside the region, as the paper's eroded channels: no style straddles a "
+        "boundary, but a seam along it is left unstyled)",
     )
     keep_feather: float = _opt(
         0.02,

@@ -4,9 +4,9 @@ The photo is split down the middle; the left half is painted from a red painting
 a blue one (two textures of one dominant colour each, so a pixel's red-minus-blue says which
 style reached it). Bleeding is the share of pixels within a band of the boundary that the other
 side's colour has taken (R − B below −60 on the red side, above 60 on the blue side), for bands
-of 4, 8 and 16 px, left/right; the same share far from the boundary (beyond a quarter of the
-width) is the baseline. An unstyled seam shows the photo's own colours, which this counts where they are the
-other side's (Tübingen's sky and river are blue): look at the images too (--save).
+of 4, 8 and 16 px, left/right; the same share far from the boundary (beyond a quarter of
+the width) is the baseline. An unstyled seam shows the photo's own colours, which this counts
+where they are the other side's (Tübingen's sky and river are blue): look at the images too.
 
     python benchmarks/bench_spatial.py                       # 128 px, 100 iterations, CPU
     python benchmarks/bench_spatial.py --size 512 --iterations 300 --device cuda --save out/

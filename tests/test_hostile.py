@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,53 @@ def test_hostile_command_is_refused_and_harms_nothing(
     assert lines[0].startswith("impasto: error: "), err
     assert words in lines[0], lines[0]
     assert snapshot(hostile_dir) == before  # inputs unchanged, nothing written or left behind
+
+
+SPATIAL_FLAGS = {
+    "--masks",
+    "--style-masks",
+    "--segmentation",
+    "--style-segmentation",
+    "--fine-style",
+    "--mask-propagation",
+    "--keep-feather",
+    "--scale-split",
+}
+SPATIAL = sorted(
+    name
+    for name, (args, _, _) in CASES.items()
+    if args[0] == "mix-styles" or SPATIAL_FLAGS & set(args)
+)
+
+
+def test_spatial_rows_through_the_installed_command(hostile_dir: Path) -> None:
+    """The spatial control rows again, through the ``impasto`` script pip installed (a process
+    each, run two at a time): the same code, the same one line, nothing written."""
+    script = Path(sys.executable).parent / "impasto"
+    assert script.is_file(), f"{script} is missing: is impasto installed here?"
+    assert len(SPATIAL) >= 25
+    before = snapshot(hostile_dir)
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *CASES[name][0]],
+            cwd=hostile_dir,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(zip(SPATIAL, pool.map(run, SPATIAL), strict=True))
+    for name, done in runs.items():
+        _, status, words = CASES[name]
+        lines = done.stderr.splitlines()
+        assert done.returncode == status, (name, done.stderr)
+        assert "Traceback" not in done.stderr and len(lines) == 1, (name, done.stderr)
+        assert lines[0].startswith("impasto: error: ") and words in lines[0], (name, lines[0])
+    assert snapshot(hostile_dir) == before
 
 
 def test_the_table_is_long_enough() -> None:

@@ -239,23 +239,3 @@ def test_cli_mix_styles_writes_a_reusable_style(spatial_dir: Path) -> None:
     # Blue's colours (the shallow layers) over red's coarse layout: more blue than red overall.
     r, _, b = np.asarray(mixed.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
     assert b > r
-
-
-@pytest.mark.parametrize(
-    ("args", "status", "words"),
-    [
-        (["--masks", "left.png"], 2, "--masks has 1 style mask(s) for 2 style image(s)"),
-        (["--masks", "gone.png,right.png"], 3, "gone.png"),
-        (["--segmentation", "left.png", "--style-segmentation", "p.png"], 2, "one painting"),
-    ],
-)
-def test_cli_refuses_bad_masks_in_one_line(
-    spatial_dir: Path, args: list[str], status: int, words: str
-) -> None:
-    before = sorted(p.name for p in spatial_dir.iterdir())
-    run = impasto_script("transfer", "p.png", "red.png", "blue.png", "-o", "o.png", *args,
-                         cwd=spatial_dir)  # fmt: skip
-    assert run.returncode == status, run.stderr
-    assert "Traceback" not in run.stderr
-    assert len(run.stderr.splitlines()) == 1 and words in run.stderr, run.stderr
-    assert sorted(p.name for p in spatial_dir.iterdir()) == before

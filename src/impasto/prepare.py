@@ -252,8 +252,11 @@ def _targets(
         # same number of positions M. For a style image of another size (--style-scale, or
         # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
         # when the sizes agree, and the per-position statistics match otherwise.
-        per_position = {k: gram(v) / (v.shape[2] * v.shape[3]) for k, v in sf.items()}
-        grams.append({k: g * m_out[k] for k, g in per_position.items()})
+        unscaled = {k: gram(v) for k, v in sf.items()}
+        grams.append(
+            {k: g * (m_out[k] / (sf[k].shape[2] * sf[k].shape[3])) for k, g in unscaled.items()}
+        )
+        per_position = {k: g / (sf[k].shape[2] * sf[k].shape[3]) for k, g in unscaled.items()}
         for r, s in enumerate(regions.styles if regions is not None else ()):
             if s == i:
                 assert regions is not None
@@ -271,23 +274,38 @@ def _targets(
             style[k] = gram(v) * (m_out[k] / (v.shape[2] * v.shape[3]))
     guided = None
     if regions is not None and style:
-        w, h = content_rgb.shape[3], content_rgb.shape[2]
-        if regions.masks:
-            masks = regions.content_masks((w, h))
-            targets = {
-                k: torch.stack([region_targets[r][k] for r in range(len(regions.masks))])
-                for k in cfg.style_layers
-            }
-        else:  # only a kept part: the (blended) styles over the rest, as one region
-            assert regions.keep is not None  # Regions holds masks or a kept part
-            masks = 1.0 - resize_masks([regions.keep], (w, h))
-            targets = {k: style[k][0][None] / m_out[k] for k in cfg.style_layers}
-        channels = propagate(masks.to(device), cfg.style_layers, cfg.model, cfg.mask_propagation)
-        for k, c in channels.items():
-            if tuple(c.shape[2:]) != tuple(feats[k].shape[2:]):  # a bug, not a user's error
-                raise RuntimeError(f"guidance {tuple(c.shape)} does not fit {k} {feats[k].shape}")
-        guided = {k: (channels[k], targets[k]) for k in cfg.style_layers}
+        size = (content_rgb.shape[3], content_rgb.shape[2])
+        guided = _guided(cfg, regions, feats, style, m_out, region_targets, size, device)
     return Targets(content, style, cfg.layer_weights(), guided)
+
+
+def _guided(
+    cfg: TransferConfig,
+    regions: Regions,
+    feats: dict[str, Tensor],
+    style: dict[str, Tensor],
+    m_out: dict[str, int],
+    region_targets: dict[int, dict[str, Tensor]],
+    size: tuple[int, int],
+    device: torch.device,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per style layer: the regions' guidance channels over the output (R, 1, h, w), shaped as
+    the content's features ``feats``, and their per-position targets (R, N, N)."""
+    if regions.masks:
+        masks = regions.content_masks(size)
+        targets = {
+            k: torch.stack([region_targets[r][k] for r in range(len(regions.masks))])
+            for k in cfg.style_layers
+        }
+    else:  # only a kept part: the (blended) styles over the rest, as one region
+        assert regions.keep is not None  # Regions holds masks or a kept part
+        masks = 1.0 - resize_masks([regions.keep], size)
+        targets = {k: style[k][0][None] / m_out[k] for k in cfg.style_layers}
+    channels = propagate(masks.to(device), cfg.style_layers, cfg.model, cfg.mask_propagation)
+    for k, c in channels.items():
+        if tuple(c.shape[2:]) != tuple(feats[k].shape[2:]):  # a bug, not a user's error
+            raise RuntimeError(f"guidance {tuple(c.shape)} does not fit {k} {feats[k].shape}")
+    return {k: (channels[k], targets[k]) for k in cfg.style_layers}
 
 
 def _region_target(

@@ -37,6 +37,16 @@ def test_estimate_is_fixed_plus_per_pixel_and_counts_lbfgs_history() -> None:
     assert e[128] - adam == px * (2 * 100 * 3 * 4 - 2 * 3 * 4)
 
 
+def test_guided_regions_are_budgeted_per_pixel() -> None:
+    cfg = TransferConfig()
+    plain = estimate_memory((400, 300), cfg)
+    assert estimate_memory((400, 300), cfg, 3) - plain == 3 * 1024 * 400 * 300
+    limit = estimate_memory((1024, 768), cfg.replace(size=1024)) - 1
+    alone = largest_fitting_size((1024, 768), cfg.replace(size=1024), limit)
+    guided = largest_fitting_size((1024, 768), cfg.replace(size=1024), limit, 3)
+    assert 16 < guided < alone < 1024
+
+
 def test_refusal_names_a_size_that_fits() -> None:
     cfg = TransferConfig(size=1024, max_memory=2.0)
     with pytest.raises(ResourceError) as err:

@@ -238,6 +238,10 @@ class Regions:
     keep: Tensor | None = None
     labels: tuple[str, ...] = ()  # a name per region, for messages ("#87ceeb", "mask 2")
 
+    def count(self) -> int:
+        """How many guided regions the style term has (a kept part alone makes one)."""
+        return len(self.masks) or 1
+
     def content_masks(self, size: tuple[int, int]) -> Tensor:
         """The regions at ``size`` (W, H), less the kept part: (R, 1, H, W)."""
         masks = resize_masks(self.masks, size)

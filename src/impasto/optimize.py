@@ -515,11 +515,15 @@ class Transfer:
         )
         # Refuse a run that cannot fit before allocating anything large (the resize included),
         # and advise only a size that both fits and keeps VGG's 16 px.
-        check_memory(output_size(source.size, cfg.size), cfg, self.device, self.smallest_size)
+        guided = regions.count() if regions is not None else 0
+        out_size = output_size(source.size, cfg.size)
+        check_memory(out_size, cfg, self.device, self.smallest_size, guided)
         if cfg.size < self.smallest_size:
             least = self.smallest_size
             at_least = cfg.replace(size=least) if least <= MAX_SIZE else None
-            if at_least and fits_memory(output_size(source.size, least), at_least, self.device):
+            if at_least and fits_memory(
+                output_size(source.size, least), at_least, self.device, guided
+            ):
                 hint = f"use --size {least} or more"
             else:
                 why = (

@@ -157,7 +157,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Synthesise a new style image from white noise (Gatys et al. 2017, scale "
         "control): the style layers from --scale-split on (default conv3_1: conv3_1, conv4_1, "
         "conv5_1) match COARSE's Gram matrices, the layers before it FINE's; there is no content "
-        "term (--content-weight is 0 and --init noise unless given). The result takes COARSE's aspect ratio and can be used as a STYLE of transfer.",
+        "term (--content-weight is 0 and --init noise unless given). The result takes "
+        "COARSE's aspect ratio and can be used as a STYLE of transfer.",
         allow_abbrev=False,
     )
     m.add_argument("coarse", metavar="COARSE", help="painting that gives the large-scale shapes")

@@ -406,6 +406,11 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     ),
     "fine style is the output": ([*T, "-o", "o.png", "--fine-style", "o.png"], 2, "--fine-style"),
     "video with masks": ([*V, "-o", "o.mp4", "--masks", "m.png"], 2, "video does not take --masks"),
+    "batch with a fine style": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--fine-style", "s.png"],
+        2,
+        "batch does not take --fine-style",
+    ),
     "mix-styles over its painting": (["mix-styles", "s.png", "p.png", "-o", "p.png"], 2, "fine"),
     "mix-styles missing painting": (
         ["mix-styles", "nosuch.png", "p.png", "-o", "o.png"],

@@ -28,6 +28,7 @@ from ..jobs.store import STORE_NAME, abandoned
 from ..paths import Named, check_apart
 from .options import add_common, add_config_options, config_inputs
 from .progress import BatchProgress
+from .spatial import check_no_spatial, refuse_spatial_options
 
 PROG = "impasto"
 EXECUTORS = ("local", "ray")
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="local: one worker per device on this machine (default); ray: a Ray cluster",
     )
     add_config_options(b)
+    refuse_spatial_options(b, "batch")
     add_common(b)
     b.set_defaults(run=_run_batch)
 
@@ -98,6 +100,7 @@ def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_batch(ns: argparse.Namespace) -> int:
+    check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
         return _run_status(ns)
     if ns.executor == "ray":

@@ -96,8 +96,8 @@ def check_no_spatial(ns: argparse.Namespace) -> None:
     for flag in SPATIAL_FLAGS:
         if getattr(ns, flag[2:].replace("-", "_"), None) is not None:
             raise UsageError(
-                f"{ns.refuses_spatial} does not take {flag}: spatial and scale control are for "
-                "still images (impasto transfer)"
+                f"{ns.refuses_spatial} does not take {flag}: spatial and scale control are "
+                "options of impasto transfer (and of impasto.stylize)"
             )
 
 

@@ -177,7 +177,7 @@ def test_store_is_wal_with_a_schema_version(tmp_path: Path) -> None:
         store.add(_specs(1))
     db = sqlite3.connect(tmp_path / "impasto.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
 
 
 def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
@@ -257,6 +257,111 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(InputError, match="newer impasto"):
         Store.in_folder(tmp_path)
+
+
+# The first schema, as impasto's first stores were written: a store of it must still open.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT 'transfer',
+    inputs TEXT NOT NULL, options TEXT NOT NULL, output TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0, worker TEXT, device TEXT, lease REAL,
+    created REAL NOT NULL, started REAL, finished REAL, seconds REAL, losses TEXT, error TEXT
+);
+CREATE INDEX jobs_state ON jobs (state, seq);
+CREATE INDEX jobs_output ON jobs (output);
+INSERT INTO meta VALUES ('schema', '1');
+"""
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    spec = _specs(1)[0]
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    db.executescript(_SCHEMA_V1)
+    db.execute(
+        "INSERT INTO jobs (id, seq, inputs, options, output, state, created, finished) "
+        "VALUES (?, 1, ?, '{}', 'out0.png', 'done', 1.0, 2.0)",
+        (spec.id, spec.inputs_json()),
+    )
+    db.commit()
+    db.close()
+    with Store.in_folder(tmp_path) as store:
+        (job,) = store.jobs()
+        assert (job.id, job.state, job.kind, job.extra) == (spec.id, "done", "transfer", {})
+        store.add(_specs(2))  # and it works as a new one does
+        assert [j.state for j in store.jobs()] == ["done", "queued"]
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+    columns = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
+    assert columns[-1] == "extra"
+    indexes = {r[1] for r in db.execute("PRAGMA index_list(jobs)")}
+    assert "jobs_kind" in indexes
+    db.close()
+    Store.in_folder(tmp_path).close()  # opening it again migrates nothing twice
+
+
+def _studio_job(store: Store, job_id: str, **extra: object) -> None:
+    store.insert(
+        job_id,
+        kind="studio",
+        inputs={"content": {"path": f"jobs/{job_id}/content.png", "sha256": "0" * 64}},
+        options={"size": 32},
+        output=f"jobs/{job_id}/result.png",
+        labels={"content": "photo.jpg"},
+        extra=extra,
+    )
+
+
+def test_kinds_keep_apart_and_expire_by_count_and_age(tmp_path: Path) -> None:
+    store = Store.in_folder(tmp_path)
+    batch = store.add(_specs(2))
+    for i in range(5):
+        _studio_job(store, f"s{i}", token=f"t{i}")
+    # Batch claims, lists and recovery never see the studio's rows, nor it theirs.
+    assert [j.id for j in store.jobs()] == batch
+    assert [j.id for j in store.recent("studio")] == ["s4", "s3", "s2", "s1", "s0"]
+    assert [j.id for j in store.recent("studio", limit=2)] == ["s4", "s3"]
+    me = worker_id()
+    for i in range(4):
+        job = store.claim(me, [f"s{i}"])
+        assert job is not None and job.kind == "studio" and job.extra == {"token": f"t{i}"}
+        store.finish(job.id, me, "done", extra={"iteration": 3})
+    claimed = store.claim(me)
+    assert claimed is not None and claimed.id == batch[0]  # not s4, queued earlier as studio
+    assert store.get("s0") is not None and store.get("s0").extra == {  # type: ignore[union-attr]
+        "token": "t0",
+        "iteration": 3,
+    }
+    now = time.time()
+    # Count: the three most recently finished stay; the queued one is never expired.
+    assert sorted(j.id for j in store.expire("studio", 3, 3600.0, now)) == ["s0"]
+    # Age: finished over an hour ago.
+    gone = store.expire("studio", 3, 3600.0, now + 3601)
+    assert sorted(j.id for j in gone) == ["s1", "s2", "s3"]
+    assert [j.id for j in store.recent("studio")] == ["s4"]
+    assert len(store.jobs()) == 2  # the batch's rows are another kind's
+
+
+def test_jobs_left_queued_or_running_are_recorded_interrupted(tmp_path: Path) -> None:
+    store = Store.in_folder(tmp_path)
+    batch = store.add(_specs(1))
+    for i in range(3):
+        _studio_job(store, f"s{i}")
+    me = worker_id()
+    store.claim(me, ["s0"])
+    done = store.claim(me, ["s1"])
+    assert done is not None
+    store.finish(done.id, me, "done")
+    assert sorted(store.interrupt("studio", "interrupted by a server stop")) == ["s0", "s2"]
+    jobs = {j.id: j for j in store.recent("studio")}
+    assert [jobs[i].state for i in ("s0", "s1", "s2")] == ["cancelled", "done", "cancelled"]
+    assert jobs["s0"].error == "interrupted by a server stop" and jobs["s0"].worker is None
+    assert jobs["s2"].finished is not None and jobs["s1"].error is None
+    assert [j.state for j in store.jobs(batch)] == ["queued"]  # another kind: left alone
+    with pytest.raises(InputError, match="cannot write the job store"):
+        _studio_job(store, "s0")  # ids are unique
 
 
 def test_a_file_that_is_not_a_store_is_an_input_error(tmp_path: Path) -> None:

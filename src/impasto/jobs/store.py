@@ -12,6 +12,15 @@ timestamp that :meth:`Store.heartbeat` renews; :meth:`Store.recover` puts back t
 running job whose process is gone (same host, pid not alive) or whose lease is older than
 ``STALE_AFTER_S`` (a process elsewhere, or one frozen that long). Finishing checks that the job
 is still this worker's, so a worker that lost its job records nothing over the new holder's.
+
+Rows have a ``kind``: ``transfer`` for ``impasto batch``'s jobs, ``studio`` for the web
+studio's (:meth:`Store.insert`, :meth:`Store.recent`); claims, recovery and listings keep to one
+kind. :meth:`Store.expire` is the retention policy of a kind (a count and an age of finished
+jobs), and :meth:`Store.interrupt` records as cancelled the jobs a stopped process left behind.
+
+Schema versions: 1, the first; 2 added ``extra`` (JSON a front end keeps with a row: the
+studio's iterations and client token) and an index by kind. A version-1 store is migrated in
+place when it is opened; a newer one is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +42,7 @@ from .spec import JobSpec, Source
 
 __all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_NAME = "impasto.sqlite"
 STALE_AFTER_S = 60.0  # a running job whose lease is older than this is taken to be abandoned
 BUSY_TIMEOUT_MS = 30_000
@@ -63,11 +72,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished  REAL,
     seconds   REAL,                        -- optimisation time of the last attempt
     losses    TEXT,                        -- JSON {term: value}, "total" included
-    error     TEXT                         -- one line, when failed or cancelled
+    error     TEXT,                        -- one line, when failed or cancelled
+    extra     TEXT NOT NULL DEFAULT '{}'   -- JSON: what a front end keeps with the row (v2)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output);
 """
+
+# Run after the version check (and any migration): they name version-2 columns.
+_INDEXES_V2 = "CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind, state, finished)"
+
+# Each step takes a store of the version before it to the next one.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE jobs ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",),
+}
 
 _HOST = socket.gethostname()
 
@@ -105,6 +123,10 @@ def abandoned(worker: str | None, lease: float | None, now: float | None = None)
     return lease is None or now - lease > STALE_AFTER_S or _gone(worker)
 
 
+def _canonical(obj: Mapping[str, Any]) -> str:
+    return json.dumps(dict(obj), sort_keys=True)
+
+
 @dataclass(frozen=True)
 class Job:
     """A row of the store."""
@@ -126,6 +148,8 @@ class Job:
     seconds: float | None
     losses: Mapping[str, float] | None
     error: str | None
+    kind: str = "transfer"
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def sources(self) -> tuple[Source, tuple[Source, ...]]:
         return JobSpec.sources_from_json(json.dumps(self.inputs))
@@ -150,6 +174,8 @@ class Job:
             seconds=row["seconds"],
             losses=json.loads(row["losses"]) if row["losses"] else None,
             error=row["error"],
+            kind=row["kind"],
+            extra=json.loads(row["extra"]),
         )
 
 
@@ -157,9 +183,13 @@ class Store:
     """A job store in ``path`` (a file; :meth:`in_folder` for ``FOLDER/impasto.sqlite``).
 
     One connection per instance, for one thread at a time; every process (and thread) opens
-    its own. ``create=False`` refuses a file that does not exist yet."""
+    its own, unless ``shared``: then threads may take turns with it, and the caller makes sure
+    that they do (one lock around every call). ``create=False`` refuses a file that does not
+    exist yet."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, shared: bool = False
+    ) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
@@ -169,7 +199,10 @@ class Store:
             raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=not shared,
             )
             self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -180,12 +213,15 @@ class Store:
                     if statement.strip():
                         self._db.execute(statement)
                 self._check_version()
+                self._db.execute(_INDEXES_V2)
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot use the job store '{self.path}': {e}") from e
 
     @classmethod
-    def in_folder(cls, folder: str | os.PathLike[str], *, create: bool = True) -> Store:
-        return cls(Path(folder) / STORE_NAME, create=create)
+    def in_folder(
+        cls, folder: str | os.PathLike[str], *, create: bool = True, shared: bool = False
+    ) -> Store:
+        return cls(Path(folder) / STORE_NAME, create=create, shared=shared)
 
     def close(self) -> None:
         self._db.close()
@@ -219,10 +255,25 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
+            return
+        try:
+            version = int(row["value"])
+        except ValueError:
+            raise InputError(
+                f"the job store '{self.path}' has an unreadable schema version {row['value']!r}"
+            ) from None
+        if version > SCHEMA_VERSION:
             raise InputError(
                 f"the job store '{self.path}' was made by a newer impasto "
-                f"(schema {row['value']}, this one reads {SCHEMA_VERSION})"
+                f"(schema {version}, this one reads {SCHEMA_VERSION})"
+            )
+        # In the caller's transaction: a migration is done whole or not at all.
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                self._db.execute(statement)
+        if version < SCHEMA_VERSION:
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
             )
 
     # --- submitting ---------------------------------------------------------------------------
@@ -273,13 +324,46 @@ class Store:
                 )
         return ids
 
+    def insert(
+        self,
+        job_id: str,
+        *,
+        kind: str,
+        inputs: Mapping[str, Any],
+        options: Mapping[str, Any],
+        output: str,
+        labels: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record one queued job under an id of the caller's choosing (the studio's random
+        ids), after every other job. An id already present is an error."""
+        with self._write() as db:
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()
+            db.execute(
+                "INSERT INTO jobs (id, seq, kind, inputs, options, output, labels, state, "
+                "created, extra) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (
+                    job_id,
+                    seq,
+                    kind,
+                    _canonical(inputs),
+                    _canonical(options),
+                    output,
+                    _canonical(labels or {}),
+                    time.time(),
+                    _canonical(extra or {}),
+                ),
+            )
+
     # --- running ------------------------------------------------------------------------------
-    def recover(self, now: float | None = None) -> int:
-        """Queue again every running job whose holder is gone or silent; how many."""
+    def recover(self, now: float | None = None, kind: str = "transfer") -> int:
+        """Queue again every running job of ``kind`` whose holder is gone or silent; how many."""
         now = time.time() if now is None else now
         count = 0
         with self._write() as db:
-            rows = db.execute("SELECT id, worker, lease FROM jobs WHERE state = 'running'")
+            rows = db.execute(
+                "SELECT id, worker, lease FROM jobs WHERE state = 'running' AND kind = ?", (kind,)
+            )
             for row in rows.fetchall():
                 if abandoned(row["worker"], row["lease"], now):
                     db.execute(
@@ -290,12 +374,16 @@ class Store:
                     count += 1
         return count
 
-    def claim(self, worker: str, ids: Sequence[str] | None = None) -> Job | None:
-        """Take the first queued job (of ``ids``, when given) for ``worker``; None when none is
-        left. Atomic: no two callers, in any processes, get the same job."""
+    def claim(
+        self, worker: str, ids: Sequence[str] | None = None, kind: str = "transfer"
+    ) -> Job | None:
+        """Take the first queued job (of ``ids`` when given, else of ``kind``) for ``worker``;
+        None when none is left. Atomic: no two callers, in any processes, get the same job."""
         now = time.time()
-        only = "AND id IN (SELECT value FROM json_each(?))" if ids is not None else ""
-        params: tuple[Any, ...] = (json.dumps(list(ids)),) if ids is not None else ()
+        if ids is not None:
+            only, params = "AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+        else:
+            only, params = "AND kind = ?", (kind,)
         with self._write() as db:
             row = db.execute(
                 "UPDATE jobs SET state = 'running', worker = ?, lease = ?, started = ?, "
@@ -325,13 +413,15 @@ class Store:
         seconds: float | None = None,
         losses: Mapping[str, float] | None = None,
         error: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record the end of a job ``worker`` holds; False (nothing recorded) when it no longer
-        holds it."""
+        holds it. ``extra``'s keys are merged into the row's."""
         with self._write() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = ?, device = ?, seconds = ?, losses = ?, error = ?, "
-                "finished = ?, lease = NULL WHERE id = ? AND worker = ? AND state = 'running'",
+                "finished = ?, lease = NULL, extra = json_patch(extra, ?) "
+                "WHERE id = ? AND worker = ? AND state = 'running'",
                 (
                     state,
                     device,
@@ -339,6 +429,7 @@ class Store:
                     json.dumps(dict(losses), sort_keys=True) if losses is not None else None,
                     error,
                     time.time(),
+                    _canonical(extra or {}),
                     job_id,
                     worker,
                 ),
@@ -365,20 +456,64 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def interrupt(self, kind: str, error: str) -> list[str]:
+        """Record as cancelled, with ``error`` as the reason, every queued or running job of
+        ``kind``: what a process that owns that kind alone (the studio, which locks its folder)
+        finds left by its predecessor when it starts. Their ids."""
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE jobs SET state = 'cancelled', error = ?, worker = NULL, lease = NULL, "
+                "finished = ? WHERE kind = ? AND state IN ('queued', 'running') RETURNING id",
+                (error, time.time(), kind),
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    def expire(self, kind: str, keep: int, max_age_s: float, now: float | None = None) -> list[Job]:
+        """The retention policy of ``kind``: delete its finished jobs beyond the ``keep`` most
+        recently finished, and those finished more than ``max_age_s`` seconds ago. The rows
+        deleted, for the caller to delete their files."""
+        now = time.time() if now is None else now
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE kind = ? AND state IN ('done', 'failed', 'cancelled') "
+                "ORDER BY finished DESC, seq DESC",
+                (kind,),
+            ).fetchall()
+            gone = [
+                Job._from_row(r)
+                for i, r in enumerate(rows)
+                if i >= keep or now - (r["finished"] or now) > max_age_s
+            ]
+            db.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([j.id for j in gone]),),
+            )
+        return gone
+
     # --- reading ------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job._from_row(row) if row is not None else None
 
-    def jobs(self, ids: Sequence[str] | None = None) -> list[Job]:
-        """Jobs in submission order (those of ``ids``, when given)."""
+    def jobs(self, ids: Sequence[str] | None = None, kind: str = "transfer") -> list[Job]:
+        """Jobs in submission order: those of ``ids`` when given, else every job of ``kind``."""
         if ids is None:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE kind = ? ORDER BY seq", (kind,)
+            ).fetchall()
         else:
             rows = self._db.execute(
                 "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq",
                 (json.dumps(list(ids)),),
             ).fetchall()
+        return [Job._from_row(r) for r in rows]
+
+    def recent(self, kind: str, limit: int | None = None) -> list[Job]:
+        """The jobs of ``kind``, newest first (the ``limit`` newest, when given)."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE kind = ? ORDER BY seq DESC LIMIT ?",
+            (kind, -1 if limit is None else limit),
+        ).fetchall()
         return [Job._from_row(r) for r in rows]
 
     def counts(self, ids: Sequence[str] | None = None) -> dict[str, int]:

@@ -47,6 +47,15 @@ def style_path(tiny_dir: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_real_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``impasto serve`` without --data-dir writes the user's data folder: never in a test
+    (tests give --data-dir; this catches one that forgets, in this process and its children)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
+@pytest.fixture(autouse=True)
 def _few_threads() -> None:
     # Two cores on CI: keep torch from oversubscribing when pytest runs other work too.
     torch.set_num_threads(2)

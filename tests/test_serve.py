@@ -58,16 +58,19 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[MakeClient]:
-    """Clients of fresh apps (worker started, files under tmp_path), closed at the end."""
+    """Clients of fresh apps (worker started, data folders under tmp_path unless given),
+    closed at the end."""
     opened: list[TestClient] = []
 
-    def make(keep: int = 50, loopback_only: bool = False, **limits: Any) -> TestClient:
+    def make(
+        keep: int = 50, loopback_only: bool = False, data_dir: Path | None = None, **limits: Any
+    ) -> TestClient:
         defaults = {"max_size": 64, "max_iterations": 500}
         settings = Settings(
             limits=Limits(**{**defaults, **limits}),
             keep=keep,
             preview_every=1,
-            storage=tmp_path,
+            data_dir=data_dir or tmp_path / f"data{len(opened)}",
             loopback_only=loopback_only,
         )
         client = TestClient(create_app(settings), base_url="http://127.0.0.1:8000")
@@ -215,9 +218,11 @@ def test_job_streams_progress_then_result(
     later = client.get(job["events_url"], params={"after": ids[-2]})
     assert [i for i, _ in events(later.text)] == [ids[-1]]
     assert client.get("/api/jobs").json()[0]["id"] == job["id"]
-    # The uploads were decoded in memory: the job's folder holds its result and nothing else.
+    # The uploads were decoded in memory and kept as images under names of the server's own,
+    # beside the last preview and the result.
     root: Path = client.app.state.jobs.root  # type: ignore[attr-defined]
-    assert [p.name for p in (root / job["id"]).iterdir()] == ["result.png"]
+    kept = sorted(p.name for p in (root / job["id"]).iterdir())
+    assert kept == ["content.png", "preview.jpg", "result.png", "style-1.png"]
 
 
 @pytest.mark.slow
@@ -465,7 +470,7 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, jobs.JobManager]]:
     """The app under uvicorn on a free loopback port, in a thread."""
     import uvicorn
 
-    app = create_app(Settings(limits=Limits(max_size=64), preview_every=1, storage=tmp_path))
+    app = create_app(Settings(limits=Limits(max_size=64), preview_every=1, data_dir=tmp_path))
     sock = impasto.serve._listen("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -599,7 +604,7 @@ def test_fuzzed_requests_never_get_a_server_error(tmp_path: Path) -> None:
     from schemathesis.specs.openapi import checks
 
     limits = Limits(max_size=32, max_iterations=2, queue_limit=2, max_upload_bytes=100_000)
-    app = create_app(Settings(limits=limits, storage=tmp_path))
+    app = create_app(Settings(limits=limits, data_dir=tmp_path))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     validate = [
         not_a_server_error,

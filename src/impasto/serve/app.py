@@ -7,6 +7,7 @@
     GET  /api/jobs/{id}           status and progress
     GET  /api/jobs/{id}/events    the same as Server-Sent Events, until the job ends
     POST /api/jobs/{id}/cancel    cancel (a running job keeps its image so far)
+    POST /api/jobs/{id}/rerun     a new job from a finished one's stored inputs and options
     GET  /api/jobs/{id}/preview   the latest iterate (JPEG)
     GET  /api/jobs/{id}/result    the result (PNG with the parameters in its metadata)
 
@@ -37,7 +38,15 @@ from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..prepare import check_styles
 from . import intake
-from .jobs import JobManager, JobStatus, QueueFull, ResultGone, ShuttingDown, StorageError
+from .jobs import (
+    JobManager,
+    JobStatus,
+    NotFinished,
+    QueueFull,
+    ResultGone,
+    ShuttingDown,
+    StorageError,
+)
 from .settings import RATIO_RANGE, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -177,7 +186,7 @@ class _SameSite:
 
 def create_app(settings: Settings | None = None, manager: JobManager | None = None) -> FastAPI:
     """The app; its job manager is ``app.state.jobs``. The worker starts with the app (or at
-    the first job) and stops, deleting every file, when the app shuts down."""
+    the first job) and stops when the app shuts down; the jobs stay in the data folder."""
     settings = settings or Settings()
     limits = settings.limits
     if manager is None:
@@ -186,7 +195,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             keep=settings.keep,
             keep_seconds=settings.keep_hours * 3600.0,
             preview_every=settings.preview_every,
-            storage=settings.storage,
+            data_dir=settings.data_dir,
         )
     jobs = manager
     examples = intake.find_examples()
@@ -323,6 +332,15 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         except (UsageError, InputError) as e:
             raise HTTPException(422, str(e)) from None
         labels = (inputs[0][0], [label for label, _ in inputs[1:]])
+        return _submit(response, config, images, labels, client_token)
+
+    def _submit(
+        response: Response,
+        config: TransferConfig,
+        images: list[PIL.Image.Image],
+        labels: tuple[str, list[str]],
+        client_token: str | None = None,
+    ) -> JobStatus:
         try:
             status, created = jobs.submit(config, images[0], images[1:], labels, client_token)
         except QueueFull as e:
@@ -332,6 +350,32 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         response.status_code = 202 if created else 200
         response.headers["Location"] = f"/api/jobs/{status.id}"
         return status
+
+    @app.post(
+        "/api/jobs/{job_id}/rerun",
+        status_code=202,
+        response_model=JobStatus,
+        tags=["jobs"],
+        responses=_problems(404, 409, 410, 429, 503),
+    )
+    def rerun_job(response: Response, job_id: str) -> JobStatus:
+        """Run a finished job again (one a server stop interrupted, say) as a new job, from the
+        inputs and options it was given; this server's limits apply."""
+        try:
+            found = jobs.rerun(job_id)
+        except NotFinished as e:
+            raise HTTPException(409, str(e)) from None
+        except ResultGone as e:
+            raise HTTPException(410, str(e)) from None
+        if found is None:
+            raise HTTPException(404, f"no job {job_id}")
+        config, images, labels = found
+        try:
+            config = config.replace(device=settings.device)
+            intake.check_limits(config, limits)
+        except UsageError as e:
+            raise HTTPException(422, str(e)) from None
+        return _submit(response, config, images, labels)
 
     @app.get("/api/jobs", response_model=list[JobStatus], tags=["jobs"])
     def list_jobs() -> list[JobStatus]:

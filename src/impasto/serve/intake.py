@@ -53,11 +53,12 @@ def parse_options(
     for name, cap in (("size", limits.max_size), ("iterations", limits.max_iterations)):
         given.setdefault(name, min(_default(config, name), cap))
     result = config.from_options(given).replace(device=device)
-    _check_limits(result, limits)
+    check_limits(result, limits)
     return result
 
 
-def _check_limits(config: TransferConfig, limits: Limits) -> None:
+def check_limits(config: TransferConfig, limits: Limits) -> None:
+    """Refuse a config over this server's limits (also one stored by an earlier server)."""
     if config.size > limits.max_size:
         raise UsageError(f"size {config.size} is over this server's limit of {limits.max_size}")
     if config.iterations > limits.max_iterations:

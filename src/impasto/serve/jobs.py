@@ -6,23 +6,34 @@ job (queued, its place in the queue, progress, a new preview, the end) is record
 event streams) only ever read snapshots, so a client that disconnects, reconnects or never reads
 has no effect on the job; a reconnecting stream resumes after the last sequence number it saw.
 
-Files live in one temporary folder per server, a sub-folder per job named by the job's random id.
-Finished jobs are forgotten (and their files deleted) beyond a count and an age.
+The durable record is the job store (:class:`~impasto.jobs.store.Store`, rows of kind
+``studio``) in the server's data folder, with each job's files in ``jobs/ID/`` beside it: its
+inputs as received (``content.png``, ``style-1.png``, ...), its last preview (``preview.jpg``) and
+its result (``result.png``), each written atomically. A new server lists the jobs it finds there;
+the jobs a stopped server left queued or running (a clean stop records them so, a crash leaves
+them for the next start to find) are shown cancelled with :data:`INTERRUPTED` as the reason, and
+are not resumed by themselves: the page offers to run them again (:meth:`JobManager.rerun`).
+Finished jobs are forgotten, rows and files, beyond a count and an age (:meth:`Store.expire`).
+One server at a time uses a data folder (a lock file says so).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
+import hashlib
 import io
 import json
 import logging
 import math
+import re
 import secrets
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +44,10 @@ from pydantic import BaseModel, Field
 
 from .. import imageio
 from ..config import TransferConfig
-from ..errors import ImpastoError
+from ..errors import ImpastoError, InputError, UsageError
+from ..jobs.spec import config_from
+from ..jobs.store import Job as Row
+from ..jobs.store import Store, worker_id
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
@@ -47,6 +61,10 @@ PROGRESS_EVERY_S = 0.25  # progress snapshots at most this often (reading losses
 PREVIEW_EVERY_S = 0.5  # and previews at most this often, besides the first and the last
 PREVIEW_PIXELS = 640  # longest side of a preview
 EVENTS_KEPT = 200  # snapshots a job keeps for streams that connect late or reconnect
+KIND = "studio"  # the store's rows of this server
+INTERRUPTED = "interrupted by a server stop"  # the reason of a job a stop cut short
+LOCK_NAME = "serve.lock"
+_JOB_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class JobStatus(BaseModel):
@@ -81,6 +99,12 @@ class JobStatus(BaseModel):
     preview_url: str | None = Field(description="the latest iterate as a JPEG")
     result_url: str | None = Field(description="the result PNG (also after a cancel)")
     events_url: str
+    interrupted: bool = Field(
+        description="cancelled because the server stopped (or was stopped while it waited)"
+    )
+    rerun_url: str | None = Field(
+        description="POST here to run a finished job again, from its stored inputs and options"
+    )
     seq: int = Field(description="sequence number of this snapshot (the event id)")
 
 
@@ -97,8 +121,12 @@ class StorageError(Exception):
 
 
 class ResultGone(Exception):
-    """A kept job's result file was deleted behind the server's back, e.g. by a cleaner of
-    /tmp (HTTP 410)."""
+    """A kept job's result (or, to run it again, its inputs) was deleted behind the server's
+    back, e.g. by a cleaner of /tmp (HTTP 410)."""
+
+
+class NotFinished(Exception):
+    """A job that is still queued or running cannot be run again yet (HTTP 409)."""
 
 
 @dataclass(eq=False)
@@ -124,8 +152,9 @@ class Job:
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     cancelled_by_client: bool = False
-    preview: bytes | None = None
+    preview: bytes | None = None  # the latest, while it runs; then in preview_file
     preview_seq: int = 0
+    preview_saved: bool = False
     result: Path | None = None
     events: collections.deque[tuple[int, str]] = field(
         default_factory=lambda: collections.deque(maxlen=EVENTS_KEPT)
@@ -134,6 +163,16 @@ class Job:
     @property
     def result_file(self) -> Path:
         return self.folder / "result.png"
+
+    @property
+    def preview_file(self) -> Path:
+        return self.folder / "preview.jpg"
+
+    def input_files(self, count: int) -> list[Path]:
+        """Where the content and each of ``count`` styles are kept."""
+        return [self.folder / "content.png"] + [
+            self.folder / f"style-{i}.png" for i in range(1, count + 1)
+        ]
 
 
 def _finite(x: float | None) -> float | None:
@@ -150,21 +189,82 @@ class JobManager:
         keep: int = 50,
         keep_seconds: float = 24 * 3600.0,
         preview_every: int | None = None,
-        storage: Path | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         """``preview_every``: iterations between previews (default: about 40 per run);
-        ``storage``: where to make the server's temporary folder (default: the system's)."""
+        ``data_dir``: the folder of the job store and the jobs' files, made if missing (default:
+        a temporary one, deleted by :meth:`close`). A data folder that cannot be used raises
+        :class:`InputError`; one another server uses, :class:`UsageError`."""
         self.queue_limit, self.keep, self.keep_seconds = queue_limit, keep, keep_seconds
         self.preview_every = preview_every
-        self.root = Path(tempfile.mkdtemp(prefix="impasto-serve-", dir=storage))
+        self._temporary = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="impasto-serve-")) if data_dir is None else data_dir
+        )
+        self.root = self.data_dir / "jobs"
+        self._lock_file = _lock(self.data_dir)
+        try:
+            self.store = Store.in_folder(self.data_dir, shared=True)
+        except BaseException:
+            self._lock_file.close()
+            raise
+        self._worker = worker_id()
         self._lock = threading.Condition()
         self._jobs: dict[str, Job] = {}  # in creation order
         self._queue: collections.deque[Job] = collections.deque()
         self._tokens: dict[str, str] = {}  # client token -> job id
         self._seq = 0
         self._stopping = False
+        self._closed = False
         self._thread: threading.Thread | None = None
         self._network: tuple[tuple[Any, ...], VGG] | None = None
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Take over what the last server left: its unfinished jobs recorded as interrupted,
+        the retention policy applied, the jobs kept loaded, stray folders removed."""
+        with self._lock:
+            self.store.interrupt(KIND, INTERRUPTED)
+            self._expire()
+            for row in reversed(self.store.recent(KIND)):
+                job = self._load(row)
+                if job is not None:
+                    self._jobs[job.id] = job
+                    if job.token is not None:
+                        self._tokens[job.token] = job.id
+                    self._push(job)
+            with contextlib.suppress(OSError):
+                for folder in self.root.iterdir():
+                    # A job's folder whose row is gone: a stop between the two deletions.
+                    if _JOB_ID.fullmatch(folder.name) and folder.name not in self._jobs:
+                        shutil.rmtree(folder, ignore_errors=True)
+
+    def _load(self, row: Row) -> Job | None:
+        """A job of the store as this server keeps it; None when its options no longer make
+        a configuration (written by another version of impasto)."""
+        try:
+            config = config_from(row.options)
+        except ImpastoError as e:
+            log.warning("job %s is not listed: %s", row.id, e)
+            return None
+        styles = row.inputs.get("styles", [])
+        labels = (
+            str(row.inputs.get("content", {}).get("name", "content")),
+            [str(s.get("name", f"style {i + 1}")) for i, s in enumerate(styles)],
+        )
+        extra, losses = row.extra, dict(row.losses or {})
+        job = Job(row.id, config, None, [], labels, self.root / row.id, extra.get("token"))
+        job.created, job.started, job.finished = row.created, row.started, row.finished
+        job.state, job.error = row.state, row.error
+        job.iteration = int(extra.get("iteration", 0))
+        job.iterations = int(extra.get("iterations", config.iterations))
+        job.stage, job.stages = int(extra.get("stage", 1)), int(extra.get("stages", 1))
+        job.loss = losses.pop("total", None)
+        job.terms, job.elapsed = losses, row.seconds or 0.0
+        job.preview_saved = job.preview_file.is_file()
+        if job.result_file.is_file():
+            job.result = job.result_file
+        return job
 
     # --- what the web app calls -----------------------------------------------------------------
     def submit(
@@ -187,19 +287,17 @@ class JobManager:
                     f"{len(self._queue)} jobs are waiting already (the limit); try again later"
                 )
             job_id = secrets.token_hex(8)
-            folder = self.root / job_id
-            try:
-                # The storage folder may have been deleted under a long-running server (a /tmp
-                # cleaner): made again, with the private mode mkdtemp gave it.
-                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-                folder.mkdir()
-            except OSError as e:
-                raise StorageError(
-                    f"cannot write the server's storage folder '{self.root}': "
-                    f"{e.strerror or e}; try again later"
-                ) from None
-            job = Job(job_id, config, content, list(styles), labels, folder, token)
+            job = Job(job_id, config, content, list(styles), labels, self.root / job_id, token)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
+            try:
+                self._record_new(job)
+            except (OSError, ImpastoError) as e:
+                shutil.rmtree(job.folder, ignore_errors=True)
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                raise StorageError(
+                    f"cannot write the server's data folder '{self.data_dir}': "
+                    f"{why or e}; try again later"
+                ) from None
             self._jobs[job_id] = job
             if token is not None:
                 self._tokens[token] = job_id
@@ -234,7 +332,36 @@ class JobManager:
     def preview(self, job_id: str) -> bytes | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            return None if job is None else job.preview
+            if job is None or job.preview is not None or not job.preview_saved:
+                return None if job is None else job.preview
+            path = job.preview_file
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def rerun(
+        self, job_id: str
+    ) -> tuple[TransferConfig, list[PIL.Image.Image], tuple[str, list[str]]] | None:
+        """What to submit to run a finished job again: its configuration, its images as they
+        were received (content first) and labels; None for an unknown id. Raises
+        :class:`NotFinished` while it is queued or running, :class:`ResultGone` when its
+        inputs were deleted."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state not in FINISHED:
+                raise NotFinished(f"job {job_id} is {job.state}; it can run again once it ends")
+            files = job.input_files(len(job.labels[1]))
+        try:
+            images = [imageio.load_image(path) for path in files]
+        except ImpastoError:
+            raise ResultGone(
+                f"the inputs of job {job_id} are gone: the server's storage was deleted; "
+                "submit the job again"
+            ) from None
+        return job.config, images, job.labels
 
     def result(self, job_id: str) -> tuple[JobStatus, bytes | None] | None:
         """A job's status and its result PNG (None while there is none); None for an unknown
@@ -308,12 +435,22 @@ class JobManager:
             self._lock.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop, wait for the worker, delete every file."""
+        """Stop, wait for the worker, record the jobs still waiting as interrupted, close the
+        store (a temporary data folder is deleted)."""
         self.stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
-        shutil.rmtree(self.root, ignore_errors=True)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while self._queue:
+                self._end(self._queue.popleft(), "cancelled", INTERRUPTED)
+            self.store.close()
+            self._lock_file.close()
+        if self._temporary:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # --- the worker -----------------------------------------------------------------------------
     def _work(self) -> None:
@@ -326,6 +463,7 @@ class JobManager:
                     return
                 job = self._queue.popleft()
                 job.state, job.started = "running", time.time()
+                self._persist(self.store.claim, self._worker, [job.id])
                 self._push(job)
                 self._touch_queue()
             try:
@@ -385,7 +523,7 @@ class JobManager:
 
     @staticmethod
     def _cancel_reason(job: Job) -> str | None:
-        return None if job.cancelled_by_client else "the server stopped"
+        return None if job.cancelled_by_client else INTERRUPTED
 
     def _fail(self, job: Job, reason: str) -> None:
         with self._lock:
@@ -393,11 +531,71 @@ class JobManager:
 
     # --- bookkeeping, always under the lock -----------------------------------------------------
     def _end(self, job: Job, state: State, error: str | None = None) -> None:
+        was = job.state
         job.state, job.error, job.finished = state, error, time.time()
-        job.content, job.styles = None, []  # the inputs are not needed any more
+        job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
+        if job.preview is not None:
+            with contextlib.suppress(ImpastoError):
+                _write_file(job.preview_file, job.preview)
+                job.preview, job.preview_saved = None, True
+        if was == "running":
+            losses = {**job.terms, "total": job.loss} if job.loss is not None else {}
+            progress = {
+                "iteration": job.iteration,
+                "iterations": job.iterations,
+                "stage": job.stage,
+                "stages": job.stages,
+            }
+            self._persist(
+                self.store.finish,
+                job.id,
+                self._worker,
+                state,
+                device=str(job.config.device),
+                seconds=job.elapsed,
+                losses={k: v for k, v in losses.items() if math.isfinite(v)},
+                error=error,
+                extra=progress,
+            )
+        else:
+            self._persist(self.store.cancel, job.id, error)
         self._push(job)
         self._expire()
         self._lock.notify_all()
+
+    def _record_new(self, job: Job) -> None:
+        """Write a new job's inputs and its row (under the lock). The data folder may have been
+        deleted under a long-running server (a /tmp cleaner): it is made again."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        job.folder.mkdir()
+        assert job.content is not None
+        images = [job.content, *job.styles]
+        names = [job.labels[0], *job.labels[1]]
+        inputs: list[dict[str, str]] = []
+        for img, name, path in zip(images, names, job.input_files(len(job.styles)), strict=True):
+            data = imageio.encode_image(img, ".png")
+            _write_file(path, data)
+            digest = hashlib.sha256(data).hexdigest()
+            inputs.append(
+                {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
+            )
+        self.store.insert(
+            job.id,
+            kind=KIND,
+            inputs={"content": inputs[0], "styles": inputs[1:]},
+            options=json.loads(job.config.to_json()),
+            output=job.result_file.relative_to(self.data_dir).as_posix(),
+            labels={"content": names[0], "style": ", ".join(names[1:])},
+            extra={"token": job.token} if job.token is not None else {},
+        )
+
+    def _persist(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """A write to the store that must not stop the worker: a failure (a full disk) is
+        logged, and the job goes on in memory."""
+        try:
+            write(*args, **kwargs)
+        except ImpastoError as e:
+            log.warning("the job store could not be written: %s", e)
 
     def _push(self, job: Job) -> None:
         """Record the job's current state as a new snapshot."""
@@ -438,24 +636,57 @@ class JobManager:
             content=content,
             styles=styles,
             options=json.loads(job.config.to_json()),
-            preview_url=f"{base}/preview?v={job.preview_seq}" if job.preview else None,
+            preview_url=(
+                f"{base}/preview?v={job.preview_seq}"
+                if job.preview is not None or job.preview_saved
+                else None
+            ),
             result_url=f"{base}/result" if job.result is not None else None,
             events_url=f"{base}/events",
+            interrupted=job.state == "cancelled" and job.error == INTERRUPTED,
+            rerun_url=f"{base}/rerun" if job.state in FINISHED else None,
             seq=seq,
         )
 
     def _expire(self) -> None:
-        """Forget finished jobs beyond the count and age limits, oldest first."""
-        now = time.time()
-        finished = [j for j in self._jobs.values() if j.state in FINISHED]
-        finished.sort(key=lambda j: j.finished or 0.0)
-        excess = len(finished) - self.keep
-        for i, job in enumerate(finished):
-            if i < excess or now - (job.finished or now) > self.keep_seconds:
-                del self._jobs[job.id]
-                if job.token is not None:
-                    self._tokens.pop(job.token, None)
-                shutil.rmtree(job.folder, ignore_errors=True)
+        """Forget finished jobs beyond the count and age limits (the store's retention policy),
+        with their files."""
+        try:
+            gone = self.store.expire(KIND, self.keep, self.keep_seconds)
+        except ImpastoError as e:
+            log.warning("old jobs could not be deleted: %s", e)
+            return
+        for row in gone:
+            job = self._jobs.pop(row.id, None)
+            if job is not None and job.token is not None:
+                self._tokens.pop(job.token, None)
+            shutil.rmtree(self.root / row.id, ignore_errors=True)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with imageio.atomic_write(path) as f:
+        f.write(data)
+
+
+def _lock(data_dir: Path) -> io.BufferedRandom:
+    """Make ``data_dir`` and hold its lock file for the life of the server: two servers on one
+    folder would each take the other's running jobs for interrupted ones."""
+    shown = f"--data-dir '{data_dir}'"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InputError(f"{shown} is not a folder")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        f = open(data_dir / LOCK_NAME, "a+b")  # noqa: SIM115 (held until close)
+    except OSError as e:
+        raise InputError(f"cannot write {shown}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UsageError(
+            f"another impasto serve uses {shown}; stop it or give this one another --data-dir"
+        ) from None
+    return f
 
 
 class _Listener:

@@ -87,6 +87,12 @@ class ServeOptions:
     queue_limit: int = _opt(16, "jobs that may wait; more get 429", metavar="N", bounds=(1, 10_000))
     keep: int = _opt(50, "finished jobs kept with their results", metavar="N", bounds=(1, 100_000))
     keep_hours: float = _opt(24.0, "hours a finished job is kept", metavar="H", bounds=(0, 100_000))
+    data_dir: str | None = _opt(
+        None,
+        "folder of the job store and the jobs' images, kept across restarts (default: the "
+        "user's data folder, such as ~/.local/share/impasto)",
+        metavar="DIR",
+    )
 
     def __post_init__(self) -> None:
         allowed = choices("device") or ()
@@ -129,8 +135,18 @@ class ServeOptions:
             device=self.device,
             keep=self.keep,
             keep_hours=self.keep_hours,
+            data_dir=self.data_folder(),
             loopback_only=self.loopback_only,
         )
+
+    def data_folder(self) -> Path:
+        """``--data-dir``, or the user's data folder (platformdirs: ~/.local/share/impasto on
+        Linux, ~/Library/Application Support/impasto on macOS)."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        import platformdirs  # the serve extra's
+
+        return Path(platformdirs.user_data_dir("impasto", appauthor=False))
 
 
 _DEFAULT = ServeOptions()
@@ -161,7 +177,7 @@ class Settings:
     keep: int = _DEFAULT.keep  # finished jobs kept (with their files)
     keep_hours: float = _DEFAULT.keep_hours
     preview_every: int | None = None
-    storage: Path | None = None  # parent of the temporary folder
+    data_dir: Path | None = None  # the job store and the jobs' files (None: a temporary folder)
     loopback_only: bool = False  # refuse Host names other than loopback (impasto serve sets it)
 
 

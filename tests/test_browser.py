@@ -47,13 +47,23 @@ def needs_chromium() -> None:
     pytest.skip(f"needs {CHROMIUM}: run `make test` as root, or `apt-get install chromium`")
 
 
-@pytest.fixture
-def studio() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``impasto serve`` on a free loopback port: (its URL, the process)."""
-    needs_chromium()
+def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
+    """``impasto serve`` on a free loopback port, its jobs in ``data_dir``: (its URL, the
+    process), once it answers."""
     script = Path(sys.executable).parent / "impasto"
     proc = subprocess.Popen(
-        [str(script), "serve", "--port", "0", "--max-size", "128", "--max-iterations", "50"],
+        [
+            str(script),
+            "serve",
+            "--port",
+            "0",
+            "--max-size",
+            "128",
+            "--max-iterations",
+            "50",
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,11 +84,24 @@ def studio() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             except OSError:
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.1)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return url, proc
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``impasto serve`` on a free loopback port, its data in tmp_path/data: (URL, process)."""
+    needs_chromium()
+    url, proc = start_studio(tmp_path / "data")
+    try:
         yield url, proc
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
 
 
 @pytest.mark.slow
@@ -149,3 +172,56 @@ def test_upload_watch_and_download(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert err.strip() == "impasto: stopped"
+
+
+@pytest.mark.slow
+def test_an_interrupted_job_runs_again_from_the_page(
+    studio: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """A job the server's stop cut short is listed after a restart as interrupted, with its
+    image so far, and its Run again button starts it anew."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, proc = studio
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        later = None
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            expect = sync_api.expect
+            page.goto(url)
+            page.wait_for_selector("body[data-ready='1']")
+            page.click("#content-examples button[data-name='tubingen']")
+            page.click("#style-examples button[data-name='the_scream']")
+            page.fill("#opt-size", "64")
+            page.fill("#opt-iterations", "50")
+            page.click("#start")
+            expect(page.locator("#status")).to_have_text(
+                re.compile(r"^Iteration [1-9]"), timeout=TIMEOUT_MS
+            )
+            proc.send_signal(signal.SIGINT)  # the server stops while the job runs
+            proc.communicate(timeout=30)
+            assert proc.returncode == 0
+
+            later_url, later = start_studio(tmp_path / "data")
+            page.goto(later_url)
+            page.wait_for_selector("body[data-ready='1']")
+            card = page.locator("#recent li")
+            expect(card).to_have_count(1)
+            expect(card.locator(".state")).to_have_text(re.compile(r"^interrupted · 64 px"))
+            expect(card.locator("img")).to_have_attribute("src", re.compile(r"/result$"))
+            card.locator("button.rerun").click()
+            expect(page.locator("#badge")).to_have_text("done", timeout=TIMEOUT_MS)
+            expect(page.locator("#status")).to_have_text(re.compile(r"^Done: 50 iterations"))
+            expect(page.locator("#recent li")).to_have_count(2)
+            expect(page.locator("#recent li.current .state")).to_have_text(
+                re.compile(r"^done · 64 px · 50/50")
+            )
+            expect(page.locator("#recent li button.rerun")).to_have_count(1)
+        finally:
+            browser.close()
+            if later is not None:
+                later.kill()
+                later.communicate()
+    assert errors == []

@@ -578,7 +578,7 @@ def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
-    proc = _start(["serve", "--port", "0"], tmp_path)
+    proc = _start(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], tmp_path)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "impasto studio: http://..." once listening

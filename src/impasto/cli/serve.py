@@ -1,7 +1,7 @@
 """``impasto serve``: the web studio's flags, generated from its settings, and the server started.
 
-The flags come from :class:`~impasto.serve.settings.ServeOptions` (limits, storage, address);
-FastAPI and uvicorn (the ``serve`` extra) are imported only when the command runs, by
+The flags come from :class:`~impasto.serve.settings.ServeOptions` (limits, the data folder,
+address); FastAPI and uvicorn (the ``serve`` extra) are imported only when the command runs, by
 :func:`impasto.serve.serve`.
 """
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    """Serve until Ctrl-C: a clean stop (the running job is cancelled, the files deleted)."""
+    """Serve until Ctrl-C: a clean stop (unfinished jobs are recorded as interrupted)."""
     server.require_extra()
     options = options_from_args(ns, ServeOptions)
 

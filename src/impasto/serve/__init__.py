@@ -38,7 +38,8 @@ def serve(
     on_ready: Callable[[str], None] = lambda _: None,
     warn: Callable[[str], None] = lambda _: None,
 ) -> None:
-    """Serve until Ctrl-C: a clean stop (the running job is cancelled, the files deleted).
+    """Serve until Ctrl-C: a clean stop (the running and waiting jobs are recorded as
+    interrupted, to be run again from the page after a restart).
     ``on_ready`` gets the address once listening; ``warn`` a warning about an open address."""
     require_extra()
     settings = options.settings()
@@ -49,7 +50,11 @@ def serve(
 
     from .app import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # opens the data folder: a bad one is one line, here
+    except BaseException:
+        sock.close()
+        raise
     jobs = app.state.jobs
 
     class Server(uvicorn.Server):

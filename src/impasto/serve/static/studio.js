@@ -251,8 +251,12 @@ function watch(id, first) {
     // EventSource reconnects by itself (resuming after the last event); when it has given up,
     // ask once for the status: the job may have been forgotten, or have ended meanwhile.
     if (source.readyState !== EventSource.CLOSED || state.job !== id) return;
-    const r = await fetch(`/api/jobs/${id}`);
-    if (r.ok) render(await r.json());
+    try {
+      const r = await fetch(`/api/jobs/${id}`);
+      if (r.ok) render(await r.json());
+    } catch (err) {
+      $("job-error").textContent = "lost the server (stopped?); reload the page once it runs again";
+    }
   };
   markCurrent();
 }
@@ -265,8 +269,8 @@ function render(s) {
   if (s.id !== state.job) return;
   const badge = $("badge");
   badge.hidden = false;
-  badge.textContent = s.state;
-  badge.className = "badge " + s.state;
+  badge.textContent = shownState(s);
+  badge.className = "badge " + shownState(s);
   let text;
   if (s.state === "queued") {
     text = s.position === 1 ? "Waiting: next in line." : `Waiting: number ${s.position} in line.`;
@@ -276,6 +280,10 @@ function render(s) {
       (s.cancel_requested ? ", cancelling…" : "");
   } else if (s.state === "done") {
     text = `Done: ${s.iteration} iterations.`;
+  } else if (s.interrupted) {
+    text = s.started
+      ? `Interrupted by a server stop at iteration ${s.iteration} of ${s.iterations}.`
+      : "Interrupted by a server stop before it started.";
   } else if (s.state === "cancelled") {
     text = `Cancelled at iteration ${s.iteration} of ${s.iterations}` + (s.error ? ` (${s.error}).` : ".");
   } else {
@@ -307,12 +315,27 @@ function render(s) {
     $("placeholder").hidden = false;
   }
   $("cancel").disabled = FINISHED.has(s.state) || s.cancel_requested;
+  $("rerun").hidden = !(s.interrupted && s.rerun_url);
   const dl = $("download");
   dl.hidden = !s.result_url;
   if (s.result_url) {
     dl.href = s.result_url;
     dl.download = `impasto-${s.id}.png`;
   }
+}
+
+// A job a server stop cut short is shown as "interrupted" (its state is cancelled).
+function shownState(s) {
+  return s.interrupted ? "interrupted" : s.state;
+}
+
+async function rerun(s) {
+  $("form-error").textContent = "";
+  const r = await fetch(s.rerun_url, { method: "POST" });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) { $("job-error").textContent = problem(body, r.status); return; }
+  watch(body.id, body);
+  refreshRecent();
 }
 
 async function cancel() {
@@ -353,8 +376,16 @@ function card(s) {
   title.textContent = `${s.content} × ${s.styles.join(", ")}`;
   const st = document.createElement("p");
   st.className = "state";
-  st.textContent = `${s.state} · ${s.options.size} px · ${s.iteration}/${s.iterations}`;
+  st.textContent = `${shownState(s)} · ${s.options.size} px · ${s.iteration}/${s.iterations}`;
   li.append(pic, title, st);
+  if (s.interrupted && s.rerun_url) {
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "rerun";
+    again.textContent = "Run again";
+    again.addEventListener("click", (e) => { e.stopPropagation(); rerun(s); });
+    li.append(again);
+  }
   if (s.result_url) {
     const a = document.createElement("a");
     a.href = s.result_url;
@@ -384,6 +415,10 @@ async function main() {
   showChoices();
   $("job-form").addEventListener("submit", start);
   $("cancel").addEventListener("click", cancel);
+  $("rerun").addEventListener("click", async () => {
+    const r = await fetch(`/api/jobs/${state.job}`);
+    if (r.ok) rerun(await r.json());
+  });
   const jobs = await refreshRecent();
   // After a reload, follow the job that is running (or waiting), if any.
   const active = (jobs || []).find((s) => !FINISHED.has(s.state));

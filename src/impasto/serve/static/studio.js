@@ -371,20 +371,22 @@ function card(s) {
   } else {
     pic = document.createElement("div");
     pic.className = "blank";
+    if (FINISHED.has(s.state)) pic.textContent = s.started ? "no image" : "not started";
   }
   const title = document.createElement("p");
   title.textContent = `${s.content} × ${s.styles.join(", ")}`;
   const st = document.createElement("p");
   st.className = "state";
   st.textContent = `${shownState(s)} · ${s.options.size} px · ${s.iteration}/${s.iterations}`;
-  li.append(pic, title, st);
+  const actions = document.createElement("div");
+  actions.className = "card-actions";
   if (s.interrupted && s.rerun_url) {
     const again = document.createElement("button");
     again.type = "button";
     again.className = "rerun";
     again.textContent = "Run again";
     again.addEventListener("click", (e) => { e.stopPropagation(); rerun(s); });
-    li.append(again);
+    actions.append(again);
   }
   if (s.result_url) {
     const a = document.createElement("a");
@@ -392,8 +394,9 @@ function card(s) {
     a.download = `impasto-${s.id}.png`;
     a.textContent = "download";
     a.addEventListener("click", (e) => e.stopPropagation());
-    li.append(a);
+    actions.append(a);
   }
+  li.append(pic, title, st, actions);
   li.addEventListener("click", () => watch(s.id, s));
   return li;
 }

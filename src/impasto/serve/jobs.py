@@ -203,11 +203,6 @@ class JobManager:
         )
         self.root = self.data_dir / "jobs"
         self._lock_file = _lock(self.data_dir)
-        try:
-            self.store = Store.in_folder(self.data_dir, shared=True)
-        except BaseException:
-            self._lock_file.close()
-            raise
         self._worker = worker_id()
         self._lock = threading.Condition()
         self._jobs: dict[str, Job] = {}  # in creation order
@@ -218,7 +213,16 @@ class JobManager:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._network: tuple[tuple[Any, ...], VGG] | None = None
-        self._reopen()
+        try:
+            self.store = Store.in_folder(self.data_dir, shared=True)
+            try:
+                self._reopen()
+            except BaseException:
+                self.store.close()
+                raise
+        except BaseException:
+            self._lock_file.close()
+            raise
 
     def _reopen(self) -> None:
         """Take over what the last server left: its unfinished jobs recorded as interrupted,
@@ -226,17 +230,19 @@ class JobManager:
         with self._lock:
             self.store.interrupt(KIND, INTERRUPTED)
             self._expire()
-            for row in reversed(self.store.recent(KIND)):
+            rows = self.store.recent(KIND)
+            for row in reversed(rows):
                 job = self._load(row)
                 if job is not None:
                     self._jobs[job.id] = job
                     if job.token is not None:
                         self._tokens[job.token] = job.id
                     self._push(job)
+            known = {row.id for row in rows}
             with contextlib.suppress(OSError):
                 for folder in self.root.iterdir():
                     # A job's folder whose row is gone: a stop between the two deletions.
-                    if _JOB_ID.fullmatch(folder.name) and folder.name not in self._jobs:
+                    if _JOB_ID.fullmatch(folder.name) and folder.name not in known:
                         shutil.rmtree(folder, ignore_errors=True)
 
     def _load(self, row: Row) -> Job | None:
@@ -675,7 +681,7 @@ def _lock(data_dir: Path) -> io.BufferedRandom:
     if data_dir.exists() and not data_dir.is_dir():
         raise InputError(f"{shown} is not a folder")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # people's photos: private
         f = open(data_dir / LOCK_NAME, "a+b")  # noqa: SIM115 (held until close)
     except OSError as e:
         raise InputError(f"cannot write {shown}: {e.strerror or e}") from None

@@ -20,7 +20,7 @@ from typing import Any
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, InputError, UsageError
-from ..jobs import LocalExecutor, Store, local_devices, run_jobs
+from ..jobs import Executor, LocalExecutor, Store, local_devices, run_jobs
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
@@ -84,7 +84,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--executor",
         choices=EXECUTORS,
         default="local",
-        help="local: one worker per device on this machine (default); ray: a Ray cluster",
+        help="local: one worker per device on this machine (default); ray: a Ray cluster "
+        "(pip install 'impasto[ray]')",
+    )
+    b.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        help="with --executor ray: 'auto' joins the cluster of this machine (ray start), "
+        "ray://HOST:10001 connects as a Ray Client; default: a local Ray on this machine's CPUs",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        default=None,
+        help="with --executor ray: how many workers (default: one per GPU of the cluster, else "
+        "one per node, sharing its CPUs)",
     )
     add_config_options(b)
     refuse_spatial_options(b, "batch")
@@ -103,11 +119,12 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
         return _run_status(ns)
-    if ns.executor == "ray":
-        raise UsageError(
-            "--executor ray is not available in this version of impasto yet; "
-            "use --executor local (the default)"
-        )
+    if ns.executor == "local" and (ns.ray_address is not None or ns.workers is not None):
+        raise UsageError("--ray-address and --workers go with --executor ray")
+    if ns.executor == "ray" and not _ray_installed():
+        raise UsageError("Ray is not installed: pip install 'impasto[ray]'")
+    if ns.workers is not None and ns.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {ns.workers}")
     if ns.output is None:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
     options = _given_options(ns)
@@ -145,7 +162,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
-    executor = LocalExecutor(local_devices(options.get("device", "auto")))
+    executor = _executor(ns, options)
     progress = BatchProgress(ns.quiet, executor.slots)
     with Store.in_folder(outdir) as store:
         try:
@@ -192,6 +209,24 @@ def _run_batch(ns: argparse.Namespace) -> int:
         )
         return ExitStatus.FAILED_JOBS
     return ExitStatus.OK
+
+
+def _ray_installed() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _executor(ns: argparse.Namespace, options: dict[str, Any]) -> Executor:
+    if ns.executor == "ray":
+        from ..jobs.rayexec import RayExecutor  # Ray is imported only here
+
+        if not ns.quiet:
+            print("batch: starting the Ray workers...", file=sys.stderr)
+        return RayExecutor(ns.ray_address, ns.workers, options=options)
+    return LocalExecutor(local_devices(options.get("device", "auto")))
 
 
 def _run_status(ns: argparse.Namespace) -> int:

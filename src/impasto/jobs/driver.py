@@ -241,6 +241,7 @@ class _Driver:
             seconds=outcome.seconds if outcome else None,
             losses=outcome.losses if outcome and outcome.losses else None,
             error=error,
+            retries=outcome.retries if outcome else 0,
         )
         if state == "done":
             self.summary.done += 1

@@ -4,7 +4,9 @@ An executor takes self-contained :class:`~impasto.jobs.spec.Task` s and returns 
 :class:`~impasto.jobs.spec.Outcome` s; it never touches the store or the output folder (the
 driver, :mod:`impasto.jobs.driver`, does both). It runs at most :attr:`Executor.slots` tasks at
 once: the driver submits only while one is free. :meth:`Executor.stop` asks every running task
-to end early with its best image (Ctrl-C), whose outcome then comes back ``interrupted``.
+to end early with its best image (Ctrl-C), whose outcome then comes back ``interrupted``;
+:meth:`Executor.cancel` asks one. The Ray executor (:mod:`impasto.jobs.rayexec`, imported only
+when asked for) implements the same interface.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class Executor(Protocol):
         """Ask running tasks to end now with their best image so far."""
         ...
 
+    def cancel(self, job_id: str) -> None:
+        """Ask the running task of ``job_id`` alone to end now with its best image so far (its
+        outcome comes back ``interrupted``); nothing when it is not running here."""
+        ...
+
     def close(self) -> None:
         """Wait for running tasks and let the workers go."""
         ...
@@ -63,7 +70,9 @@ class LocalExecutor:
         for w in self.workers:
             self._idle.put(w)
         self._pool = ThreadPoolExecutor(len(self.workers), thread_name_prefix="impasto-worker")
-        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}  # of the running tasks, by job id
+        self._stopping = False
 
     @property
     def slots(self) -> int:
@@ -74,16 +83,35 @@ class LocalExecutor:
             worker = self._idle.get_nowait()
         except queue.Empty:
             raise RuntimeError("no free worker: submit only while a slot is free") from None
-        return self._pool.submit(self._run, worker, task, progress)
+        stop = threading.Event()
+        with self._lock:
+            if self._stopping:
+                stop.set()
+            self._stops[task.id] = stop
+        return self._pool.submit(self._run, worker, task, stop, progress)
 
-    def _run(self, worker: Worker, task: Task, progress: Progress | None) -> Outcome:
+    def _run(
+        self, worker: Worker, task: Task, stop: threading.Event, progress: Progress | None
+    ) -> Outcome:
         try:
-            return worker.run(task, self._stop, progress)
+            return worker.run(task, stop, progress)
         finally:  # free before the future is done, so that the driver can submit at once
+            with self._lock:
+                if self._stops.get(task.id) is stop:
+                    del self._stops[task.id]
             self._idle.put(worker)
 
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            stop = self._stops.get(job_id)
+        if stop is not None:
+            stop.set()
+
     def stop(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stopping = True
+            for stop in self._stops.values():
+                stop.set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -129,7 +129,8 @@ class Outcome:
     """What a worker hands back. ``image`` is the result encoded (as the task's ``suffix`` says)
     with its metadata (the
     best image so far when ``interrupted``); None when the job failed, with ``error`` saying why
-    in one line and ``exit_status`` the code the command line gives that error."""
+    in one line and ``exit_status`` the code the command line gives that error. ``retries``
+    counts the times the worker running it died and the job was run again (Ray's executor)."""
 
     id: str
     image: bytes | None
@@ -140,3 +141,4 @@ class Outcome:
     interrupted: bool = False
     error: str | None = None
     exit_status: int = 0
+    retries: int = 0

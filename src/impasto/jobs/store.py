@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     labels    TEXT NOT NULL DEFAULT '{}',  -- JSON {"content", "style", "sweep"}
     state     TEXT NOT NULL CHECK (state IN
                   ('queued', 'running', 'done', 'failed', 'cancelled')),
-    attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far
+    attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far, and reruns after a worker died
     worker    TEXT,                        -- host:pid:token of the claim
     device    TEXT,
     lease     REAL,                        -- Unix time of the holder's last heartbeat
@@ -414,13 +414,16 @@ class Store:
         losses: Mapping[str, float] | None = None,
         error: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        retries: int = 0,
     ) -> bool:
         """Record the end of a job ``worker`` holds; False (nothing recorded) when it no longer
-        holds it. ``extra``'s keys are merged into the row's."""
+        holds it. ``extra``'s keys are merged into the row's; ``retries`` (reruns after its
+        remote worker died) are counted as attempts."""
         with self._write() as db:
             cur = db.execute(
                 "UPDATE jobs SET state = ?, device = ?, seconds = ?, losses = ?, error = ?, "
-                "finished = ?, lease = NULL, extra = json_patch(extra, ?) "
+                "finished = ?, lease = NULL, extra = json_patch(extra, ?), "
+                "attempts = attempts + ? "
                 "WHERE id = ? AND worker = ? AND state = 'running'",
                 (
                     state,
@@ -430,6 +433,7 @@ class Store:
                     error,
                     time.time(),
                     _canonical(extra or {}),
+                    retries,
                     job_id,
                     worker,
                 ),

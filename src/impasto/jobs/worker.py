@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -53,6 +54,10 @@ class Worker:
             self._network = (key, build_network(config))
             self.networks_loaded += 1
         return self._network[1]
+
+    def load(self, options: Mapping[str, Any] | None = None) -> None:
+        """Read the network a job of ``options`` would use now (a worker warming up)."""
+        self._vgg(config_from(options or {}))
 
     def run(
         self,

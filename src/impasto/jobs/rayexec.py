@@ -1,0 +1,279 @@
+"""The Ray executor: each job a task of a Ray actor that keeps one network, anywhere on a cluster.
+
+Imported only when ``--executor ray`` is chosen (``import impasto`` never imports Ray). The
+design, in the terms of :class:`~impasto.jobs.executor.Executor`:
+
+- **Slots are actors.** One :class:`_Slot` actor per GPU of the cluster (``num_gpus=1``), or, on
+  a cluster without GPUs, one per node (or ``workers``) sharing its CPUs; each holds a
+  :class:`~impasto.jobs.worker.Worker`, so the VGG weights are read once per worker process (when
+  the executor starts), not once per job, and each sets torch's threads to its share of CPUs so
+  that workers do not oversubscribe the cores.
+- **Bytes in, bytes out.** A :class:`~impasto.jobs.spec.Task` carries the images' bytes and comes
+  back as an :class:`~impasto.jobs.spec.Outcome` with PNG bytes, through Ray's object store: the
+  workers need no shared file system; only the driver writes the store and the output folder.
+- **Retries are Ray's.** The actors restart when their process or node dies
+  (``max_restarts=-1``) and Ray runs the interrupted call again, up to ``retries`` times
+  (``max_task_retries``); the outcome then says ``retries``. When they are spent, the job
+  fails with "worker died ...".
+- **Progress is pushed.** A worker reports every iteration to a small :class:`_Hub` actor (a call
+  that waits for no answer); a thread of the driver collects the latest iteration of each job
+  every :data:`POLL_S` and calls the job's ``progress``.
+- **Stop is a call.** The slot actors are threaded (two calls at once), so :meth:`stop` and
+  :meth:`cancel` reach a running job's stop flag directly; the job ends with its best image,
+  ``interrupted``, exactly as a local one does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Any
+
+import ray
+import torch
+from ray.exceptions import RayError
+
+from ..errors import ExitStatus, UsageError, first_line
+from .spec import Outcome, Task
+from .worker import Progress, Worker
+
+__all__ = ["RayExecutor", "connect"]
+
+POLL_S = 0.2  # how often the driver collects progress
+RETRIES = 2  # reruns of a job whose worker died, before it fails
+
+
+class _Hub:
+    """The driver's mailbox: iterations heard from the workers, and how often each submission
+    started (so that a rerun after a worker died is counted)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, int]] = {}
+        self.starts: dict[str, int] = {}
+
+    def begin(self, key: str) -> int:
+        self.starts[key] = self.starts.get(key, 0) + 1
+        return self.starts[key]
+
+    def heard(self, job_id: str, iteration: int, iterations: int) -> None:
+        self.latest[job_id] = (iteration, iterations)
+
+    def take(self) -> dict[str, tuple[int, int]]:
+        latest, self.latest = self.latest, {}
+        return latest
+
+
+class _Slot:
+    """Lives in a Ray actor: one :class:`Worker` (one network) and the stop flags of its job."""
+
+    def __init__(self, hub: str, threads: int, gpu: bool) -> None:
+        torch.set_num_threads(threads)
+        # By name, not by handle: an argument in the object store could be gone by a restart.
+        self.hub = ray.get_actor(hub)
+        self.worker = Worker("cuda:0" if gpu and torch.cuda.is_available() else "cpu")
+        self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}
+        self._stopped: set[str] = set()  # stop asked before the job began
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def load(self, options: Mapping[str, Any]) -> tuple[str, float]:
+        """Read the network ``options`` ask for now, not at the first job: (device, seconds)."""
+        started = time.monotonic()
+        self.worker.load(options)
+        return self.worker.device, time.monotonic() - started
+
+    def run(self, task: Task, key: str) -> Outcome:
+        attempt = ray.get(self.hub.begin.remote(key))
+        stop = threading.Event()
+        with self._lock:
+            if key in self._stopped:
+                stop.set()
+            self._stops[key] = stop
+
+        def progress(job_id: str, iteration: int, iterations: int) -> None:
+            self.hub.heard.remote(job_id, iteration, iterations)  # no wait for an answer
+
+        try:
+            outcome = self.worker.run(task, stop, progress)
+        finally:
+            with self._lock:
+                self._stops.pop(key, None)
+                self._stopped.discard(key)
+        return replace(outcome, retries=attempt - 1)
+
+    def stop(self, key: str) -> None:
+        """Stop the job of submission ``key`` (keys are never reused: a late stop is moot)."""
+        with self._lock:
+            event = self._stops.get(key)
+            if event is None:
+                self._stopped.add(key)
+            else:
+                event.set()
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join Ray: ``None`` starts a local Ray with ``num_cpus`` (default: this machine's),
+    ``auto`` joins the cluster this machine belongs to (``ray start``), ``ray://HOST:10001``
+    connects as a Ray Client. True when this call started or joined it (and close should let it
+    go); False when Ray was already initialised by the caller."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports sent anywhere
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:
+        kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+    elif address != "auto" and not address.startswith("ray://"):
+        raise UsageError(f"--ray-address must be auto or ray://HOST:PORT, not '{address}'")
+    if address is not None and address.startswith("ray://"):
+        kwargs = {}  # a client takes neither
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = address or "a local Ray"
+        raise UsageError(f"cannot start or reach {where}: {first_line(e)}") from None
+    return True
+
+
+class RayExecutor:
+    """Runs tasks on Ray actors; see the module's notes. ``workers`` overrides their number (one
+    per GPU, else one per node); ``options`` name the network to load when the workers start."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        *,
+        num_cpus: int | None = None,
+        retries: int = RETRIES,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise UsageError(f"--workers must be at least 1, not {workers}")
+        self._owns_ray = connect(address, num_cpus)
+        self.retries = retries
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        if gpus:
+            n = workers or gpus
+            cpus_each = 1.0
+            shape: dict[str, Any] = {"num_gpus": 1 if n <= gpus else gpus / n}
+        else:
+            n = workers or max(1, len(nodes))
+            node_cpus = [float(node["Resources"].get("CPU", 0)) for node in nodes] or [1.0]
+            cpus_each = min(float(resources.get("CPU", 1)) / n, max(node_cpus))
+            shape = {"num_gpus": 0}
+        if cpus_each >= 1:
+            cpus_each = float(int(cpus_each))
+        hub = f"impasto-hub-{uuid.uuid4().hex}"
+        self._hub = ray.remote(_Hub).options(num_cpus=0, name=hub).remote()
+        slot = ray.remote(_Slot).options(
+            num_cpus=cpus_each,
+            max_restarts=-1,
+            max_task_retries=retries,
+            max_concurrency=2,  # run, and a stop while it runs
+            **shape,
+        )
+        self.actors = [slot.remote(hub, max(1, int(cpus_each)), bool(gpus)) for _ in range(n)]
+        self.threads = max(1, int(cpus_each))
+        started = time.monotonic()
+        loaded = ray.get([a.load.remote(dict(options or {})) for a in self.actors])
+        self.devices = [device for device, _ in loaded]
+        self.startup_seconds = time.monotonic() - started  # actors started, weights read
+        self._lock = threading.Lock()
+        self._idle = list(self.actors)
+        self._running: dict[str, tuple[Any, str, Progress | None]] = {}  # job id: actor, key
+        self._serial = itertools.count()
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="impasto-ray-progress", daemon=True)
+        self._poller.start()
+
+    @property
+    def slots(self) -> int:
+        return len(self.actors)
+
+    def submit(self, task: Task, progress: Progress | None = None) -> Future[Outcome]:
+        with self._lock:
+            if not self._idle:
+                raise RuntimeError("no free worker: submit only while a slot is free")
+            actor = self._idle.pop()
+            key = f"{task.id}:{next(self._serial)}"
+            self._running[task.id] = (actor, key, progress)
+        started = time.monotonic()
+        ref = actor.run.remote(task, key)
+        future: Future[Outcome] = Future()
+
+        def done(result: Future[Outcome]) -> None:
+            try:
+                outcome = result.result()
+            except RayError as e:
+                tries = self.retries + 1
+                why = f"worker died ({tries} tries): {first_line(e)}"
+                seconds = time.monotonic() - started
+                outcome = Outcome(
+                    task.id, None, {}, seconds, "ray", error=why, exit_status=ExitStatus.ERROR
+                )
+            except BaseException as e:  # cancelled, or Ray shutting down under us
+                outcome = Outcome(
+                    task.id,
+                    None,
+                    {},
+                    time.monotonic() - started,
+                    "ray",
+                    error=f"lost: {type(e).__name__}: {first_line(e)}",
+                    exit_status=ExitStatus.ERROR,
+                )
+            with self._lock:  # free before the future is done, so the driver can submit at once
+                self._running.pop(task.id, None)
+                self._idle.append(actor)
+            future.set_result(outcome)
+
+        ref.future().add_done_callback(done)
+        return future
+
+    def _poll(self) -> None:
+        while not self._closed.wait(POLL_S):
+            try:
+                latest = ray.get(self._hub.take.remote(), timeout=10)
+            except Exception:  # Ray busy or going away; progress is best effort
+                continue
+            for job_id, (iteration, iterations) in latest.items():
+                with self._lock:
+                    progress = self._running.get(job_id, (None, None, None))[2]
+                if progress is not None:
+                    progress(job_id, iteration, iterations)
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            running = self._running.get(job_id)
+        if running is not None:
+            running[0].stop.remote(running[1])
+
+    def stop(self) -> None:
+        with self._lock:
+            running = list(self._running.items())
+        for _, (actor, key, _) in running:
+            actor.stop.remote(key)
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (tests and benchmarks kill and measure them)."""
+        return [int(pid) for pid in ray.get([a.pid.remote() for a in self.actors])]
+
+    def close(self) -> None:
+        deadline = time.monotonic() + 3600
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._closed.set()
+        self._poller.join(timeout=5)
+        for actor in [*self.actors, self._hub]:
+            ray.kill(actor)
+        if self._owns_ray:
+            ray.shutdown()

@@ -292,10 +292,15 @@ CASES: dict[str, tuple[list[str], int, str]] = {
         2,
         "--jobs FILE takes the place of",
     ),
-    "batch ray executor": (
-        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--executor", "ray"],
+    "batch ray options without ray": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--workers", "2"],
         2,
-        "--executor ray is not available",
+        "--ray-address and --workers go with --executor ray",
+    ),
+    "batch no workers": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--executor", "ray", "--workers", "0"],
+        2,
+        "--workers must be at least 1",
     ),
     "batch size 0": (
         ["batch", "p.png", "--styles", "s.png", "-o", "out", "--size", "0"],

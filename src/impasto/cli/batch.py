@@ -121,10 +121,10 @@ def _run_batch(ns: argparse.Namespace) -> int:
         return _run_status(ns)
     if ns.executor == "local" and (ns.ray_address is not None or ns.workers is not None):
         raise UsageError("--ray-address and --workers go with --executor ray")
-    if ns.executor == "ray" and not _ray_installed():
-        raise UsageError("Ray is not installed: pip install 'impasto[ray]'")
     if ns.workers is not None and ns.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {ns.workers}")
+    if ns.executor == "ray" and not _ray_installed():
+        raise UsageError("Ray is not installed: pip install 'impasto[ray]'")
     if ns.output is None:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
     options = _given_options(ns)

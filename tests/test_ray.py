@@ -165,6 +165,43 @@ def test_cancel_ends_one_job_with_its_best_image(content_path: Path, style_path:
 
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
+def test_ctrl_c_keeps_the_remote_best_images(
+    tmp_path: Path, content_path: Path, style_path: Path, tiny_dir: Path
+) -> None:
+    styles = [str(style_path), str(tiny_dir / "the_scream.png")]
+    specs = plan([str(content_path)], styles, {**OPTIONS, "iterations": 300})
+
+    class CtrlC(BatchListener):
+        """Ctrl-C once both jobs have an image to keep."""
+
+        def __init__(self) -> None:
+            self.going: set[str] = set()
+            self.pressed = False
+
+        def progress(self, job_id: str, iteration: int, iterations: int) -> None:
+            if iteration >= 2:
+                self.going.add(job_id)
+            if len(self.going) == 2 and not self.pressed:
+                self.pressed = True  # once: a second Ctrl-C would leave without recording
+                raise KeyboardInterrupt  # in the driver's thread, as a real Ctrl-C
+
+    executor = RayExecutor(workers=2)
+    with Store.in_folder(tmp_path) as store:
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_jobs(specs, store, tmp_path, executor, listener=CtrlC())
+        finally:
+            executor.close()
+        jobs = store.jobs()
+    assert [j.state for j in jobs] == ["cancelled", "cancelled"]
+    for job in jobs:
+        assert "best image in" in (job.error or "")
+        assert (tmp_path / job.output.replace(".png", ".interrupted.png")).is_file()
+        assert not (tmp_path / job.output).exists()
+
+
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
 def test_batch_runs_on_ray_from_the_command_line(
     tmp_path: Path, content_path: Path, style_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ the current RSS of Ray's own processes (GCS, raylet; sampled at the end).
 
     python benchmarks/bench_batch.py                      # all four modes
     python benchmarks/bench_batch.py --modes ray2 --size 128 --iterations 50
+    python benchmarks/bench_batch.py --device cuda --modes local,ray1 --size 512 --iterations 100
 
 Prints a table; nothing here is a test.
 """
@@ -90,7 +91,7 @@ def _specs(folder: Path, size: int, iterations: int) -> list:  # type: ignore[ty
     return [*specs, *extra][:8]
 
 
-def run_mode(mode: str, size: int, iterations: int, threads: int) -> dict[str, float]:
+def run_mode(mode: str, size: int, iterations: int, threads: int, device: str) -> dict[str, float]:
     import torch
 
     from impasto.jobs import BatchListener, Job, LocalExecutor, Outcome, Store, run_jobs
@@ -104,7 +105,7 @@ def run_mode(mode: str, size: int, iterations: int, threads: int) -> dict[str, f
     if mode == "sequential":
         from impasto.jobs.driver import _task
 
-        worker = Worker("cpu")
+        worker = Worker(device)
         worker.load(specs[0].options)
         figures["startup_s"] = time.monotonic() - began
         with Store.in_folder(tmp / "plan") as store:  # only to make tasks as the driver does
@@ -120,14 +121,15 @@ def run_mode(mode: str, size: int, iterations: int, threads: int) -> dict[str, f
 
     executor: object
     if mode == "local":
-        executor = LocalExecutor(["cpu"])
+        executor = LocalExecutor([device])
         executor.workers[0].load(specs[0].options)
     else:
         import ray
 
         from impasto.jobs.rayexec import RayExecutor
 
-        ray.init(num_cpus=threads, include_dashboard=False, log_to_driver=False)
+        gpus = torch.cuda.device_count() if device.startswith("cuda") else 0
+        ray.init(num_cpus=threads, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
         figures["ray_init_s"] = time.monotonic() - began
         executor = RayExecutor(workers=int(mode[3:]), options=specs[0].options)
         figures["actors_s"] = executor.startup_seconds
@@ -169,10 +171,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (Ray: one worker a GPU)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a mode, in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_mode(args.one, args.size, args.iterations, args.threads)))
+        print(json.dumps(run_mode(args.one, args.size, args.iterations, args.threads, args.device)))
         return
     print(f"# {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start")
     print(f"# 8 jobs, {args.size} px, {args.iterations} iterations; torch threads {args.threads}")
@@ -181,6 +184,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--one", mode, "--size", str(args.size)]
         cmd += ["--iterations", str(args.iterations), "--threads", str(args.threads)]
+        cmd += ["--device", args.device]
         run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             print(f"{mode}: failed\n{run.stderr[-2000:]}")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from impasto import imageio
 from impasto.cli import main
-from impasto.jobs import BatchListener, LocalExecutor, Store, run_jobs
+from impasto.jobs import BatchListener, LocalExecutor, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
@@ -276,3 +276,23 @@ def test_two_workers_share_the_jobs_and_each_loads_the_network_once(
     assert [w.networks_loaded for w in executor.workers] == [1, 1]  # both worked, loaded once
     assert {job_id for job_id, _ in heard} == {j.id for j in jobs}
     assert max(it for _, it in heard) == 6
+
+
+def test_cancel_stops_one_job_and_lets_the_other_finish(
+    content_path: Path, style_path: Path
+) -> None:
+    executor = LocalExecutor(["cpu", "cpu"])
+    data = content_path.read_bytes(), (style_path.read_bytes(),)
+    options = {"size": 48, "seed": 0}
+
+    def cancel_at_two(job_id: str, iteration: int, iterations: int) -> None:
+        if iteration >= 2:
+            executor.cancel("long")
+
+    long = executor.submit(Task("long", *data, {**options, "iterations": 300}, {}), cancel_at_two)
+    short = executor.submit(Task("short", *data, {**options, "iterations": 5}, {}))
+    executor.cancel("nothing running")  # a job not running here: nothing happens
+    stopped, done = long.result(timeout=TIMEOUT), short.result(timeout=TIMEOUT)
+    executor.close()
+    assert stopped.interrupted and stopped.image is not None and 2 <= stopped.iterations < 300
+    assert not done.interrupted and done.iterations == 5 and done.image is not None

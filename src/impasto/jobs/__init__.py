@@ -6,6 +6,8 @@
 - :mod:`~impasto.jobs.store`: :class:`Store`, the jobs of a folder in ``impasto.sqlite``
 - :mod:`~impasto.jobs.worker`: :class:`Worker`, one device's runner of tasks
 - :mod:`~impasto.jobs.executor`: the :class:`Executor` interface and :class:`LocalExecutor`
+- :mod:`~impasto.jobs.rayexec`: ``RayExecutor``, on a Ray cluster (not imported here: it needs
+  Ray, the ``impasto[ray]`` extra)
 - :mod:`~impasto.jobs.driver`: :func:`run_jobs`, which claims, runs, writes and records
 - :mod:`~impasto.jobs.sheet`: the contact sheet of a batch's results
 """

@@ -37,7 +37,8 @@ from typing import Any
 
 import ray
 import torch
-from ray.exceptions import RayError
+from ray.exceptions import GetTimeoutError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..errors import ExitStatus, UsageError, first_line
 from .spec import Outcome, Task
@@ -47,6 +48,7 @@ __all__ = ["RayExecutor", "connect"]
 
 POLL_S = 0.2  # how often the driver collects progress
 RETRIES = 2  # reruns of a job whose worker died, before it fails
+START_S = 600.0  # for the workers to start and load their network
 
 
 class _Hub:
@@ -161,31 +163,44 @@ class RayExecutor:
         self.retries = retries
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if gpus:
-            n = workers or gpus
-            cpus_each = 1.0
-            shape: dict[str, Any] = {"num_gpus": 1 if n <= gpus else gpus / n}
-        else:
-            n = workers or max(1, len(nodes))
-            node_cpus = [float(node["Resources"].get("CPU", 0)) for node in nodes] or [1.0]
-            cpus_each = min(float(resources.get("CPU", 1)) / n, max(node_cpus))
-            shape = {"num_gpus": 0}
-        if cpus_each >= 1:
-            cpus_each = float(int(cpus_each))
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
+        node_cpus = [float(node["Resources"]["CPU"]) for node in nodes] or [1.0]
         hub = f"impasto-hub-{uuid.uuid4().hex}"
         self._hub = ray.remote(_Hub).options(num_cpus=0, name=hub).remote()
-        slot = ray.remote(_Slot).options(
-            num_cpus=cpus_each,
-            max_restarts=-1,
-            max_task_retries=retries,
-            max_concurrency=2,  # run, and a stop while it runs
-            **shape,
-        )
-        self.actors = [slot.remote(hub, max(1, int(cpus_each)), bool(gpus)) for _ in range(n)]
-        self.threads = max(1, int(cpus_each))
+        slot = ray.remote(_Slot)
+        restarts = {
+            "max_restarts": -1,
+            "max_task_retries": retries,
+            "max_concurrency": 2,  # run, and a stop while it runs
+        }
+        # (CPUs, GPUs, node to pin to or None) of each worker.
+        shapes: list[tuple[float, float, str | None]]
+        if gpus:  # one per GPU (a share of one, when asked for more workers than GPUs)
+            n = workers or gpus
+            shapes = [(1.0, 1.0 if n <= gpus else gpus / n, None)] * n
+        elif workers is None:  # one per node, with all its CPUs (elsewhere if that node is lost)
+            shapes = [(c, 0.0, node["NodeID"]) for c, node in zip(node_cpus, nodes, strict=True)]
+        else:  # equal shares, none larger than the smallest node
+            each = min(sum(node_cpus) / workers, min(node_cpus))
+            shapes = [(float(int(each)) if each >= 1 else each, 0.0, None)] * workers
+        self.actors = []
+        for cpus, gpu, node in shapes:
+            where = {}
+            if node is not None:
+                where["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+            placed = slot.options(num_cpus=cpus, num_gpus=gpu, **restarts, **where)
+            self.actors.append(placed.remote(hub, max(1, int(cpus)), gpu > 0))
         started = time.monotonic()
-        loaded = ray.get([a.load.remote(dict(options or {})) for a in self.actors])
+        try:
+            loaded = ray.get(
+                [a.load.remote(dict(options or {})) for a in self.actors], timeout=START_S
+            )
+        except GetTimeoutError:
+            self._let_go()
+            raise UsageError(
+                f"the Ray workers did not start within {START_S:.0f} s: the cluster may lack the "
+                f"CPUs or GPUs for {len(self.actors)} workers (ask for fewer with --workers)"
+            ) from None
         self.devices = [device for device, _ in loaded]
         self.startup_seconds = time.monotonic() - started  # actors started, weights read
         self._lock = threading.Lock()
@@ -268,11 +283,15 @@ class RayExecutor:
         return [int(pid) for pid in ray.get([a.pid.remote() for a in self.actors])]
 
     def close(self) -> None:
-        deadline = time.monotonic() + 3600
-        while self._running and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self._closed.set()
-        self._poller.join(timeout=5)
+        try:
+            while self._running:  # Ctrl-C here leaves at once, and still lets Ray go
+                time.sleep(0.05)
+        finally:
+            self._closed.set()
+            self._poller.join(timeout=5)
+            self._let_go()
+
+    def _let_go(self) -> None:
         for actor in [*self.actors, self._hub]:
             ray.kill(actor)
         if self._owns_ray:

@@ -37,7 +37,7 @@ from typing import Any
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..errors import ExitStatus, UsageError, first_line
@@ -230,8 +230,10 @@ class RayExecutor:
             try:
                 outcome = result.result()
             except RayError as e:
-                tries = self.retries + 1
-                why = f"worker died ({tries} tries): {first_line(e)}"
+                if isinstance(e, RayActorError):  # its process or node died, retries spent
+                    why = f"worker died ({self.retries + 1} tries): {first_line(e)}"
+                else:  # e.g. a task Ray could not ship
+                    why = f"Ray failed: {type(e).__name__}: {first_line(e)}"
                 seconds = time.monotonic() - started
                 outcome = Outcome(
                     task.id, None, {}, seconds, "ray", error=why, exit_status=ExitStatus.ERROR

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,7 @@ from ..jobs.store import Store, worker_id
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
+from .intake import Masks
 
 log = logging.getLogger("impasto.serve")
 
@@ -95,6 +96,13 @@ class JobStatus(BaseModel):
     finished: float | None
     content: str = Field(description="label of the content image (its file name)")
     styles: list[str]
+    masks: list[str] = Field(
+        default_factory=list,
+        description="labels of the style images' masks, in their order (empty: no regions)",
+    )
+    keep_mask: str | None = Field(
+        default=None, description="label of the mask of the part kept as the photo"
+    )
     options: dict[str, Any] = Field(description="the full transfer configuration")
     preview_url: str | None = Field(description="the latest iterate as a JPEG")
     result_url: str | None = Field(description="the result PNG (also after a cancel)")
@@ -138,6 +146,7 @@ class Job:
     labels: tuple[str, list[str]]  # (content, styles), for display and the PNG metadata
     folder: Path
     token: str | None = None
+    masks: Masks | None = None  # regions painted over the photo; its images dropped once run
     created: float = field(default_factory=time.time)
     state: State = "queued"
     started: float | None = None
@@ -280,9 +289,11 @@ class JobManager:
         styles: Sequence[PIL.Image.Image],
         labels: tuple[str, list[str]],
         token: str | None = None,
+        masks: Masks | None = None,
     ) -> tuple[JobStatus, bool]:
         """Queue a job; (its status, True) or, when ``token`` names an earlier job, (that job's
-        status, False): a client retrying a request does not get a second job."""
+        status, False): a client retrying a request does not get a second job. ``masks``: the
+        regions of the styles (checked already)."""
         with self._lock:
             if self._stopping:
                 raise ShuttingDown("the server is shutting down")
@@ -293,7 +304,8 @@ class JobManager:
                     f"{len(self._queue)} jobs are waiting already (the limit); try again later"
                 )
             job_id = secrets.token_hex(8)
-            job = Job(job_id, config, content, list(styles), labels, self.root / job_id, token)
+            folder = self.root / job_id
+            job = Job(job_id, config, content, list(styles), labels, folder, token, masks)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
             try:
                 self._record_new(job)
@@ -487,7 +499,10 @@ class JobManager:
     def _run(self, job: Job) -> None:
         assert job.content is not None
         try:
-            transfer = Transfer(job.content, job.styles, job.config, vgg=self._vgg(job.config))
+            regions = job.masks.regions(len(job.styles)) if job.masks is not None else None
+            transfer = Transfer(
+                job.content, job.styles, job.config, vgg=self._vgg(job.config), regions=regions
+            )
             if job.cancel.is_set():  # while the targets were prepared
                 with self._lock:
                     self._end(job, "cancelled", self._cancel_reason(job))
@@ -498,7 +513,10 @@ class JobManager:
             return
         content, styles = job.labels
         if result.iterations > 0:
-            meta = result.metadata({"content": content, "styles": ",".join(styles)})
+            sources = {"content": content, "styles": ",".join(styles)}
+            if job.masks is not None:
+                sources |= job.masks.sources()
+            meta = result.metadata(sources)
             try:
                 imageio.save_image(result.image, job.result_file, metadata=meta)
             except ImpastoError as e:
@@ -540,6 +558,8 @@ class JobManager:
         was = job.state
         job.state, job.error, job.finished = state, error, time.time()
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
+        if job.masks is not None:
+            job.masks = replace(job.masks, styles=(), keep=None)  # their names stay
         if job.preview is not None:
             with contextlib.suppress(ImpastoError):
                 _write_file(job.preview_file, job.preview)
@@ -641,6 +661,8 @@ class JobManager:
             finished=job.finished,
             content=content,
             styles=styles,
+            masks=list(job.masks.names) if job.masks is not None else [],
+            keep_mask=job.masks.keep_name if job.masks is not None else None,
             options=json.loads(job.config.to_json()),
             preview_url=(
                 f"{base}/preview?v={job.preview_seq}"

@@ -167,6 +167,7 @@ def test_page_and_static_files(client: TestClient) -> None:
     assert page.status_code == 200 and "impasto studio" in page.text
     assert client.get("/static/studio.js").status_code == 200
     assert client.get("/static/studio.css").status_code == 200
+    assert client.get("/static/brush.js").status_code == 200
     assert client.get("/static/../jobs.py").status_code == 404
 
 

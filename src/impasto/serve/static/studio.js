@@ -148,6 +148,7 @@ function showChoices() {
     b.classList.toggle("on", state.styles.some((x) => x.example === b.dataset.name));
   }
   $("start").disabled = !(state.content && state.styles.length);
+  window.regions.show(state.content, state.styles);
 }
 
 function buildExamples() {
@@ -217,6 +218,8 @@ async function start(e) {
   for (const s of state.styles) {
     if (s.file) form.append("styles", s.file); else form.append("style_examples", s.example);
   }
+  const regionsProblem = await window.regions.appendMasks(form, state.styles);
+  if (regionsProblem) { $("form-error").textContent = regionsProblem; return; }
   form.append("options", JSON.stringify(collectOptions()));
   form.append("client_token", crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
   $("start").disabled = true;

@@ -227,6 +227,10 @@ class Masks:
         """The engine's regions (None: no masks), checked by guidance as on the command line."""
         return build_regions(style_count, masks=list(self.styles) or None, keep=self.keep)
 
+    def names_only(self) -> Masks:
+        """These masks' names without their images (a job that has run needs no more)."""
+        return Masks(names=self.names, keep_name=self.keep_name)
+
     def sources(self) -> dict[str, str]:
         """What the result's metadata records of the masks."""
         out = {"masks": ",".join(self.names)} if self.names else {}

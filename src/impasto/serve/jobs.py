@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -558,8 +558,6 @@ class JobManager:
         was = job.state
         job.state, job.error, job.finished = state, error, time.time()
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
-        if job.masks is not None:
-            job.masks = replace(job.masks, styles=(), keep=None)  # their names stay
         if job.preview is not None:
             with contextlib.suppress(ImpastoError):
                 _write_file(job.preview_file, job.preview)
@@ -587,6 +585,8 @@ class JobManager:
             self._persist(self.store.cancel, job.id, error)
         self._push(job)
         self._expire()
+        if job.masks is not None:  # nor are the masks' images (their names stay, for the status)
+            job.masks = job.masks.names_only()
         self._lock.notify_all()
 
     def _record_new(self, job: Job) -> None:

@@ -428,9 +428,7 @@ def test_masks_paint_each_region_from_its_style_and_keep_a_part(client: TestClie
         "masks": "region0.png,region1.png",
         "keep": "keep.png",
     }
-    with Image.open(ROOT / "examples" / "tubingen.jpg") as im:
-        photo = im.convert("RGB").resize((64, 48), Image.Resampling.LANCZOS)
-    photo_t = np.asarray(photo, dtype=np.float64)
+    photo_t = photo_64()
     # The kept top stays the photo (away from its feathered edge); the rest is painted, red on
     # the left and blue on the right.
     assert np.abs(out[:9] - photo_t[:9]).mean() < 3
@@ -438,6 +436,51 @@ def test_masks_paint_each_region_from_its_style_and_keep_a_part(client: TestClie
     lhs, rhs = out[below, :26].reshape(-1, 3).mean(0), out[below, 38:].reshape(-1, 3).mean(0)
     assert (lhs[0] - lhs[2]) > (rhs[0] - rhs[2]) + 30, (lhs, rhs)
     assert np.abs(out[below] - photo_t[below]).mean() > 10
+
+
+def photo_64() -> np.ndarray:
+    """The example photo as the server scales it for size 64 (64x48), as floats."""
+    with Image.open(ROOT / "examples" / "tubingen.jpg") as im:
+        photo = im.convert("RGB").resize((64, 48), Image.Resampling.LANCZOS)
+    return np.asarray(photo, dtype=np.float64)
+
+
+@pytest.mark.slow
+def test_masks_are_kept_with_the_job_and_run_again(make_client: MakeClient, tmp_path: Path) -> None:
+    data = tmp_path / "studio"
+    first = make_client(data_dir=data)
+    left, right = mask_png((32, 24), (0, 0, 16, 24)), mask_png((32, 24), (16, 0, 32, 24))
+    top = mask_png((32, 24), (0, 0, 32, 6))
+    options = {"size": 64, "iterations": 5, "seed": 5}
+    styles = {"style_examples": ["starry_night", "the_scream"]}
+    job = submit_masked(first, [left, right], top, options=options, **styles).json()
+    assert wait_for(first, job["id"])["state"] == "done"
+    root: Path = first.app.state.jobs.root  # type: ignore[attr-defined]
+    kept = sorted(p.name for p in (root / job["id"]).iterdir())
+    assert kept == [
+        *("content.png", "keep.png", "mask-1.png", "mask-2.png"),
+        *("preview.jpg", "result.png", "style-1.png", "style-2.png"),
+    ]
+    with Image.open(root / job["id"] / "mask-2.png") as im:
+        assert im.size == (32, 24)  # as received: the engine resizes it
+        assert im.convert("L").getpixel((24, 12)) == 255 and im.convert("L").getpixel((8, 12)) == 0
+    first.__exit__(None, None, None)
+
+    # A new server lists the job with its masks, and runs it again with them.
+    second = make_client(data_dir=data)
+    listed = second.get(f"/api/jobs/{job['id']}").json()
+    assert (listed["masks"], listed["keep_mask"]) == (["region0.png", "region1.png"], "keep.png")
+    r = second.post(f"/api/jobs/{job['id']}/rerun")
+    assert r.status_code == 202, r.text
+    again = wait_for(second, r.json()["id"])
+    assert again["state"] == "done", again
+    assert (again["masks"], again["keep_mask"]) == (["region0.png", "region1.png"], "keep.png")
+    with Image.open(io.BytesIO(second.get(again["result_url"]).content)) as img:
+        assert json.loads(img.info["impasto:inputs"])["masks"] == "region0.png,region1.png"
+        out = np.asarray(img.convert("RGB"), dtype=np.float64)
+    photo = photo_64()
+    assert np.abs(out[:9] - photo[:9]).mean() < 3  # the kept top: the rerun kept it too
+    assert np.abs(out[16:] - photo[16:]).mean() > 5
 
 
 @pytest.mark.parametrize(

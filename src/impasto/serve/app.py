@@ -387,13 +387,15 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             raise HTTPException(410, str(e)) from None
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
-        config, images, labels = found
+        config, images, labels, masks = found
         try:
             config = config.replace(device=settings.device)
             intake.check_limits(config, limits)
+            if masks is not None:
+                intake.check_masks(masks, config, len(images) - 1)
         except UsageError as e:
             raise HTTPException(422, str(e)) from None
-        return _submit(response, config, images, labels)
+        return _submit(response, config, images, labels, masks=masks)
 
     @app.get("/api/jobs", response_model=list[JobStatus], tags=["jobs"])
     def list_jobs() -> list[JobStatus]:

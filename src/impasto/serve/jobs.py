@@ -183,6 +183,15 @@ class Job:
             self.folder / f"style-{i}.png" for i in range(1, count + 1)
         ]
 
+    def mask_files(self, count: int) -> list[Path]:
+        """Where the masks of ``count`` styles are kept."""
+        return [self.folder / f"mask-{i}.png" for i in range(1, count + 1)]
+
+    @property
+    def keep_file(self) -> Path:
+        """Where the mask of the part kept as the photo is kept."""
+        return self.folder / "keep.png"
+
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
@@ -279,6 +288,12 @@ class JobManager:
         job.preview_saved = job.preview_file.is_file()
         if job.result_file.is_file():
             job.result = job.result_file
+        masks, keep = row.inputs.get("masks", []), row.inputs.get("keep")
+        if masks or keep:  # their names; rerun reads the images
+            job.masks = Masks(
+                names=tuple(str(m.get("name", f"mask {i + 1}")) for i, m in enumerate(masks)),
+                keep_name=str(keep.get("name", "keep mask")) if keep else None,
+            )
         return job
 
     # --- what the web app calls -----------------------------------------------------------------
@@ -360,9 +375,9 @@ class JobManager:
 
     def rerun(
         self, job_id: str
-    ) -> tuple[TransferConfig, list[PIL.Image.Image], tuple[str, list[str]]] | None:
+    ) -> tuple[TransferConfig, list[PIL.Image.Image], tuple[str, list[str]], Masks | None] | None:
         """What to submit to run a finished job again: its configuration, its images as they
-        were received (content first) and labels; None for an unknown id. Raises
+        were received (content first), labels and masks; None for an unknown id. Raises
         :class:`NotFinished` while it is queued or running, :class:`ResultGone` when its
         inputs were deleted."""
         with self._lock:
@@ -372,14 +387,24 @@ class JobManager:
             if job.state not in FINISHED:
                 raise NotFinished(f"job {job_id} is {job.state}; it can run again once it ends")
             files = job.input_files(len(job.labels[1]))
+            named = job.masks
+            mask_files, keep_file = job.mask_files(len(named.names) if named else 0), job.keep_file
         try:
             images = [imageio.load_image(path) for path in files]
+            masks = None
+            if named is not None:
+                masks = Masks(
+                    styles=tuple(imageio.load_image(p).convert("L") for p in mask_files),
+                    keep=imageio.load_image(keep_file).convert("L") if named.keep_name else None,
+                    names=named.names,
+                    keep_name=named.keep_name,
+                )
         except ImpastoError:
             raise ResultGone(
                 f"the inputs of job {job_id} are gone: the server's storage was deleted; "
                 "submit the job again"
             ) from None
-        return job.config, images, job.labels
+        return job.config, images, job.labels, masks
 
     def result(self, job_id: str) -> tuple[JobStatus, bytes | None] | None:
         """A job's status and its result PNG (None while there is none); None for an unknown
@@ -597,23 +622,35 @@ class JobManager:
         assert job.content is not None
         images = [job.content, *job.styles]
         names = [job.labels[0], *job.labels[1]]
-        inputs: list[dict[str, str]] = []
-        for img, name, path in zip(images, names, job.input_files(len(job.styles)), strict=True):
-            data = imageio.encode_image(img, ".png")
-            _write_file(path, data)
-            digest = hashlib.sha256(data).hexdigest()
-            inputs.append(
-                {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
-            )
+        inputs = [
+            self._write_input(img, name, path)
+            for img, name, path in zip(images, names, job.input_files(len(job.styles)), strict=True)
+        ]
+        record: dict[str, Any] = {"content": inputs[0], "styles": inputs[1:]}
+        if job.masks is not None:  # beside the inputs, so that a rerun paints the same regions
+            files = job.mask_files(len(job.masks.styles))
+            named = zip(job.masks.styles, job.masks.names, files, strict=True)
+            record["masks"] = [self._write_input(*m) for m in named]
+            if job.masks.keep is not None:
+                record["keep"] = self._write_input(
+                    job.masks.keep, job.masks.keep_name or "keep mask", job.keep_file
+                )
         self.store.insert(
             job.id,
             kind=KIND,
-            inputs={"content": inputs[0], "styles": inputs[1:]},
+            inputs=record,
             options=json.loads(job.config.to_json()),
             output=job.result_file.relative_to(self.data_dir).as_posix(),
             labels={"content": names[0], "style": ", ".join(names[1:])},
             extra={"token": job.token} if job.token is not None else {},
         )
+
+    def _write_input(self, img: PIL.Image.Image, name: str, path: Path) -> dict[str, str]:
+        """Write one input image as PNG; what the store records of it."""
+        data = imageio.encode_image(img, ".png")
+        _write_file(path, data)
+        digest = hashlib.sha256(data).hexdigest()
+        return {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
 
     def _persist(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """A write to the store that must not stop the worker: a failure (a full disk) is

@@ -2,7 +2,7 @@
 
     GET  /api/options             options a job may set (from TransferConfig), limits, examples
     GET  /api/examples/{name}     a bundled example image
-    POST /api/jobs                create a job: multipart images + options as JSON       -> 202
+    POST /api/jobs                create a job: multipart images (and masks) + options   -> 202
     GET  /api/jobs                every job kept, newest first
     GET  /api/jobs/{id}           status and progress
     GET  /api/jobs/{id}/events    the same as Server-Sent Events, until the job ends
@@ -309,6 +309,17 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 "returns the first job instead of making a second",
             ),
         ] = None,
+        masks: Annotated[
+            list[UploadFile] | None,
+            File(
+                description="regions: one grayscale mask per style image (white: that style "
+                "paints there), in the styles' order (uploaded styles, then style_examples)"
+            ),
+        ] = None,
+        keep: Annotated[
+            UploadFile | None,
+            File(description="a grayscale mask of the part of the photo to keep as it is"),
+        ] = None,
     ) -> JobStatus:
         """Queue a style transfer; follow it with the events or status endpoints."""
         try:
@@ -320,6 +331,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             if count > limits.max_styles:
                 raise UsageError(f"{count} style images; this server takes {limits.max_styles}")
             check_styles(config, count)  # before any image is decoded
+            intake.check_mask_count(len(masks or []), count)
             content_side = config.size
             style_side = max(16, round(config.size * config.style_scale))
             images = [
@@ -327,12 +339,15 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 for i, (_, read) in enumerate(inputs)
             ]
             intake.check_feasible(config, images[0], images[1:], limits)
+            painted = _masks(masks or [], keep, limits, content_side)
+            if painted is not None:
+                intake.check_masks(painted, config, count)
         except intake.TooLarge as e:
             raise HTTPException(413, str(e)) from None
         except (UsageError, InputError) as e:
             raise HTTPException(422, str(e)) from None
         labels = (inputs[0][0], [label for label, _ in inputs[1:]])
-        return _submit(response, config, images, labels, client_token)
+        return _submit(response, config, images, labels, client_token, painted)
 
     def _submit(
         response: Response,
@@ -340,9 +355,12 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         images: list[PIL.Image.Image],
         labels: tuple[str, list[str]],
         client_token: str | None = None,
+        masks: intake.Masks | None = None,
     ) -> JobStatus:
         try:
-            status, created = jobs.submit(config, images[0], images[1:], labels, client_token)
+            status, created = jobs.submit(
+                config, images[0], images[1:], labels, client_token, masks=masks
+            )
         except QueueFull as e:
             raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
         except (ShuttingDown, StorageError) as e:
@@ -369,13 +387,15 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             raise HTTPException(410, str(e)) from None
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
-        config, images, labels = found
+        config, images, labels, masks = found
         try:
             config = config.replace(device=settings.device)
             intake.check_limits(config, limits)
+            if masks is not None:
+                intake.check_masks(masks, config, len(images) - 1)
         except UsageError as e:
             raise HTTPException(422, str(e)) from None
-        return _submit(response, config, images, labels)
+        return _submit(response, config, images, labels, masks=masks)
 
     @app.get("/api/jobs", response_model=list[JobStatus], tags=["jobs"])
     def list_jobs() -> list[JobStatus]:
@@ -549,6 +569,23 @@ def _upload(file: UploadFile, fallback: str) -> tuple[str, _Reader]:
         return intake.decode_upload(data, label, limits, longest)
 
     return label, read
+
+
+def _masks(
+    styles: list[UploadFile], keep: UploadFile | None, limits: Limits, longest: int
+) -> intake.Masks | None:
+    """The uploaded masks as grayscale images no larger than the output (the engine resizes
+    them to each stage's size); None when there are none."""
+    if not styles and keep is None:
+        return None
+    read = [_upload(f, f"mask {i + 1}") for i, f in enumerate(styles)]
+    kept = _upload(keep, "keep mask") if keep is not None else None
+    return intake.Masks(
+        styles=tuple(reader(limits, longest).convert("L") for _, reader in read),
+        keep=kept[1](limits, longest).convert("L") if kept is not None else None,
+        names=tuple(label for label, _ in read),
+        keep_name=kept[0] if kept is not None else None,
+    )
 
 
 def _bundled(name: str, examples: dict[str, Path]) -> tuple[str, _Reader]:

@@ -13,7 +13,7 @@ import json
 import typing
 import warnings
 from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from .. import imageio
 from ..config import TransferConfig, choices
 from ..errors import InputError, UsageError
 from ..fieldtypes import json_type, parse_value
-from ..prepare import smallest_size
+from ..guidance import Regions, build_regions
+from ..prepare import check_spatial, smallest_size
 from .settings import INIT_CHOICES, MAX_STAGES, SERVER_OPTIONS, Limits, page_control
 
 
@@ -206,6 +207,59 @@ def decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.
     if max(img.size) > longest:
         img = imageio.resize_longest(img, longest)
     return img
+
+
+# --- masks ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Masks:
+    """Regions a client painted over the photo: a grayscale mask per style image (white: that
+    style paints there), in the order of the styles, and/or one of the part kept as the photo.
+    Kept as images, like the photo and the paintings: they are part of what a job was given."""
+
+    styles: tuple[PIL.Image.Image, ...] = ()
+    keep: PIL.Image.Image | None = None
+    names: tuple[str, ...] = ()  # labels of the style masks, for the status and the metadata
+    keep_name: str | None = None
+
+    def regions(self, style_count: int) -> Regions | None:
+        """The engine's regions (None: no masks), checked by guidance as on the command line."""
+        return build_regions(style_count, masks=list(self.styles) or None, keep=self.keep)
+
+    def names_only(self) -> Masks:
+        """These masks' names without their images (a job that has run needs no more)."""
+        return Masks(names=self.names, keep_name=self.keep_name)
+
+    def sources(self) -> dict[str, str]:
+        """What the result's metadata records of the masks."""
+        out = {"masks": ",".join(self.names)} if self.names else {}
+        return out | ({"keep": self.keep_name} if self.keep_name is not None else {})
+
+
+def check_mask_count(masks: int, styles: int) -> None:
+    """Refuse (422) masks that are not one per style image, before anything is decoded."""
+    if masks and masks != styles:
+        raise UsageError(
+            f"{masks} mask(s) for {styles} style image(s): send one per style image, in their "
+            "order (uploaded styles first, then style_examples), or none"
+        )
+
+
+def check_masks(masks: Masks, config: TransferConfig, style_count: int) -> None:
+    """Refuse (422) masks that could only fail: one that covers nothing, a kept part that
+    covers a whole region, or masks with ``style_blend_weights`` (each region has one style)."""
+    named = [*zip(masks.names, masks.styles, strict=True)]
+    if masks.keep is not None:
+        named.append((masks.keep_name or "keep", masks.keep))
+    for name, img in named:
+        if img.getextrema()[1] == 0:  # (min, max) of an L image
+            raise UsageError(
+                f"mask '{name}' covers nothing (it is all black); paint its region in white"
+            )
+    if masks.styles and config.style_blend_weights is not None:
+        raise UsageError("style_blend_weights does not apply with masks (one style per region)")
+    check_spatial(config, style_count, masks.regions(style_count), fine_style=False)
 
 
 def examples_folder() -> Path | None:

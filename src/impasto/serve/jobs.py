@@ -51,6 +51,7 @@ from ..jobs.store import Store, worker_id
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
+from .intake import Masks
 
 log = logging.getLogger("impasto.serve")
 
@@ -95,6 +96,13 @@ class JobStatus(BaseModel):
     finished: float | None
     content: str = Field(description="label of the content image (its file name)")
     styles: list[str]
+    masks: list[str] = Field(
+        default_factory=list,
+        description="labels of the style images' masks, in their order (empty: no regions)",
+    )
+    keep_mask: str | None = Field(
+        default=None, description="label of the mask of the part kept as the photo"
+    )
     options: dict[str, Any] = Field(description="the full transfer configuration")
     preview_url: str | None = Field(description="the latest iterate as a JPEG")
     result_url: str | None = Field(description="the result PNG (also after a cancel)")
@@ -138,6 +146,7 @@ class Job:
     labels: tuple[str, list[str]]  # (content, styles), for display and the PNG metadata
     folder: Path
     token: str | None = None
+    masks: Masks | None = None  # regions painted over the photo; its images dropped once run
     created: float = field(default_factory=time.time)
     state: State = "queued"
     started: float | None = None
@@ -173,6 +182,15 @@ class Job:
         return [self.folder / "content.png"] + [
             self.folder / f"style-{i}.png" for i in range(1, count + 1)
         ]
+
+    def mask_files(self, count: int) -> list[Path]:
+        """Where the masks of ``count`` styles are kept."""
+        return [self.folder / f"mask-{i}.png" for i in range(1, count + 1)]
+
+    @property
+    def keep_file(self) -> Path:
+        """Where the mask of the part kept as the photo is kept."""
+        return self.folder / "keep.png"
 
 
 def _finite(x: float | None) -> float | None:
@@ -270,6 +288,12 @@ class JobManager:
         job.preview_saved = job.preview_file.is_file()
         if job.result_file.is_file():
             job.result = job.result_file
+        masks, keep = row.inputs.get("masks", []), row.inputs.get("keep")
+        if masks or keep:  # their names; rerun reads the images
+            job.masks = Masks(
+                names=tuple(str(m.get("name", f"mask {i + 1}")) for i, m in enumerate(masks)),
+                keep_name=str(keep.get("name", "keep mask")) if keep else None,
+            )
         return job
 
     # --- what the web app calls -----------------------------------------------------------------
@@ -280,9 +304,11 @@ class JobManager:
         styles: Sequence[PIL.Image.Image],
         labels: tuple[str, list[str]],
         token: str | None = None,
+        masks: Masks | None = None,
     ) -> tuple[JobStatus, bool]:
         """Queue a job; (its status, True) or, when ``token`` names an earlier job, (that job's
-        status, False): a client retrying a request does not get a second job."""
+        status, False): a client retrying a request does not get a second job. ``masks``: the
+        regions of the styles (checked already)."""
         with self._lock:
             if self._stopping:
                 raise ShuttingDown("the server is shutting down")
@@ -293,7 +319,8 @@ class JobManager:
                     f"{len(self._queue)} jobs are waiting already (the limit); try again later"
                 )
             job_id = secrets.token_hex(8)
-            job = Job(job_id, config, content, list(styles), labels, self.root / job_id, token)
+            folder = self.root / job_id
+            job = Job(job_id, config, content, list(styles), labels, folder, token, masks)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
             try:
                 self._record_new(job)
@@ -348,9 +375,9 @@ class JobManager:
 
     def rerun(
         self, job_id: str
-    ) -> tuple[TransferConfig, list[PIL.Image.Image], tuple[str, list[str]]] | None:
+    ) -> tuple[TransferConfig, list[PIL.Image.Image], tuple[str, list[str]], Masks | None] | None:
         """What to submit to run a finished job again: its configuration, its images as they
-        were received (content first) and labels; None for an unknown id. Raises
+        were received (content first), labels and masks; None for an unknown id. Raises
         :class:`NotFinished` while it is queued or running, :class:`ResultGone` when its
         inputs were deleted."""
         with self._lock:
@@ -360,14 +387,24 @@ class JobManager:
             if job.state not in FINISHED:
                 raise NotFinished(f"job {job_id} is {job.state}; it can run again once it ends")
             files = job.input_files(len(job.labels[1]))
+            named = job.masks
+            mask_files, keep_file = job.mask_files(len(named.names) if named else 0), job.keep_file
         try:
             images = [imageio.load_image(path) for path in files]
+            masks = None
+            if named is not None:
+                masks = Masks(
+                    styles=tuple(imageio.load_image(p).convert("L") for p in mask_files),
+                    keep=imageio.load_image(keep_file).convert("L") if named.keep_name else None,
+                    names=named.names,
+                    keep_name=named.keep_name,
+                )
         except ImpastoError:
             raise ResultGone(
                 f"the inputs of job {job_id} are gone: the server's storage was deleted; "
                 "submit the job again"
             ) from None
-        return job.config, images, job.labels
+        return job.config, images, job.labels, masks
 
     def result(self, job_id: str) -> tuple[JobStatus, bytes | None] | None:
         """A job's status and its result PNG (None while there is none); None for an unknown
@@ -487,7 +524,10 @@ class JobManager:
     def _run(self, job: Job) -> None:
         assert job.content is not None
         try:
-            transfer = Transfer(job.content, job.styles, job.config, vgg=self._vgg(job.config))
+            regions = job.masks.regions(len(job.styles)) if job.masks is not None else None
+            transfer = Transfer(
+                job.content, job.styles, job.config, vgg=self._vgg(job.config), regions=regions
+            )
             if job.cancel.is_set():  # while the targets were prepared
                 with self._lock:
                     self._end(job, "cancelled", self._cancel_reason(job))
@@ -498,7 +538,10 @@ class JobManager:
             return
         content, styles = job.labels
         if result.iterations > 0:
-            meta = result.metadata({"content": content, "styles": ",".join(styles)})
+            sources = {"content": content, "styles": ",".join(styles)}
+            if job.masks is not None:
+                sources |= job.masks.sources()
+            meta = result.metadata(sources)
             try:
                 imageio.save_image(result.image, job.result_file, metadata=meta)
             except ImpastoError as e:
@@ -567,6 +610,8 @@ class JobManager:
             self._persist(self.store.cancel, job.id, error)
         self._push(job)
         self._expire()
+        if job.masks is not None:  # nor are the masks' images (their names stay, for the status)
+            job.masks = job.masks.names_only()
         self._lock.notify_all()
 
     def _record_new(self, job: Job) -> None:
@@ -577,23 +622,35 @@ class JobManager:
         assert job.content is not None
         images = [job.content, *job.styles]
         names = [job.labels[0], *job.labels[1]]
-        inputs: list[dict[str, str]] = []
-        for img, name, path in zip(images, names, job.input_files(len(job.styles)), strict=True):
-            data = imageio.encode_image(img, ".png")
-            _write_file(path, data)
-            digest = hashlib.sha256(data).hexdigest()
-            inputs.append(
-                {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
-            )
+        inputs = [
+            self._write_input(img, name, path)
+            for img, name, path in zip(images, names, job.input_files(len(job.styles)), strict=True)
+        ]
+        record: dict[str, Any] = {"content": inputs[0], "styles": inputs[1:]}
+        if job.masks is not None:  # beside the inputs, so that a rerun paints the same regions
+            files = job.mask_files(len(job.masks.styles))
+            named = zip(job.masks.styles, job.masks.names, files, strict=True)
+            record["masks"] = [self._write_input(*m) for m in named]
+            if job.masks.keep is not None:
+                record["keep"] = self._write_input(
+                    job.masks.keep, job.masks.keep_name or "keep mask", job.keep_file
+                )
         self.store.insert(
             job.id,
             kind=KIND,
-            inputs={"content": inputs[0], "styles": inputs[1:]},
+            inputs=record,
             options=json.loads(job.config.to_json()),
             output=job.result_file.relative_to(self.data_dir).as_posix(),
             labels={"content": names[0], "style": ", ".join(names[1:])},
             extra={"token": job.token} if job.token is not None else {},
         )
+
+    def _write_input(self, img: PIL.Image.Image, name: str, path: Path) -> dict[str, str]:
+        """Write one input image as PNG; what the store records of it."""
+        data = imageio.encode_image(img, ".png")
+        _write_file(path, data)
+        digest = hashlib.sha256(data).hexdigest()
+        return {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
 
     def _persist(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """A write to the store that must not stop the worker: a failure (a full disk) is
@@ -641,6 +698,8 @@ class JobManager:
             finished=job.finished,
             content=content,
             styles=styles,
+            masks=list(job.masks.names) if job.masks is not None else [],
+            keep_mask=job.masks.keep_name if job.masks is not None else None,
             options=json.loads(job.config.to_json()),
             preview_url=(
                 f"{base}/preview?v={job.preview_seq}"

@@ -164,8 +164,9 @@ class Limits:
     queue_limit: int = _DEFAULT.queue_limit  # jobs waiting (the running one not counted)
 
     def body_limit(self) -> int:
-        """Bytes one job request may carry: every image at its limit, plus the form fields."""
-        return self.max_upload_bytes * (self.max_styles + 1) + _MB
+        """Bytes one job request may carry: every image and every mask (one per style, one to
+        keep) at its limit, plus the form fields."""
+        return self.max_upload_bytes * 2 * (self.max_styles + 1) + _MB
 
 
 @dataclass(frozen=True)

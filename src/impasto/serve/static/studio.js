@@ -148,6 +148,7 @@ function showChoices() {
     b.classList.toggle("on", state.styles.some((x) => x.example === b.dataset.name));
   }
   $("start").disabled = !(state.content && state.styles.length);
+  window.regions.show(state.content, state.styles);
 }
 
 function buildExamples() {
@@ -217,9 +218,11 @@ async function start(e) {
   for (const s of state.styles) {
     if (s.file) form.append("styles", s.file); else form.append("style_examples", s.example);
   }
+  $("start").disabled = true; // the masks take a moment to encode: no second job meanwhile
+  const regionsProblem = await window.regions.appendMasks(form, state.styles);
+  if (regionsProblem) { $("form-error").textContent = regionsProblem; showChoices(); return; }
   form.append("options", JSON.stringify(collectOptions()));
   form.append("client_token", crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
-  $("start").disabled = true;
   try {
     const r = await fetch("/api/jobs", { method: "POST", body: form });
     const body = await r.json().catch(() => null);

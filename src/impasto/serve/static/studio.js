@@ -258,7 +258,7 @@ function watch(id, first) {
       const r = await fetch(`/api/jobs/${id}`);
       if (r.ok) render(await r.json());
     } catch (err) {
-      $("job-error").textContent = "lost the server (stopped?); reload the page once it runs again";
+      $("job-error").textContent = LOST_SERVER;
     }
   };
   markCurrent();
@@ -327,6 +327,8 @@ function render(s) {
   }
 }
 
+const LOST_SERVER = "lost the server (stopped?); reload the page once it runs again";
+
 // A job a server stop cut short is shown as "interrupted" (its state is cancelled).
 function shownState(s) {
   return s.interrupted ? "interrupted" : s.state;
@@ -334,7 +336,13 @@ function shownState(s) {
 
 async function rerun(s) {
   $("form-error").textContent = "";
-  const r = await fetch(s.rerun_url, { method: "POST" });
+  let r;
+  try {
+    r = await fetch(s.rerun_url, { method: "POST" });
+  } catch (err) {
+    $("job-error").textContent = LOST_SERVER;
+    return;
+  }
   const body = await r.json().catch(() => null);
   if (!r.ok) { $("job-error").textContent = problem(body, r.status); return; }
   watch(body.id, body);
@@ -344,16 +352,27 @@ async function rerun(s) {
 async function cancel() {
   if (!state.job) return;
   $("cancel").disabled = true;
-  const r = await fetch(`/api/jobs/${state.job}/cancel`, { method: "POST" });
-  if (r.ok) render(await r.json());
+  try {
+    const r = await fetch(`/api/jobs/${state.job}/cancel`, { method: "POST" });
+    if (r.ok) render(await r.json());
+  } catch (err) {
+    $("job-error").textContent = LOST_SERVER;
+  }
 }
 
 // --- recent results ----------------------------------------------------------------------------
 
 async function refreshRecent() {
-  const r = await fetch("/api/jobs");
-  if (!r.ok) return;
-  const jobs = await r.json();
+  // Called when a job ends, which is also when a stopping server ends its jobs: a list that
+  // cannot be fetched now is left as it is (the page says so once the job's stream gives up).
+  let jobs;
+  try {
+    const r = await fetch("/api/jobs");
+    if (!r.ok) return;
+    jobs = await r.json();
+  } catch (err) {
+    return;
+  }
   const list = $("recent");
   list.replaceChildren(...jobs.map(card));
   $("recent-empty").hidden = jobs.length > 0;
@@ -422,8 +441,12 @@ async function main() {
   $("job-form").addEventListener("submit", start);
   $("cancel").addEventListener("click", cancel);
   $("rerun").addEventListener("click", async () => {
-    const r = await fetch(`/api/jobs/${state.job}`);
-    if (r.ok) rerun(await r.json());
+    try {
+      const r = await fetch(`/api/jobs/${state.job}`);
+      if (r.ok) rerun(await r.json());
+    } catch (err) {
+      $("job-error").textContent = LOST_SERVER;
+    }
   });
   const jobs = await refreshRecent();
   // After a reload, follow the job that is running (or waiting), if any.

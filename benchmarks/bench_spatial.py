@@ -10,8 +10,8 @@ blended) as the reference, it prints
 
 - **which style wins against the distance from the boundary**: per band of columns on each side,
   the share of pixels in the other side's colour (and in the side's own), and the *reach*: the
-  farthest column, in px from the boundary, where the other side's colour still holds more than
-  5% of the pixels;
+  width of the band along the boundary where the other side's colour holds more than 2% of the
+  pixels (from the boundary to the first 4 px wide group of columns at or below 2%);
 - **the style statistics inside each region**: E_l (paper eq. 4, per position: the region's
   guided Gram matrix over its mass against a painting's Gram matrix over its size, layers weighted
   as the defaults weigh them, 1/N_l²) against its own painting and against the other, and the
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "examples" / "tubingen.jpg"
 RED, BLUE = (230, 40, 30), (30, 60, 230)
 THRESHOLD = 60  # |R − B| above this: the pixel is in one of the two styles' colours
-REACH_SHARE = 0.05  # the wrong colour "reaches" a column where it holds more than this share
+REACH_SHARE = 0.02  # the wrong colour "reaches" a column where it holds more than this share
 BANDS = (0, 4, 8, 16, 32, 64)  # px from the boundary; the last band runs to the edge
 LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 WEIGHTS = (12.8, 3.2, 0.8, 0.2, 0.2)  # the defaults' 1/N_l² layer weights
@@ -77,9 +77,11 @@ def side_profiles(img: Image.Image) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def reach(wrong: np.ndarray) -> int:
-    """Columns from the boundary to the farthest one where the wrong colour holds > 5%."""
-    hit = np.nonzero(wrong > REACH_SHARE)[0]
-    return int(hit[-1]) + 1 if len(hit) else 0
+    """How far the wrong colour reaches past the boundary: the px from the boundary to the first
+    4-column group where it holds 2% of the pixels or less."""
+    groups = wrong[: len(wrong) // 4 * 4].reshape(-1, 4).mean(1)
+    below = np.nonzero(groups <= REACH_SHARE)[0]
+    return 4 * int(below[0]) if len(below) else len(wrong)
 
 
 def band_shares(share: np.ndarray) -> list[float]:

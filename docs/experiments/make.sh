@@ -38,7 +38,7 @@ done
 run normalized transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
   -o "$out/normalized.jpg" --size 256 --iterations 150 --seed 1 --preset paper --init content \
   --normalize-network
-# Spatial and scale control (Gatys et al. 2017), the default preset at 384 px, 200 iterations.
+# Spatial control (Gatys et al. 2017): the default preset at 384 px, 200 iterations.
 # The masks: the sky of Tübingen and the rest (scripts/sky_mask.py; committed).
 if [[ -z $only || spatial == *$only* ]]; then
   .venv/bin/python scripts/sky_mask.py examples/tubingen.jpg "$out/tubingen_sky.png" \
@@ -52,14 +52,13 @@ run spatial_plain transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
 run spatial_guided transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
   "$IMAGES/the_scream.jpg" -o "$out/spatial_guided.jpg" "${spatial[@]}" \
   --masks "$out/tubingen_sky.png,$out/tubingen_ground.png"
-# Keep the sky as it is; The Scream paints the rest.
-run spatial_keep transfer "$IMAGES/tubingen.jpg" "$IMAGES/the_scream.jpg" \
-  -o "$out/spatial_keep.jpg" "${spatial[@]}" --masks "$out/tubingen_sky.png:none"
-# Scale control: The Starry Night's shapes (conv3_1-conv5_1), The Scream's strokes and colours.
+# Scale control, at 256 px and 150 iterations (one scale): The Starry Night's shapes
+# (conv3_1-conv5_1), The Scream's strokes and colours (conv1_1, conv2_1).
+scale=(--size 256 --iterations 150 --seed 1)
 run spatial_fine transfer "$IMAGES/tubingen.jpg" "$IMAGES/starry_night.jpg" \
-  --fine-style "$IMAGES/the_scream.jpg" -o "$out/spatial_fine.jpg" "${spatial[@]}"
+  --fine-style "$IMAGES/the_scream.jpg" -o "$out/spatial_fine.jpg" "${scale[@]}"
 run spatial_mix mix-styles "$IMAGES/starry_night.jpg" "$IMAGES/the_scream.jpg" \
-  -o "$out/spatial_mix.jpg" "${spatial[@]}"
+  -o "$out/spatial_mix.jpg" "${scale[@]}"
 # The figure: the panels above, labelled, in one picture.
 if [[ -z $only || spatial == *$only* ]]; then
   .venv/bin/python scripts/spatial_figure.py "$IMAGES" "$out"

@@ -2,6 +2,7 @@
 # Remakes every picture of docs/experiments.md with the real command line, on the test images in
 # ../shared/images (the full-size originals of examples/). Run from the repository root:
 #     bash docs/experiments/make.sh            # all of them, about 25 CPU minutes on 2 cores
+#                                              # (and the spatial ones 10-30 more)
 #     bash docs/experiments/make.sh grid       # only the ones whose name contains "grid"
 # Each command's wall-clock time is printed as it finishes.
 set -euo pipefail

@@ -25,11 +25,11 @@ Propagation, two ways (``mask_propagation``):
   conv4_1 by 32 and conv5_1 by 80 px of the input), that layer uses
   the ``resize`` channels of all regions instead.
 
-Measured with ``benchmarks/bench_spatial.py`` (a photo split down the middle, a red painting on
-the left, a blue one on the right; the share of pixels within 4 px of the boundary taken by the
-other side's colour, left/right): at 128 px, resize 0.05/0.05 and inside 0.27/0.12; at 256 px,
-resize 0.15/0.03 and inside 0.33/0.06. The unstyled seam of ``inside`` shows the photo's own
-colours (here its blue sky and river), and looks worse than ``resize``'s crisp edge; hence the
+Measured with ``benchmarks/bench_spatial.py`` (a grey photo split down the middle, a red painting
+on the left, a blue one on the right, 256 px; BENCHMARKS.md): neither variant bleeds (the other
+side's colour holds at most 2-4% of the pixels within 8 px of the boundary with ``resize``, none
+with ``inside``, 14-37% without masks), while ``inside`` leaves the first 4-8 px along the
+boundary less styled and matches each region's own painting less closely (E_l 1.5x): hence the
 default.
 
 Pixels that no style region covers take no style statistics at all: only the content loss (and

@@ -20,18 +20,25 @@ from typing import Any
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, InputError, UsageError
-from ..jobs import Executor, LocalExecutor, Store, local_devices, run_jobs
+from ..jobs import (
+    Executor,
+    ExecutorOptions,
+    LocalExecutor,
+    Store,
+    local_devices,
+    require_ray,
+    run_jobs,
+)
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
 from ..jobs.store import STORE_NAME, abandoned
 from ..paths import Named, check_apart
-from .options import add_common, add_config_options, config_inputs
+from .options import add_common, add_config_options, config_inputs, options_from_args
 from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
 
 PROG = "impasto"
-EXECUTORS = ("local", "ray")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -80,28 +87,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="also lay the results out, labelled, on one picture",
     )
-    b.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local: one worker per device on this machine (default); ray: a Ray cluster "
-        "(pip install 'impasto[ray]')",
-    )
-    b.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        default=None,
-        help="with --executor ray: 'auto' joins the cluster of this machine (ray start), "
-        "ray://HOST:10001 connects as a Ray Client; default: a local Ray on this machine's CPUs",
-    )
-    b.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        default=None,
-        help="with --executor ray: how many workers (default: one per GPU of the cluster, else "
-        "one per node, sharing its CPUs)",
-    )
+    add_config_options(b, ExecutorOptions)
     add_config_options(b)
     refuse_spatial_options(b, "batch")
     add_common(b)
@@ -119,12 +105,9 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
         return _run_status(ns)
-    if ns.executor == "local" and (ns.ray_address is not None or ns.workers is not None):
-        raise UsageError("--ray-address and --workers go with --executor ray")
-    if ns.workers is not None and ns.workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {ns.workers}")
-    if ns.executor == "ray" and not _ray_installed():
-        raise UsageError("Ray is not installed: pip install 'impasto[ray]'")
+    where = options_from_args(ns, ExecutorOptions)
+    if where.executor == "ray":
+        require_ray()
     if ns.output is None:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
     options = _given_options(ns)
@@ -162,7 +145,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
-    executor = _executor(ns, options)
+    executor = _executor(where, ns.quiet, options)
     progress = BatchProgress(ns.quiet, executor.slots)
     with Store.in_folder(outdir) as store:
         try:
@@ -211,21 +194,13 @@ def _run_batch(ns: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _ray_installed() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _executor(ns: argparse.Namespace, options: dict[str, Any]) -> Executor:
-    if ns.executor == "ray":
+def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> Executor:
+    if where.executor == "ray":
         from ..jobs.rayexec import RayExecutor  # Ray is imported only here
 
-        if not ns.quiet:
+        if not quiet:
             print("batch: starting the Ray workers...", file=sys.stderr)
-        return RayExecutor(ns.ray_address, ns.workers, options=options)
+        return RayExecutor(where.ray_address, where.workers, options=options)
     return LocalExecutor(local_devices(options.get("device", "auto")))
 
 

@@ -15,22 +15,25 @@
 from __future__ import annotations
 
 from .driver import BatchListener, Summary, run_jobs
-from .executor import Executor, LocalExecutor, local_devices
-from .spec import JobSpec, Outcome, Source, Task
+from .executor import Executor, ExecutorOptions, LocalExecutor, local_devices, require_ray
+from .spec import JobSpec, Outcome, Report, Source, Task
 from .store import STORE_NAME, Job, Store
 
 __all__ = [
     "STORE_NAME",
     "BatchListener",
     "Executor",
+    "ExecutorOptions",
     "Job",
     "JobSpec",
     "LocalExecutor",
     "Outcome",
+    "Report",
     "Source",
     "Store",
     "Summary",
     "Task",
     "local_devices",
+    "require_ray",
     "run_jobs",
 ]

@@ -6,22 +6,74 @@ driver, :mod:`impasto.jobs.driver`, does both). It runs at most :attr:`Executor.
 once: the driver submits only while one is free. :meth:`Executor.stop` asks every running task
 to end early with its best image (Ctrl-C), whose outcome then comes back ``interrupted``;
 :meth:`Executor.cancel` asks one. The Ray executor (:mod:`impasto.jobs.rayexec`, imported only
-when asked for) implements the same interface.
+when asked for) implements the same interface. :class:`ExecutorOptions` are the flags that
+choose one (``impasto batch`` and ``impasto serve`` share them).
+
+A task reports through two optional listeners: ``progress`` (every iteration: the batch's bars)
+and ``report`` (a :class:`~impasto.jobs.spec.Report` with the losses a few times a second, and a
+JPEG preview when the task's ``preview_s`` asks: the studio's live view).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 
+from ..config import _opt
+from ..errors import UsageError
 from .spec import Outcome, Task
-from .worker import Progress, Worker
+from .worker import Progress, Reporter, Worker
 
-__all__ = ["Executor", "LocalExecutor", "local_devices"]
+__all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "local_devices", "require_ray"]
+
+EXECUTORS = ("local", "ray")
+RAY_HINT = "Ray is not installed: pip install 'impasto[ray]'"
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where jobs run: the options of ``impasto batch`` and ``impasto serve`` alike."""
+
+    executor: Literal["local", "ray"] = _opt(
+        "local",
+        "where jobs run: local (this machine's devices) or ray (a Ray cluster, one job per "
+        "worker at once; pip install 'impasto[ray]')",
+        metavar="{local,ray}",
+    )
+    ray_address: str | None = _opt(
+        None,
+        "with --executor ray: 'auto' joins the cluster of this machine (ray start), "
+        "ray://HOST:10001 connects as a Ray Client; default: a local Ray on this machine's CPUs",
+        metavar="ADDRESS",
+    )
+    workers: int | None = _opt(
+        None,
+        "with --executor ray: how many workers, i.e. jobs at once (default: one per GPU of the "
+        "cluster, else one per node, sharing its CPUs)",
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UsageError(
+                f"--executor {self.executor!r} is not valid; choose from {', '.join(EXECUTORS)}"
+            )
+        if self.executor == "local" and (self.ray_address is not None or self.workers is not None):
+            raise UsageError("--ray-address and --workers go with --executor ray")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, not {self.workers}")
+
+
+def require_ray() -> None:
+    """Raise :class:`UsageError` saying how to install Ray when it is missing."""
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError(RAY_HINT)
 
 
 class Executor(Protocol):
@@ -30,9 +82,11 @@ class Executor(Protocol):
         """How many tasks it runs at once."""
         ...
 
-    def submit(self, task: Task, progress: Progress | None = None) -> Future[Outcome]:
-        """Start ``task`` (a slot must be free); ``progress`` hears of its iterations, from any
-        thread."""
+    def submit(
+        self, task: Task, progress: Progress | None = None, report: Reporter | None = None
+    ) -> Future[Outcome]:
+        """Start ``task`` (a slot must be free); ``progress`` hears of its iterations and
+        ``report`` gets its Reports (previews included), from any thread."""
         ...
 
     def stop(self) -> None:
@@ -78,7 +132,9 @@ class LocalExecutor:
     def slots(self) -> int:
         return len(self.workers)
 
-    def submit(self, task: Task, progress: Progress | None = None) -> Future[Outcome]:
+    def submit(
+        self, task: Task, progress: Progress | None = None, report: Reporter | None = None
+    ) -> Future[Outcome]:
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:
@@ -88,13 +144,18 @@ class LocalExecutor:
             if self._stopping:
                 stop.set()
             self._stops[task.id] = stop
-        return self._pool.submit(self._run, worker, task, stop, progress)
+        return self._pool.submit(self._run, worker, task, stop, progress, report)
 
     def _run(
-        self, worker: Worker, task: Task, stop: threading.Event, progress: Progress | None
+        self,
+        worker: Worker,
+        task: Task,
+        stop: threading.Event,
+        progress: Progress | None,
+        report: Reporter | None,
     ) -> Outcome:
         try:
-            return worker.run(task, stop, progress)
+            return worker.run(task, stop, progress, report)
         finally:  # free before the future is done, so that the driver can submit at once
             with self._lock:
                 if self._stops.get(task.id) is stop:

@@ -15,9 +15,11 @@ design, in the terms of :class:`~impasto.jobs.executor.Executor`:
   (``max_restarts=-1``) and Ray runs the interrupted call again, up to ``retries`` times
   (``max_task_retries``); the outcome then says ``retries``. When they are spent, the job
   fails with "worker died ...".
-- **Progress is pushed.** A worker reports every iteration to a small :class:`_Hub` actor (a call
-  that waits for no answer); a thread of the driver collects the latest iteration of each job
-  every :data:`POLL_S` and calls the job's ``progress``.
+- **Progress is pushed.** A worker reports every iteration (and, when the driver listens for them,
+  its Reports with their JPEG previews) to a small :class:`_Hub` actor (a call that waits for no
+  answer); a thread of the driver collects the latest of each job every :data:`POLL_S` and
+  calls the job's ``progress`` and ``report`` (a preview is kept until collected, even when
+  later Reports without one come first).
 - **Stop is a call.** The slot actors are threaded (two calls at once), so :meth:`stop` and
   :meth:`cancel` reach a running job's stop flag directly; the job ends with its best image,
   ``interrupted``, exactly as a local one does.
@@ -41,8 +43,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..errors import ExitStatus, UsageError, first_line
-from .spec import Outcome, Task
-from .worker import Progress, Worker
+from .spec import Outcome, Report, Task
+from .worker import Progress, Reporter, Worker
 
 __all__ = ["RayExecutor", "connect"]
 
@@ -57,6 +59,7 @@ class _Hub:
 
     def __init__(self) -> None:
         self.latest: dict[str, tuple[int, int]] = {}
+        self.reports: dict[str, Report] = {}
         self.starts: dict[str, int] = {}
 
     def begin(self, key: str) -> int:
@@ -66,9 +69,16 @@ class _Hub:
     def heard(self, job_id: str, iteration: int, iterations: int) -> None:
         self.latest[job_id] = (iteration, iterations)
 
-    def take(self) -> dict[str, tuple[int, int]]:
+    def reported(self, report: Report) -> None:
+        last = self.reports.get(report.job_id)
+        if report.preview is None and last is not None and last.preview is not None:
+            report = replace(report, preview=last.preview)  # not collected yet: keep it
+        self.reports[report.job_id] = report
+
+    def take(self) -> tuple[dict[str, tuple[int, int]], dict[str, Report]]:
         latest, self.latest = self.latest, {}
-        return latest
+        reports, self.reports = self.reports, {}
+        return latest, reports
 
 
 class _Slot:
@@ -92,7 +102,7 @@ class _Slot:
         self.worker.load(options)
         return self.worker.device, time.monotonic() - started
 
-    def run(self, task: Task, key: str) -> Outcome:
+    def run(self, task: Task, key: str, reports: bool = False) -> Outcome:
         attempt = ray.get(self.hub.begin.remote(key))
         stop = threading.Event()
         with self._lock:
@@ -103,8 +113,11 @@ class _Slot:
         def progress(job_id: str, iteration: int, iterations: int) -> None:
             self.hub.heard.remote(job_id, iteration, iterations)  # no wait for an answer
 
+        def report(r: Report) -> None:
+            self.hub.reported.remote(r)
+
         try:
-            outcome = self.worker.run(task, stop, progress)
+            outcome = self.worker.run(task, stop, progress, report if reports else None)
         finally:
             with self._lock:
                 self._stops.pop(key, None)
@@ -205,7 +218,8 @@ class RayExecutor:
         self.startup_seconds = time.monotonic() - started  # actors started, weights read
         self._lock = threading.Lock()
         self._idle = list(self.actors)
-        self._running: dict[str, tuple[Any, str, Progress | None]] = {}  # job id: actor, key
+        # job id: actor, submission key, listeners
+        self._running: dict[str, tuple[Any, str, Progress | None, Reporter | None]] = {}
         self._serial = itertools.count()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="impasto-ray-progress", daemon=True)
@@ -215,15 +229,17 @@ class RayExecutor:
     def slots(self) -> int:
         return len(self.actors)
 
-    def submit(self, task: Task, progress: Progress | None = None) -> Future[Outcome]:
+    def submit(
+        self, task: Task, progress: Progress | None = None, report: Reporter | None = None
+    ) -> Future[Outcome]:
         with self._lock:
             if not self._idle:
                 raise RuntimeError("no free worker: submit only while a slot is free")
             actor = self._idle.pop()
             key = f"{task.id}:{next(self._serial)}"
-            self._running[task.id] = (actor, key, progress)
+            self._running[task.id] = (actor, key, progress, report)
         started = time.monotonic()
-        ref = actor.run.remote(task, key)
+        ref = actor.run.remote(task, key, report is not None)
         future: Future[Outcome] = Future()
 
         def done(result: Future[Outcome]) -> None:
@@ -259,14 +275,19 @@ class RayExecutor:
     def _poll(self) -> None:
         while not self._closed.wait(POLL_S):
             try:
-                latest = ray.get(self._hub.take.remote(), timeout=10)
+                latest, reports = ray.get(self._hub.take.remote(), timeout=10)
             except Exception:  # Ray busy or going away; progress is best effort
                 continue
             for job_id, (iteration, iterations) in latest.items():
                 with self._lock:
-                    progress = self._running.get(job_id, (None, None, None))[2]
+                    progress = self._running.get(job_id, (None, None, None, None))[2]
                 if progress is not None:
                     progress(job_id, iteration, iterations)
+            for job_id, r in reports.items():
+                with self._lock:
+                    report = self._running.get(job_id, (None, None, None, None))[3]
+                if report is not None:
+                    report(r)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -277,7 +298,7 @@ class RayExecutor:
     def stop(self) -> None:
         with self._lock:
             running = list(self._running.items())
-        for _, (actor, key, _) in running:
+        for _, (actor, key, _, _) in running:
             actor.stop.remote(key)
 
     def pids(self) -> list[int]:

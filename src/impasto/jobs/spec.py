@@ -21,7 +21,16 @@ from typing import Any
 from ..config import TransferConfig
 from ..fieldtypes import parse_value
 
-__all__ = ["JobSpec", "Outcome", "Source", "Task", "config_from", "file_sha256", "options_hash"]
+__all__ = [
+    "JobSpec",
+    "Outcome",
+    "Report",
+    "Source",
+    "Task",
+    "config_from",
+    "file_sha256",
+    "options_hash",
+]
 
 _HINTS = typing.get_type_hints(TransferConfig)
 
@@ -114,7 +123,11 @@ class JobSpec:
 class Task:
     """A job as a worker receives it: everything it needs, nothing it must read from disk (the
     weights apart, which every worker has). ``names`` label the inputs in the output's
-    metadata."""
+    metadata. ``masks`` (one grayscale image per style, white where it paints) and ``keep`` (the
+    part kept as the photo) are the studio's regions, as image bytes; batch sends none.
+    ``preview_s``: send a :class:`Report` with a JPEG of the image (longest side at most
+    ``preview_pixels``) at most this often, besides the first and last iterations (None: no
+    previews, as in batch)."""
 
     id: str
     content: bytes
@@ -122,6 +135,27 @@ class Task:
     options: Mapping[str, Any]
     names: Mapping[str, str]  # {"content": ..., "styles": "a,b"}: the output's recorded inputs
     suffix: str = ".png"  # the output's type: .png, .jpg/.jpeg or .webp
+    masks: tuple[bytes, ...] = ()
+    keep: bytes | None = None
+    preview_s: float | None = None
+    preview_pixels: int = 640
+
+
+@dataclass(frozen=True)
+class Report:
+    """A running job's state, as a worker reports it to a listener that shows it (the studio):
+    small enough to cross a process boundary several times a second. ``terms`` are the weighted
+    loss terms by name; ``preview`` a JPEG of the current image, when one was due."""
+
+    job_id: str
+    iteration: int
+    iterations: int
+    stage: int
+    stages: int
+    elapsed: float
+    loss: float | None
+    terms: Mapping[str, float]
+    preview: bytes | None = None
 
 
 @dataclass(frozen=True)

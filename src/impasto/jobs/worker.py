@@ -5,29 +5,52 @@ not per job; again only when a job asks for another network). It reads nothing f
 weights and writes nothing: the images come as bytes and the result goes back as PNG bytes, for
 the driver to write. Every error a job can cause becomes a failed Outcome with its one-line
 message; ``stop`` (an event) ends a running job early with its best image so far.
+
+Two channels report a running job: ``progress`` hears every iteration (the batch's bars), and
+``report`` hears :class:`~impasto.jobs.spec.Report` s with the losses, a few times a second, and
+JPEG previews when the task asks for them (the studio).
 """
 
 from __future__ import annotations
 
+import io
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import PIL.Image
 import torch
 
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, ImpastoError, first_line
+from ..guidance import build_regions
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
-from .spec import Outcome, Task, config_from
+from .spec import Outcome, Report, Task, config_from
 
-__all__ = ["Progress", "Worker"]
+__all__ = ["Progress", "Reporter", "Worker", "preview_jpeg"]
 
 Progress = Callable[[str, int, int], None]
 """(job id, iteration, iterations): a worker's report of a running job."""
+
+Reporter = Callable[[Report], None]
+"""A listener of a running job's :class:`~impasto.jobs.spec.Report` s."""
+
+REPORT_EVERY_S = 0.25  # reports at most this often (reading the losses syncs the device)
+
+
+def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
+    """A preview: ``img`` as a JPEG whose longest side is at most ``pixels``."""
+    if max(img.size) > pixels:
+        img = imageio.resize_longest(img, pixels)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
 
 _NetworkKey = tuple[str, str | None, str, str, bool]
 
@@ -64,6 +87,7 @@ class Worker:
         task: Task,
         stop: threading.Event | None = None,
         progress: Progress | None = None,
+        report: Reporter | None = None,
     ) -> Outcome:
         started = time.monotonic()
         device = self.device
@@ -82,11 +106,22 @@ class Worker:
                 imageio.decode_image(data, names[i] if i < len(names) else f"style {i + 1}")
                 for i, data in enumerate(task.styles)
             ]
-            transfer = Transfer(content, styles, config, vgg=self._vgg(config))
+            regions = None
+            if task.masks or task.keep is not None:
+                masks = [imageio.decode_image(m, "mask").convert("L") for m in task.masks]
+                keep = None
+                if task.keep is not None:
+                    keep = imageio.decode_image(task.keep, "keep mask").convert("L")
+                regions = build_regions(len(styles), masks=masks or None, keep=keep)
+            vgg = self._vgg(config)
+            transfer = Transfer(content, styles, config, vgg=vgg, regions=regions)
+            reporting = _Reporting(task, report) if report is not None else None
 
             def on_step(step: Step) -> None:
                 if progress is not None:
                     progress(task.id, step.iteration, step.iterations)
+                if reporting is not None:
+                    reporting(step)
                 if stop is not None and stop.is_set():
                     raise KeyboardInterrupt  # the loop ends with its best image so far
 
@@ -123,3 +158,39 @@ class Worker:
     def _failed(task: Task, started: float, device: str, why: str, status: int) -> Outcome:
         seconds = time.monotonic() - started
         return Outcome(task.id, None, {}, seconds, device, error=why, exit_status=int(status))
+
+
+class _Reporting:
+    """Turns Step records into Reports: at most every :data:`REPORT_EVERY_S`, with a preview at
+    the first and last iterations and at most every ``task.preview_s`` between."""
+
+    def __init__(self, task: Task, report: Reporter) -> None:
+        self.task, self.report = task, report
+        self._reported = self._previewed = -math.inf
+
+    def __call__(self, step: Step) -> None:
+        now = time.monotonic()
+        every = self.task.preview_s
+        preview = every is not None and (
+            step.iteration in (1, step.iterations) or now - self._previewed >= every
+        )
+        if not (preview or now - self._reported >= REPORT_EVERY_S):
+            return
+        self._reported = now
+        jpeg = None
+        if preview:
+            self._previewed = now
+            jpeg = preview_jpeg(step.image(), self.task.preview_pixels)
+        self.report(
+            Report(
+                self.task.id,
+                step.iteration,
+                step.iterations,
+                step.stage,
+                step.stages,
+                step.elapsed,
+                step.loss,
+                step.terms,
+                jpeg,
+            )
+        )

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "serve",
         help="a local web page: drop in pictures, set the balance, watch the image form",
         description="Start the web studio (and its JSON API, documented at /docs) and print "
-        "its address. Jobs run one at a time on this machine's device.",
+        "its address. Jobs run one at a time on this machine's device, or with --executor ray one "
+        "per Ray worker at once.",
         allow_abbrev=False,
     )
     add_config_options(p, ServeOptions)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
+from ..jobs.executor import require_ray
 from ..prepare import resolve_device
 from .settings import ServeOptions, is_loopback
 
@@ -42,6 +43,8 @@ def serve(
     interrupted, to be run again from the page after a restart).
     ``on_ready`` gets the address once listening; ``warn`` a warning about an open address."""
     require_extra()
+    if options.executor == "ray":
+        require_ray()
     settings = options.settings()
     device = resolve_device(settings.device)  # --device cuda without a GPU: say so now
     sock = _listen(options.host, options.port)

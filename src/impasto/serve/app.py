@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__, imageio
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
+from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
 from . import intake
 from .jobs import (
@@ -184,19 +185,38 @@ class _SameSite:
         await self.app(scope, receive, send)
 
 
+def make_executor(settings: Settings) -> Executor | None:
+    """The executor of ``--executor ray`` (its workers started, their network loaded); None for
+    the local one, which the job manager's own thread is."""
+    where = settings.executor
+    if where.executor != "ray":
+        return None
+    require_ray()
+    from ..jobs.rayexec import RayExecutor  # Ray is imported only here
+
+    return RayExecutor(where.ray_address, where.workers, options={"device": settings.device})
+
+
 def create_app(settings: Settings | None = None, manager: JobManager | None = None) -> FastAPI:
     """The app; its job manager is ``app.state.jobs``. The worker starts with the app (or at
     the first job) and stops when the app shuts down; the jobs stay in the data folder."""
     settings = settings or Settings()
     limits = settings.limits
     if manager is None:
-        manager = JobManager(
-            queue_limit=limits.queue_limit,
-            keep=settings.keep,
-            keep_seconds=settings.keep_hours * 3600.0,
-            preview_every=settings.preview_every,
-            data_dir=settings.data_dir,
-        )
+        executor = make_executor(settings)
+        try:
+            manager = JobManager(
+                queue_limit=limits.queue_limit,
+                keep=settings.keep,
+                keep_seconds=settings.keep_hours * 3600.0,
+                preview_every=settings.preview_every,
+                data_dir=settings.data_dir,
+                executor=executor,
+            )
+        except BaseException:
+            if executor is not None:
+                executor.close()
+            raise
     jobs = manager
     examples = intake.find_examples()
 
@@ -212,7 +232,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         title="impasto studio",
         version=__version__,
         description="Neural style transfer (Gatys et al.) as a local web service. Jobs run one "
-        "at a time on this machine's device; options are those of `impasto transfer`.",
+        "at a time on this machine's device (or one per worker at once on a Ray cluster); "
+        "options are those of `impasto transfer`.",
         lifespan=lifespan,
     )
     app.state.jobs = jobs

@@ -1,6 +1,10 @@
 """The job queue behind ``impasto serve``: one worker thread, one transfer at a time.
 
-The device is never shared by two optimisations, however many clients submit. Every change of a
+The device is never shared by two optimisations, however many clients submit. With an
+:class:`~impasto.jobs.executor.Executor` (``--executor ray``), the worker thread hands jobs to
+it instead, as many at once as it has slots; a job waits in the queue for a free slot, and its
+progress and previews come back as :class:`~impasto.jobs.spec.Report` s, its result as PNG bytes
+that are written here, as the local path writes its own. Every change of a
 job (queued, its place in the queue, progress, a new preview, the end) is recorded as a
 *snapshot*: the job's whole state as JSON with a sequence number. Readers (the status endpoint,
 event streams) only ever read snapshots, so a client that disconnects, reconnects or never reads
@@ -22,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -34,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,9 +51,11 @@ from pydantic import BaseModel, Field
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ImpastoError, InputError, UsageError
-from ..jobs.spec import config_from
+from ..jobs.executor import Executor
+from ..jobs.spec import Outcome, Report, Task, config_from
 from ..jobs.store import Job as Row
 from ..jobs.store import Store, worker_id
+from ..jobs.worker import preview_jpeg
 from ..optimize import Step, Transfer
 from ..prepare import build_network
 from ..vgg import VGG
@@ -208,11 +216,14 @@ class JobManager:
         keep_seconds: float = 24 * 3600.0,
         preview_every: int | None = None,
         data_dir: Path | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """``preview_every``: iterations between previews (default: about 40 per run);
         ``data_dir``: the folder of the job store and the jobs' files, made if missing (default:
-        a temporary one, deleted by :meth:`close`). A data folder that cannot be used raises
-        :class:`InputError`; one another server uses, :class:`UsageError`."""
+        a temporary one, deleted by :meth:`close`); ``executor``: where jobs run, up to its
+        ``slots`` at once (None: here, one at a time), closed by :meth:`close`. A data folder
+        that cannot be used raises :class:`InputError`; one another server uses,
+        :class:`UsageError`."""
         self.queue_limit, self.keep, self.keep_seconds = queue_limit, keep, keep_seconds
         self.preview_every = preview_every
         self._temporary = data_dir is None
@@ -231,6 +242,8 @@ class JobManager:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._network: tuple[tuple[Any, ...], VGG] | None = None
+        self.executor = executor
+        self._remote: dict[str, Job] = {}  # the executor's running jobs
         try:
             self.store = Store.in_folder(self.data_dir, shared=True)
             try:
@@ -442,6 +455,8 @@ class JobManager:
                 job.cancelled_by_client = True
                 job.cancel.set()
                 self._push(job)
+                if self.executor is not None:
+                    self.executor.cancel(job.id)
             return self._status(job)
 
     def wait(self, job_id: str, timeout: float) -> JobStatus | None:
@@ -465,7 +480,8 @@ class JobManager:
         with self._lock:
             if self._thread is not None or self._stopping:
                 return
-            self._thread = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
+            work = self._work if self.executor is None else self._dispatch
+            self._thread = threading.Thread(target=work, name="impasto-worker", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -476,14 +492,24 @@ class JobManager:
                 if job.state == "running":
                     job.cancel.set()
             self._lock.notify_all()
+        if self.executor is not None:
+            self.executor.stop()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop, wait for the worker, record the jobs still waiting as interrupted, close the
-        store (a temporary data folder is deleted)."""
+        """Stop, wait for the worker (and the executor's jobs, which end with their best image),
+        record the jobs still waiting as interrupted, close the store (a temporary data folder
+        is deleted)."""
         self.stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._remote and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(left)
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.close()
         with self._lock:
             if self._closed:
                 return
@@ -520,6 +546,90 @@ class JobManager:
                     torch.cuda.empty_cache()
                 with self._lock:
                     self._expire()
+
+    def _dispatch(self) -> None:
+        """The worker with an executor: hands the next job over whenever a slot is free."""
+        executor = self.executor
+        assert executor is not None
+        while True:
+            with self._lock:
+                while not self._stopping and (
+                    not self._queue or len(self._remote) >= executor.slots
+                ):
+                    self._lock.wait(60.0)
+                    self._expire()
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                job.state, job.started = "running", time.time()
+                self._remote[job.id] = job
+                self._persist(self.store.claim, self._worker, [job.id])
+                self._push(job)
+                self._touch_queue()
+            try:
+                future = executor.submit(self._task(job), report=_Reports(self, job))
+            except Exception as e:  # unreadable inputs (a /tmp cleaner), or the executor broke
+                log.exception("job %s: not handed over", job.id)
+                with self._lock:
+                    self._remote.pop(job.id, None)
+                self._fail(job, f"unexpected error: {type(e).__name__}: {e}")
+                continue
+            finally:
+                job.content, job.styles = None, []
+            if job.cancel.is_set():  # cancelled while it was handed over
+                executor.cancel(job.id)
+            future.add_done_callback(functools.partial(self._finished, job))
+
+    def _task(self, job: Job) -> Task:
+        """A job as the executor's workers take it: its stored inputs' bytes, its options."""
+        content, styles = job.labels
+        names = {"content": content, "styles": ",".join(styles)}
+        masks: tuple[bytes, ...] = ()
+        keep = None
+        if job.masks is not None:
+            names |= job.masks.sources()
+            masks = tuple(p.read_bytes() for p in job.mask_files(len(job.masks.names)))
+            if job.masks.keep_name is not None:
+                keep = job.keep_file.read_bytes()
+        files = job.input_files(len(styles))
+        return Task(
+            job.id,
+            files[0].read_bytes(),
+            tuple(p.read_bytes() for p in files[1:]),
+            json.loads(job.config.to_json()),
+            names,
+            masks=masks,
+            keep=keep,
+            preview_s=PREVIEW_EVERY_S,
+            preview_pixels=PREVIEW_PIXELS,
+        )
+
+    def _finished(self, job: Job, future: Future[Outcome]) -> None:
+        """An executor's job has ended: its result written, its end recorded."""
+        outcome = future.result()  # executors hand failures back as Outcomes
+        written = False
+        if outcome.image is not None:
+            try:
+                _write_file(job.result_file, outcome.image)
+                written = True
+            except ImpastoError as e:
+                outcome = Outcome(job.id, None, {}, outcome.seconds, outcome.device, error=str(e))
+        with self._lock:
+            self._remote.pop(job.id, None)
+            if written:
+                job.result = job.result_file
+            job.elapsed = outcome.seconds
+            losses = dict(outcome.losses)
+            if "total" in losses:
+                job.loss, job.terms = losses.pop("total"), losses
+            if outcome.error is not None:
+                self._end(job, "failed", outcome.error.splitlines()[0])
+            elif outcome.interrupted:
+                self._end(job, "cancelled", self._cancel_reason(job))
+            else:
+                job.iteration = max(job.iteration, outcome.iterations)
+                self._end(job, "done")
+            self._lock.notify_all()
 
     def _run(self, job: Job) -> None:
         assert job.content is not None
@@ -782,7 +892,7 @@ class _Listener:
         jpeg = None
         if preview:
             self._previewed = now
-            jpeg = _jpeg(step.image())
+            jpeg = preview_jpeg(step.image(), PREVIEW_PIXELS)
         with self.manager._lock:
             job = self.job
             job.iteration, job.iterations = step.iteration, step.iterations
@@ -793,9 +903,21 @@ class _Listener:
             self.manager._push(job)
 
 
-def _jpeg(img: PIL.Image.Image) -> bytes:
-    if max(img.size) > PREVIEW_PIXELS:
-        img = imageio.resize_longest(img, PREVIEW_PIXELS)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
+class _Reports:
+    """An executor's Reports of a running job: progress and previews into the job."""
+
+    def __init__(self, manager: JobManager, job: Job) -> None:
+        self.manager, self.job = manager, job
+
+    def __call__(self, report: Report) -> None:
+        with self.manager._lock:
+            job = self.job
+            if job.state != "running":
+                return  # a late report of a job that has ended
+            job.iteration, job.iterations = report.iteration, report.iterations
+            job.stage, job.stages = report.stage, report.stages
+            job.loss, job.terms = report.loss, dict(report.terms)
+            job.elapsed = report.elapsed
+            if report.preview is not None:
+                job.preview, job.preview_seq = report.preview, job.preview_seq + 1
+            self.manager._push(job)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import MAX_ITERATIONS, MAX_SIZE, Device, _opt, check_bounds, choices
 from ..errors import UsageError
+from ..jobs.executor import ExecutorOptions
 
 _MB = 2**20
 
@@ -61,8 +62,9 @@ def page_control(name: str, limits: Limits) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ServeOptions:
-    """The options of ``impasto serve``."""
+class ServeOptions(ExecutorOptions):
+    """The options of ``impasto serve``: where jobs run (shared with ``impasto batch``: with
+    ``--executor ray``, as many jobs at once as there are Ray workers), and the server's own."""
 
     host: str = _opt(
         "127.0.0.1",
@@ -95,6 +97,7 @@ class ServeOptions:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         allowed = choices("device") or ()
         if self.device not in allowed:
             raise UsageError(
@@ -137,6 +140,7 @@ class ServeOptions:
             keep_hours=self.keep_hours,
             data_dir=self.data_folder(),
             loopback_only=self.loopback_only,
+            executor=ExecutorOptions(self.executor, self.ray_address, self.workers),
         )
 
     def data_folder(self) -> Path:
@@ -180,6 +184,7 @@ class Settings:
     preview_every: int | None = None
     data_dir: Path | None = None  # the job store and the jobs' files (None: a temporary folder)
     loopback_only: bool = False  # refuse Host names other than loopback (impasto serve sets it)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)  # where jobs run
 
 
 def is_loopback(host: str) -> bool:

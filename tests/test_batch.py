@@ -6,6 +6,7 @@ timings. Killing, Ctrl-C and two batches at once need real processes: those test
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,15 +16,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from impasto import imageio
 from impasto.cli import main
-from impasto.jobs import BatchListener, LocalExecutor, Store, Task, run_jobs
+from impasto.jobs import BatchListener, LocalExecutor, Report, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
+from impasto.jobs.worker import Worker
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 TIMEOUT = 300
@@ -276,6 +279,52 @@ def test_two_workers_share_the_jobs_and_each_loads_the_network_once(
     assert [w.networks_loaded for w in executor.workers] == [1, 1]  # both worked, loaded once
     assert {job_id for job_id, _ in heard} == {j.id for j in jobs}
     assert max(it for _, it in heard) == 6
+
+
+def test_a_worker_reports_losses_and_previews_and_paints_only_outside_the_kept_part(
+    content_path: Path, style_path: Path
+) -> None:
+    photo = imageio.load_image(content_path)  # 64 px wide
+    keep = Image.new("L", photo.size, 0)
+    keep.paste(255, (0, 0, photo.width // 2, photo.height))  # the left half stays the photo
+    buf = io.BytesIO()
+    keep.save(buf, format="PNG")
+    names = {"content": "c.png", "styles": "s.png", "keep": "k.png"}
+    options = {"size": 64, "iterations": 12, "seed": 0}
+    task = Task(
+        "masked",
+        content_path.read_bytes(),
+        (style_path.read_bytes(),),
+        options,
+        names,
+        keep=buf.getvalue(),
+        preview_s=0.0,  # a preview with every report
+        preview_pixels=32,
+    )
+    reports: list[Report] = []
+    executor = LocalExecutor(["cpu"])
+    outcome = executor.submit(task, report=reports.append).result(TIMEOUT)
+    executor.close()
+    assert outcome.error is None and outcome.iterations == 12
+    assert reports[0].iteration == 1 and reports[-1].iteration == 12  # the first, the last
+    last = reports[-1]
+    assert last.terms["style"] > 0 and last.loss == pytest.approx(sum(last.terms.values()))
+    assert last.preview is not None
+    with Image.open(io.BytesIO(last.preview)) as img:
+        assert img.format == "JPEG" and max(img.size) == 32
+    # Without previews asked for, the reports come without them.
+    plain: list[Report] = []
+    Worker("cpu").run(Task("plain", task.content, task.styles, options, names), report=plain.append)
+    assert plain and all(r.preview is None for r in plain)
+
+    out = np.asarray(imageio.decode_image(outcome.image or b"", "out"), dtype=np.float64)
+    photo_px = np.asarray(photo, dtype=np.float64)
+    quarter = photo.width // 4
+    kept = np.abs(out[:, :quarter] - photo_px[:, :quarter]).mean()
+    painted = np.abs(out[:, -quarter:] - photo_px[:, -quarter:]).mean()
+    assert kept < 3 and painted > 3 * kept, (kept, painted)
+    with Image.open(io.BytesIO(outcome.image or b"")) as img:
+        assert json.loads(img.info["impasto:inputs"])["keep"] == "k.png"
 
 
 def test_cancel_stops_one_job_and_lets_the_other_finish(

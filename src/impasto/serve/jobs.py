@@ -82,7 +82,7 @@ class JobStatus(BaseModel):
     id: str
     state: State
     position: int | None = Field(
-        description="place in the queue while queued: 1 runs next (after the running job)"
+        description="place in the queue while queued: 1 runs next (when a worker is free)"
     )
     iteration: int = Field(description="iterations done, counted across coarse-to-fine stages")
     iterations: int = Field(description="iterations planned")

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -192,6 +195,24 @@ def test_a_server_stop_ends_remote_jobs_with_their_best_image(
     states = [manager.status(j) for j in waiting]
     assert all(s is not None and s.interrupted for s in states)
     assert any(s is not None and s.started is None for s in states)  # never handed over
+
+
+@needs_ray
+def test_sigterm_stops_a_ray_server_cleanly(tmp_path: Path) -> None:
+    """Ray's init makes SIGTERM exit at once; the server keeps its own clean stop (exit 0)."""
+    command = [sys.executable, "-m", "impasto", "serve", "--executor", "ray", "--workers", "1"]
+    command += ["--port", "0", "--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        assert "impasto studio: http://" in proc.stdout.readline().decode()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert err.decode().rstrip().endswith("impasto: stopped")
 
 
 def test_serve_without_ray_says_how_to_get_it(

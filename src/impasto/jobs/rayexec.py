@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 import time
 import uuid
@@ -149,11 +150,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         raise UsageError(f"--ray-address must be auto or ray://HOST:PORT, not '{address}'")
     if address is not None and address.startswith("ray://"):
         kwargs = {}  # a client takes neither
+    # ray.init makes SIGTERM exit the process at once (sys.exit): keep the caller's handler, so
+    # that SIGTERM still stops a batch or a server cleanly, as Ctrl-C does.
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray"
         raise UsageError(f"cannot start or reach {where}: {first_line(e)}") from None
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
     return True
 
 

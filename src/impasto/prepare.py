@@ -11,7 +11,7 @@ live here too.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import PIL.Image
@@ -42,6 +42,31 @@ def build_network(config: TransferConfig) -> VGG:
         config.weights_format,
         normalize=config.normalize_network,
     )
+
+
+class NetworkCache:
+    """The network of the last configuration asked for, kept for the next job that wants the
+    same one (reading the weights takes a second or more); a job that wants another replaces it.
+    ``build`` makes a network (:func:`build_network` unless given); ``loads`` counts its calls."""
+
+    def __init__(self, build: Callable[[TransferConfig], VGG] | None = None) -> None:
+        self._build = build or build_network
+        self._kept: tuple[tuple[object, ...], VGG] | None = None
+        self.loads = 0
+
+    def __call__(self, config: TransferConfig) -> VGG:
+        key = (
+            config.model,
+            config.weights,
+            config.weights_format,
+            config.pooling,
+            config.normalize_network,
+        )
+        if self._kept is None or self._kept[0] != key:
+            self._kept = None  # let the old network go before loading another
+            self._kept = (key, self._build(config))
+            self.loads += 1
+        return self._kept[1]
 
 
 def resolve_device(name: str) -> torch.device:

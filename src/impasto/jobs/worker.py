@@ -24,12 +24,10 @@ import PIL.Image
 import torch
 
 from .. import imageio
-from ..config import TransferConfig
 from ..errors import ExitStatus, ImpastoError, first_line
 from ..guidance import build_regions
 from ..optimize import Step, Transfer
-from ..prepare import build_network
-from ..vgg import VGG
+from ..prepare import NetworkCache
 from .spec import Outcome, Report, Task, config_from
 
 __all__ = ["Progress", "Reporter", "Worker", "preview_jpeg"]
@@ -52,31 +50,18 @@ def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
     return buf.getvalue()
 
 
-_NetworkKey = tuple[str, str | None, str, str, bool]
-
-
 class Worker:
     """One device's worker. ``device`` is ``cpu``, ``cuda:N`` or ``mps``; a job whose options
     say ``auto`` (the default) runs there."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
-        self._network: tuple[_NetworkKey, VGG] | None = None
-        self.networks_loaded = 0  # how many times weights were read: once, for one network
+        self._vgg = NetworkCache()
 
-    def _vgg(self, config: TransferConfig) -> VGG:
-        key = (
-            config.model,
-            config.weights,
-            config.weights_format,
-            config.pooling,
-            config.normalize_network,
-        )
-        if self._network is None or self._network[0] != key:
-            self._network = None  # let the old one go before loading another
-            self._network = (key, build_network(config))
-            self.networks_loaded += 1
-        return self._network[1]
+    @property
+    def networks_loaded(self) -> int:
+        """How many times weights were read: once, for one network."""
+        return self._vgg.loads
 
     def load(self, options: Mapping[str, Any] | None = None) -> None:
         """Read the network a job of ``options`` would use now (a worker warming up)."""

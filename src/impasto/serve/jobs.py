@@ -57,8 +57,7 @@ from ..jobs.store import Job as Row
 from ..jobs.store import Store, worker_id
 from ..jobs.worker import preview_jpeg
 from ..optimize import Step, Transfer
-from ..prepare import build_network
-from ..vgg import VGG
+from ..prepare import NetworkCache, build_network
 from .intake import Masks
 
 log = logging.getLogger("impasto.serve")
@@ -241,7 +240,8 @@ class JobManager:
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._network: tuple[tuple[Any, ...], VGG] | None = None
+        # The network, kept between jobs that want the same one (loading takes a second).
+        self._vgg = NetworkCache(build_network)
         self.executor = executor
         self._remote: dict[str, Job] = {}  # the executor's running jobs
         try:
@@ -665,20 +665,6 @@ class JobManager:
                 self._end(job, "cancelled", self._cancel_reason(job))
             else:
                 self._end(job, "done")
-
-    def _vgg(self, config: TransferConfig) -> VGG:
-        """The network, kept between jobs that want the same one (loading takes a second)."""
-        key = (
-            config.model,
-            config.weights,
-            config.weights_format,
-            config.pooling,
-            config.normalize_network,
-        )
-        if self._network is None or self._network[0] != key:
-            self._network = None  # let the old one go before loading the new one
-            self._network = (key, build_network(config))
-        return self._network[1]
 
     @staticmethod
     def _cancel_reason(job: Job) -> str | None:

@@ -213,7 +213,7 @@ def test_batch_runs_on_ray_from_the_command_line(
     assert imageio.load_image(result).size[0] == 48
     assert "1 done" in capsys.readouterr().err
     assert main(["batch", "status", str(out)]) == 0
-    assert "1 jobs: 1 done" in capsys.readouterr().out
+    assert "1 job: 1 done" in capsys.readouterr().out
 
 
 def test_without_ray_the_command_says_how_to_install_it(tmp_path: Path) -> None:

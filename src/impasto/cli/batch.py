@@ -228,5 +228,8 @@ def _run_status(ns: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for j in jobs:
         counts[j.state] = counts.get(j.state, 0) + 1
-    print(f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(
+        f"{len(jobs)} job{'' if len(jobs) == 1 else 's'}: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+    )
     return ExitStatus.OK

@@ -74,7 +74,11 @@ class Summary:
             parts.append(f"{self.cancelled} interrupted")
         if self.elsewhere:
             parts.append(f"{self.elsewhere} running in another process")
-        return f"{self.total} jobs: " + ", ".join(parts) + f"; {self.seconds:.1f} s"
+        return (
+            f"{self.total} job{'' if self.total == 1 else 's'}: "
+            + ", ".join(parts)
+            + f"; {self.seconds:.1f} s"
+        )
 
 
 def interrupted_name(output: str) -> str:

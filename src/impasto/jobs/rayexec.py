@@ -28,6 +28,7 @@ design, in the terms of :class:`~impasto.jobs.executor.Executor`:
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import signal
 import threading
@@ -146,6 +147,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        # A Ray started here for this command: its start-up notes are noise (errors still show).
+        kwargs["logging_level"] = logging.ERROR
     elif address != "auto" and not address.startswith("ray://"):
         raise UsageError(f"--ray-address must be auto or ray://HOST:PORT, not '{address}'")
     if address is not None and address.startswith("ray://"):

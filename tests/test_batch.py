@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +24,8 @@ from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 from impasto.jobs.worker import Worker
+from test_hostile import start_impasto, wait_for
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 TIMEOUT = 300
 FAST = ["--size", "64", "--iterations", "4", "-q"]
 
@@ -152,25 +149,6 @@ def test_sweeps_jobs_files_and_the_network_loaded_once(inputs: Path, tmp_path: P
 # --- real processes -------------------------------------------------------------------------------
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "impasto", *args],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the batch never got there"
-        time.sleep(0.1)
-
-
 def _states(out: Path) -> list[str]:
     if not (out / "impasto.sqlite").exists():
         return []
@@ -193,9 +171,9 @@ SLOW = ["--size", "64", "--iterations", "60", "-q"]
 @pytest.mark.slow
 def test_a_killed_batch_resumes_without_redoing_finished_jobs(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", *SLOW]
-    proc = _start(args, inputs)
+    proc = start_impasto(args, inputs)
     out = inputs / "out"
-    _wait_for(lambda: "done" in _states(out) and "running" in _states(out), proc)
+    wait_for(lambda: "done" in _states(out) and "running" in _states(out), proc)
     proc.kill()  # SIGKILL: no clean-up at all
     _stop(proc)
     before = rows(out)
@@ -219,14 +197,14 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 ) -> None:
     one = ["c/tubingen.png", "--styles", "s/starry_night.png", "-o", "out"]
     options = ["--size", "64", "--iterations", "200", "-q"]
-    proc = _start(["batch", *one, *options], inputs)
+    proc = start_impasto(["batch", *one, *options], inputs)
     out = inputs / "out"
 
     def optimising() -> bool:
         running = [j for j in rows(out).values() if j.state == "running"] if _states(out) else []
         return bool(running) and time.time() - (running[0].started or time.time()) > 2
 
-    _wait_for(optimising, proc)
+    wait_for(optimising, proc)
     proc.send_signal(signal.SIGINT)
     err = _stop(proc)
     assert proc.returncode == 130, err
@@ -248,7 +226,7 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 @pytest.mark.slow
 def test_two_batches_on_one_folder_run_every_job_exactly_once(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", "--size", "64", "--iterations", "30"]
-    procs = [_start([*args, "-q"], inputs) for _ in range(2)]
+    procs = [start_impasto([*args, "-q"], inputs) for _ in range(2)]
     errs = [_stop(p) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     jobs = rows(inputs / "out")

@@ -514,7 +514,8 @@ def _catches_sigterm(pid: int) -> bool:
     return False
 
 
-def _start(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.Popen[str]:
+def start_impasto(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.Popen[str]:
+    """``python -m impasto ARGS`` in ``cwd``, its output piped (also used by test_batch)."""
     return subprocess.Popen(
         [sys.executable, "-m", "impasto", *args],
         cwd=cwd,
@@ -525,7 +526,8 @@ def _start(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.
     )
 
 
-def _wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    """Poll ``ready`` until it holds; fail if ``proc`` ends or TIMEOUT passes first."""
     deadline = time.monotonic() + TIMEOUT
     while not ready():
         assert proc.poll() is None, proc.communicate()
@@ -543,9 +545,9 @@ def test_a_signal_while_torch_imports_is_one_line(
     # leaves the module file to the garbage collector, which PYTHONWARNINGS=error would report.
     env = {k: v for k, v in ENV.items() if k != "PYTHONWARNINGS"}
     args = ["transfer", "p.png", "s.png", "-o", "o.png", "--size", "32"]
-    proc = _start(args, hostile_dir, env)
+    proc = start_impasto(args, hostile_dir, env)
     try:
-        _wait_for(lambda: _catches_sigterm(proc.pid), proc)  # main() has started
+        wait_for(lambda: _catches_sigterm(proc.pid), proc)  # main() has started
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
@@ -562,10 +564,10 @@ def test_a_signal_while_torch_imports_is_one_line(
 @pytest.mark.slow
 def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
     args = ["transfer", "p.png", "s.png", "-o", "out.jpg", "--size", "32"]
-    proc = _start([*args, "--iterations", "5000", "--save-every", "1", "-q"], hostile_dir)
+    proc = start_impasto([*args, "--iterations", "5000", "--save-every", "1", "-q"], hostile_dir)
     try:
         first = hostile_dir / "out_steps" / "00001.png"
-        _wait_for(first.exists, proc)
+        wait_for(first.exists, proc)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
@@ -583,7 +585,7 @@ def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
-    proc = _start(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], tmp_path)
+    proc = start_impasto(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], tmp_path)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "impasto studio: http://..." once listening

@@ -39,8 +39,8 @@ from ..errors import InputError, UsageError
 from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
 from . import intake
-from .jobs import (
-    JobManager,
+from .jobs import JobManager
+from .records import (
     JobStatus,
     NotFinished,
     QueueFull,

@@ -101,15 +101,7 @@ class VideoProgress:
         self.times: list[float] = []  # computed frames' seconds, the first frame apart
         self.done = 0
         if not quiet:
-            self.bar = tqdm(
-                total=total,
-                desc="frames",
-                unit="frame",
-                disable=None,  # no bar when stderr is not a terminal
-                dynamic_ncols=True,
-                file=sys.stderr,
-                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
-            )
+            self.bar = outer_bar(total, "frames", "frame")
 
     def frame_start(self, index: int, iterations: int) -> Listener | None:
         self._close_inner()
@@ -141,6 +133,20 @@ class VideoProgress:
             self.bar.close()
 
 
+def outer_bar(total: int, desc: str, unit: str) -> Any:
+    """A bar over whole items (a video's frames, a batch's jobs), with each item's iterations
+    in a bar of their own below it; none when stderr is not a terminal."""
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=None,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
+    )
+
+
 def clock(seconds: float) -> str:
     """``m:ss`` or ``h:mm:ss``."""
     s = round(seconds)
@@ -162,15 +168,7 @@ class BatchProgress(BatchListener):
     def planned(self, total: int, to_run: int) -> None:
         self.to_run = to_run
         if not self.quiet:
-            self.bar = tqdm(
-                total=to_run,
-                desc="jobs",
-                unit="job",
-                disable=None,  # no bar when stderr is not a terminal
-                dynamic_ncols=True,
-                file=sys.stderr,
-                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
-            )
+            self.bar = outer_bar(to_run, "jobs", "job")
             self._show()
 
     def started(self, job: Job) -> None:

@@ -94,6 +94,54 @@ def test_flat_directions_store_no_pair_and_stay_finite() -> None:
     assert float((c @ x).detach()) < 0
 
 
+def test_a_pair_that_measures_noise_is_not_stored() -> None:
+    """A step far below the arithmetic's resolution changes the gradient by rounding only: y
+    nearly orthogonal to s. With min_cosine such a pair is not kept; torch's rule (sᵀy > 1e-10)
+    keeps it; a pair with real curvature is kept either way."""
+    n = 1000
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(n, generator=gen)
+
+    def second_step(y_of: Callable[[Tensor], Tensor], min_cosine: float) -> DeviceLBFGS:
+        opt = DeviceLBFGS(n, history=5, min_cosine=min_cosine)
+        x = torch.zeros(n)
+        opt.step(x, g)
+        opt.step(x, g + y_of(opt.prev_step.clone()))
+        return opt
+
+    def noise(s: Tensor) -> Tensor:  # orthogonal to s but for a sliver: cos(s, y) = 1e-3
+        z = torch.randn(n, generator=gen)
+        unit = s / s.norm()
+        z = z - (z @ unit) * unit
+        return z + 1e-3 * z.norm() * unit
+
+    assert int(second_step(noise, 0.01).filled.sum()) == 0
+    assert int(second_step(noise, 0.0).filled.sum()) == 1  # torch's rule
+    assert int(second_step(lambda s: 2 * s, 0.01).filled.sum()) == 1  # a quadratic: y = 2s
+
+
+def test_a_direction_that_is_not_descent_restarts_instead_of_stalling() -> None:
+    """Bad pairs can make H·g point uphill. torch then skips every later step (nothing changes,
+    so the same direction comes back); here the pairs are dropped and x moves downhill."""
+    f = bumpy_quadratic()
+    x = torch.zeros(40, requires_grad=True)
+    opt = DeviceLBFGS(40, history=10)
+    for _ in range(4):
+        (g,) = torch.autograd.grad(f(x), x)
+        opt.step(x, g)
+    assert bool(opt.filled.any())
+    opt.gamma.neg_()  # H₀ = γI turned negative definite: H·g points uphill
+    values = []
+    for _ in range(6):
+        loss = f(x)
+        values.append(float(loss.detach()))
+        (g,) = torch.autograd.grad(loss, x)
+        before = x.detach().clone()
+        opt.step(x, g)
+        assert not torch.equal(before, x.detach())  # never a skipped (frozen) step
+    assert values[-1] < values[0]
+
+
 @pytest.mark.slow
 def test_matches_torch_lbfgs_on_a_real_transfer(
     content_path: Path, style_path: Path, vgg19: VGG

@@ -33,11 +33,11 @@ def test_arithmetic_sets_and_restores_the_tf32_switches() -> None:
     with arithmetic("fp32", torch.device("cuda")):
         assert not torch.backends.cudnn.allow_tf32  # cuDNN's own default is on: exact means off
         assert not torch.backends.cuda.matmul.allow_tf32
+    benchmark = torch.backends.cudnn.benchmark
     with arithmetic("tf32", torch.device("cuda")):
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-        assert torch.backends.cudnn.benchmark
-    with arithmetic("fp32", CPU):
-        assert not torch.backends.cudnn.benchmark
+        # cuDNN's autotuner is the caller's choice (its workspace took 34 GB at 512 px).
+        assert torch.backends.cudnn.benchmark == benchmark
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
 
 
@@ -174,14 +174,26 @@ def test_coarse_to_fine_starts_the_top_stage_from_the_coarse_result(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
 @pytest.mark.parametrize("mode", ["tf32", "bf16"])
 def test_gpu_fast_paths_match_fp32(content_path: Path, style_path: Path, mode: str) -> None:
-    """On a GPU: tf32/bf16 runs end within 1% of an exact fp32 run's objective (scored in
-    fp32), and the device-resident L-BFGS ran without host synchronisation errors."""
+    """On a GPU: at one point, tf32/bf16 give fp32's objective within 1% and its gradient's
+    direction (cosine > 0.98); whole runs end no more than 5% above an fp32 run's objective
+    (scored in fp32). A short run's path is chaotic: on an H200, 50 steps from noise ended 6.8%
+    *below* fp32 in bf16, from the content 1.9% above in tf32 (0.3% at 512 px, 500 steps)."""
+    cfg = TransferConfig(size=128, iterations=50, seed=0, device="cuda", init="noise")
+    t = Transfer(content_path, [style_path], cfg.replace(precision="fp32"))
+    point = {}
+    for m in ("fp32", mode):
+        x = t.problem.x0.clone().requires_grad_(True)
+        with arithmetic(m, t.device):
+            total = t.objective(x)[0]
+            (g,) = torch.autograd.grad(total, x)
+        point[m] = (float(total.detach()), g.flatten().float())
+    assert point[mode][0] == pytest.approx(point["fp32"][0], rel=0.01)
+    cosine = torch.nn.functional.cosine_similarity(point[mode][1], point["fp32"][1], dim=0)
+    assert float(cosine) > 0.98
     scores = {}
     for m in ("fp32", mode):
-        cfg = TransferConfig(size=128, iterations=50, seed=0, precision=m, device="cuda")
-        result = Transfer(content_path, [style_path], cfg).run()
-        scorer = Transfer(content_path, [style_path], cfg.replace(precision="fp32"))
+        result = Transfer(content_path, [style_path], cfg.replace(precision=m)).run()
         x = (imageio.to_tensor(result.image) * 255.0).cuda()
-        with torch.no_grad():
-            scores[m] = float(scorer.losses(x)[0])
-    assert scores[mode] == pytest.approx(scores["fp32"], rel=0.01)
+        with torch.no_grad(), arithmetic("fp32", t.device):
+            scores[m] = float(t.objective(x)[0])
+    assert scores[mode] <= 1.05 * scores["fp32"]

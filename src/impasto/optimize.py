@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import imageio
+from . import graphs, imageio
 from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
@@ -58,6 +58,7 @@ __all__ = [
     "Transfer",
     "arithmetic",
     "build_network",
+    "check_precision",
     "descend",
     "resolve_device",
     "resolve_precision",
@@ -132,6 +133,7 @@ class Result:
     interrupted: bool = False
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
+    replayed: int = 0  # iterations replayed from a captured CUDA graph (impasto.graphs)
 
     @property
     def losses(self) -> list[tuple[float, float, float, float]]:
@@ -223,7 +225,7 @@ def run_stages(
     total = sum(s.iterations for s in plan)
     history: list[dict[str, float]] = []
     images: list[PIL.Image.Image] = []
-    done, elapsed = 0, 0.0
+    done, elapsed, replayed = 0, 0.0, 0
     previous: PIL.Image.Image | None = None
     for k, stage in enumerate(plan):
         run = ready(k, previous)
@@ -231,7 +233,8 @@ def run_stages(
         at = StagePosition(done, total, elapsed, k + 1, len(plan), None if last else size)
         result = descend(run.problem, run.losses, run.names, run.x0, stage.iterations, on_step, at)
         history += result.history
-        result = dataclasses.replace(result, history=history)
+        replayed += result.replayed
+        result = dataclasses.replace(result, history=history, replayed=replayed)
         if last or result.interrupted:
             if not last:
                 result.image = imageio.resize_to(result.image, size)
@@ -261,66 +264,46 @@ def descend(
     cfg, device = problem.config, problem.device
     at = at or StagePosition(total=iterations)
     labels = (TOTAL, *names)
-    x = x0.clone()
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    x.requires_grad_(True)
-    best = x.detach().clone()
-    best_loss = torch.full((), math.inf, device=device)
+    it = _Iterate(losses, x0, cfg, device)
     history = _Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
-    lbfgs: DeviceLBFGS | None = None
-    adam: torch.optim.Adam | None = None
-    sched: torch.optim.lr_scheduler.StepLR | None = None
-    if cfg.optimizer == "lbfgs":
-        lbfgs = DeviceLBFGS(
-            x.numel(), history=_LBFGS_HISTORY, device=device, max_step=_LBFGS_MAX_STEP
-        )
-    else:
-        adam = torch.optim.Adam([x], lr=cfg.learning_rate)
-        sched = torch.optim.lr_scheduler.StepLR(adam, cfg.lr_decay_every, cfg.lr_decay)
-
+    # On a GPU, after a few eager iterations one is captured as a CUDA graph and replayed.
+    warm = graphs.Warmup() if graphs.usable(device, cfg.optimizer, iterations) else None
+    replay: graphs.Replay | None = None
+    replayed = 0
     start = time.perf_counter()
     done = 0
     interrupted = False
     try:
         with arithmetic(cfg.precision, device):
             for i in range(1, iterations + 1):
-                # The loss reported for step i is the objective at the iterate *before* the
-                # update; the best iterate is tracked with it.
-                x_before = x.detach().clone()
-                values = losses(x)
-                (grad,) = torch.autograd.grad(values[0], x)
-                if lbfgs is not None:
-                    lbfgs.step(x, grad)
-                elif adam is not None and sched is not None:
-                    x.grad = grad
-                    adam.step()
-                    sched.step()
-                    with torch.no_grad():
-                        x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
-                row = torch.stack(values).detach().float()
-                history.append(row)
-                better = row[0] < best_loss  # False for NaN
-                best = torch.where(better, x_before, best)
-                best_loss = torch.where(better, row[0], best_loss)
-                done = i
-                if i % _CHECK_EVERY == 0 or i == iterations:
-                    _check_finite(history.since((i - 1) // _CHECK_EVERY * _CHECK_EVERY), at.done)
-                if on_step is not None:
-                    lr = adam.param_groups[0]["lr"] if adam is not None else None
-                    on_step(
-                        Step(
-                            at.done + i,
-                            at.total or iterations,
-                            at.elapsed + time.perf_counter() - start,
-                            lr,
-                            _Values(row, labels, at.done + i),
-                            _renderer(problem, x, at.show),
-                            at.stage,
-                            at.stages,
-                            peak_memory(device),
+                if warm is not None and i > graphs.WARMUP:
+                    warm.done()
+                    warm = None
+                    replay = graphs.capture(it.step)  # None: it could not be, go on eagerly
+                with warm.running() if warm is not None else contextlib.nullcontext():
+                    if replay is not None:
+                        row = history.append(replay())
+                        replayed += 1
+                    else:
+                        row = history.append(it.step())
+                    done = i
+                    if i % _CHECK_EVERY == 0 or i == iterations:
+                        since = (i - 1) // _CHECK_EVERY * _CHECK_EVERY
+                        _check_finite(history.since(since), at.done)
+                    if on_step is not None:
+                        on_step(
+                            Step(
+                                at.done + i,
+                                at.total or iterations,
+                                at.elapsed + time.perf_counter() - start,
+                                it.learning_rate,
+                                _Values(row, labels, at.done + i),
+                                _renderer(problem, it.x, at.show),
+                                at.stage,
+                                at.stages,
+                                peak_memory(device),
+                            )
                         )
-                    )
     except KeyboardInterrupt:
         interrupted = True
     except (torch.OutOfMemoryError, MemoryError) as e:
@@ -329,16 +312,19 @@ def descend(
         if "can't allocate memory" in str(e) or "out of memory" in str(e):
             raise out_of_memory(cfg.size) from e
         raise
+    finally:
+        if warm is not None:
+            warm.done()
     elapsed = time.perf_counter() - start
     _check_finite(history.since(0), at.done)
     rows = [dict(zip(labels, r, strict=True)) for r in history.since(0)[1].tolist()]
-    best_value = float(best_loss)
+    best, best_value = it.best, float(it.best_loss)
     if not interrupted:
         # The last update's result has no loss yet; evaluate it and keep it if it is best.
         with torch.no_grad(), arithmetic(cfg.precision, device):
-            final = float(losses(x.detach())[0])
+            final = float(losses(it.x.detach())[0])
         if math.isfinite(final) and final <= best_value:
-            best, best_value = x.detach(), final
+            best, best_value = it.x.detach(), final
     image = imageio.to_image(problem.render(best) / 255.0)
     return Result(
         image=image,
@@ -351,7 +337,74 @@ def descend(
         interrupted=interrupted,
         device=str(device),
         peak_memory=peak_memory(device),
+        replayed=replayed,
     )
+
+
+class _Iterate:
+    """The loop's state on the device (the iterate, the iterate before the last step, the best
+    one and its loss, the optimiser) and :meth:`step`. Every update is in place, so that a step
+    can be captured as a CUDA graph and replayed (:mod:`impasto.graphs`)."""
+
+    def __init__(
+        self,
+        losses: Callable[[Tensor], tuple[Tensor, ...]],
+        x0: Tensor,
+        cfg: TransferConfig,
+        device: torch.device,
+    ) -> None:
+        self.losses = losses
+        # On CUDA, channels-last: cuDNN's tensor-core convolutions take NHWC.
+        self.layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        x = x0.clone().contiguous(memory_format=self.layout)
+        self.x = x.requires_grad_(True)
+        self.before = x.detach().clone()
+        self.best = x.detach().clone()
+        self.best_loss = torch.full((), math.inf, device=device)
+        self.lbfgs: DeviceLBFGS | None = None
+        self.adam: torch.optim.Adam | None = None
+        self.sched: torch.optim.lr_scheduler.StepLR | None = None
+        if cfg.optimizer == "lbfgs":
+            self.lbfgs = DeviceLBFGS(
+                x.numel(),
+                history=_LBFGS_HISTORY,
+                device=device,
+                max_step=_LBFGS_MAX_STEP,
+                min_cosine=_LBFGS_MIN_COSINE,
+            )
+        else:
+            # fused on CUDA: one kernel, and the step count kept on the device, not the host.
+            fused = device.type == "cuda"
+            self.adam = torch.optim.Adam([self.x], lr=cfg.learning_rate, fused=fused)
+            self.sched = torch.optim.lr_scheduler.StepLR(
+                self.adam, cfg.lr_decay_every, cfg.lr_decay
+            )
+
+    @property
+    def learning_rate(self) -> float | None:
+        return float(self.adam.param_groups[0]["lr"]) if self.adam is not None else None
+
+    def step(self) -> Tensor:
+        """One step; returns (total, *terms) at the iterate before it, in fp32. The loss
+        reported for a step is the objective before the update; the best iterate goes with it."""
+        x = self.x
+        self.before.copy_(x.detach())
+        values = self.losses(x)
+        (grad,) = torch.autograd.grad(values[0], x)
+        if self.lbfgs is not None:
+            self.lbfgs.step(x, grad)
+        elif self.adam is not None and self.sched is not None:
+            # The fused step wants the gradient laid out as the iterate (first GPU run).
+            x.grad = grad.contiguous(memory_format=self.layout)
+            self.adam.step()
+            self.sched.step()
+            with torch.no_grad():
+                x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
+        row = torch.stack(values).detach().float()
+        better = row[0] < self.best_loss  # False for NaN
+        self.best.copy_(torch.where(better, self.before, self.best))
+        self.best_loss.copy_(torch.where(better, row[0], self.best_loss))
+        return row
 
 
 def _renderer(problem: Problem, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
@@ -370,6 +423,9 @@ _LBFGS_HISTORY = 100
 # LBFGS takes the same step. Normal steps stay well under it (at most 46 levels in a 256 px run
 # from the content), so the cap changes nothing else.
 _LBFGS_MAX_STEP = 64.0
+# Curvature pairs whose s and y are nearly orthogonal measure rounding noise, not curvature (the
+# first, tiny step in bf16): not kept (see impasto.lbfgs).
+_LBFGS_MIN_COSINE = 0.01
 # Steps between divergence checks: each check reads one flag back from the device.
 _CHECK_EVERY = 10
 
@@ -377,30 +433,51 @@ _CHECK_EVERY = 10
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` is tf32 on CUDA (tensor cores, 10-bit mantissa) and fp32 elsewhere."""
     if precision == "auto":
-        return "tf32" if device.type == "cuda" else "fp32"
+        return "tf32" if device.type == "cuda" else "fp32"  # a no-op before Ampere: harmless
     return precision
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a precision asked for that ``device`` cannot give (it would silently run another):
+    tf32 on anything but an Ampere or newer CUDA GPU, bf16 on a CUDA GPU without bfloat16. bf16
+    runs on the CPU (torch's autocast) through the same code as on a GPU."""
+    if precision == "tf32" and device.type != "cuda":
+        raise UsageError(
+            f"--precision tf32 needs a CUDA GPU (its tensor cores); this run is on {device.type}: "
+            "use fp32 or bf16"
+        )
+    if precision == "tf32":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8:
+            raise UsageError(
+                "--precision tf32 needs an Ampere or newer GPU (compute capability 8.0); this "
+                f"one is {major}.{minor}: use fp32"
+            )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UsageError("--precision bf16: this GPU has no bfloat16 arithmetic; use fp32")
 
 
 @contextlib.contextmanager
 def arithmetic(precision: str, device: torch.device) -> Iterator[None]:
     """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and
     convolutions on CUDA (a no-op elsewhere); bf16: autocast of the convolutions to bfloat16.
-    On CUDA, cuDNN's autotuner is on for the duration."""
+
+    cuDNN's autotuner (``torch.backends.cudnn.benchmark``) is left as the caller set it (off by
+    default): measured on an H200, it took 34 GB at a 512 px run whose tensors need 1 GB, and
+    nearly all of the GPU's 140 GB at 2048 px, in workspace for the algorithms it tries."""
     mode = resolve_precision(precision, device)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    saved_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
-    # One image size for hundreds of steps: let cuDNN time its algorithms once and keep the best.
-    torch.backends.cudnn.benchmark = device.type == "cuda"
     try:
         if mode == "bf16":
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            # No cast cache: cached casts made in one iteration would be stale in a replayed
+            # CUDA graph (PyTorch's advice for autocast with graphs).
+            with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
                 yield
         else:
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-        torch.backends.cudnn.benchmark = saved_benchmark
 
 
 class _Values:
@@ -453,11 +530,14 @@ class _Rows:
         self.blocks: list[Tensor] = []
         self.count = 0
 
-    def append(self, row: Tensor) -> None:
+    def append(self, row: Tensor) -> Tensor:
+        """Stores a copy of ``row`` and returns it."""
         if self.count % self.BLOCK == 0:
             self.blocks.append(torch.zeros(self.BLOCK, self.width, device=self.device))
-        self.blocks[-1][self.count % self.BLOCK] = row
+        stored = self.blocks[-1][self.count % self.BLOCK]
+        stored.copy_(row)
         self.count += 1
+        return stored
 
     def since(self, start: int) -> tuple[int, Tensor]:
         """(start, the rows of steps start+1 ... so far)."""
@@ -502,6 +582,7 @@ class Transfer:
         check_styles(cfg, len(styles))
         check_spatial(cfg, len(styles), regions, fine_style is not None)
         self.device = resolve_device(cfg.device)
+        check_precision(cfg.precision, self.device)
         self.seed = cfg.seed if cfg.seed is not None else secrets.randbits(31)
 
         source = as_image(content)

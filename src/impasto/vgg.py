@@ -60,9 +60,19 @@ class Preprocess:
     def __call__(self, x: Tensor) -> Tensor:  # x: (B, 3, H, W) RGB in [0, 255]
         if self.bgr:
             x = x.flip(1)
-        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
-        std = x.new_tensor(self.std).view(1, 3, 1, 1)
+        mean = _per_channel(self.mean, x.device, x.dtype)
+        std = _per_channel(self.std, x.device, x.dtype)
         return (x * self.scale - mean) / std
+
+
+@functools.lru_cache(maxsize=64)
+def _per_channel(
+    values: tuple[float, float, float], device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """``values`` as a (1, 3, 1, 1) tensor on ``device``, made once: built anew at every call, it
+    is a copy from the host, which on a GPU makes the host wait and cannot be captured in a CUDA
+    graph (impasto.graphs)."""
+    return torch.tensor(values, dtype=dtype, device=device).view(1, 3, 1, 1)
 
 
 # The original Caffe VGG (and its Keras and converted-PyTorch copies): BGR, 0-255, mean only.

@@ -8,8 +8,8 @@ final objective compares like with like. (pastiche optimises its own loss normal
 score under ours says how good its image is by the paper's measure, not how well it converged.)
 
     python benchmarks/bench_speed.py                 # CPU: 256 px x 50 L-BFGS iterations
-    python benchmarks/bench_speed.py --device cuda   # GPU: 512 px x 500 iterations, and an
-                                                     # all-fp32 impasto run for the quality check
+    python benchmarks/bench_speed.py --device cuda   # GPU: 512 px x 500 iterations, impasto in
+                                                     # fp32, tf32 and bf16 (each rescored in fp32)
     python benchmarks/bench_speed.py --device cuda --size 3840 --scales auto \
         --iterations 300 --tools impasto             # print sizes, coarse to fine
 
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
@@ -58,7 +59,7 @@ def run_impasto(a: argparse.Namespace) -> dict[str, float]:
         device=a.device,
         seed=0,
         pooling="avg",
-        precision="fp32" if a.tool == "impasto-fp32" else a.precision,
+        precision=a.tool.split("-")[1] if "-" in a.tool else a.precision,
         scales=a.scales,
     )
     t = Transfer(str(a.content), [str(a.style)], cfg)
@@ -69,7 +70,7 @@ def run_impasto(a: argparse.Namespace) -> dict[str, float]:
     opt = time.perf_counter() - start
     result.image.save(a.out)
     gpu = torch.cuda.max_memory_allocated() / 2**20 if a.device.startswith("cuda") else 0.0
-    return {"opt_s": opt, "peak_gpu_mb": gpu}
+    return {"opt_s": opt, "peak_gpu_mb": gpu, "replayed": result.replayed}
 
 
 def run_pastiche(a: argparse.Namespace) -> dict[str, float]:
@@ -142,18 +143,23 @@ def main() -> None:
     p.add_argument(
         "--tools",
         default=None,
-        help="comma-separated: impasto, impasto-fp32 (exact arithmetic), pastiche "
-        "(default: impasto,pastiche on a CPU, where impasto is fp32 anyway; all three on CUDA)",
+        help="comma-separated: impasto (at --precision), impasto-fp32 (exact arithmetic), "
+        "impasto-tf32, impasto-bf16, impasto-MODE-eager (no CUDA graphs), pastiche "
+        "(default: impasto,pastiche on a CPU, where impasto "
+        "is fp32 anyway; on CUDA impasto in all three precisions and pastiche)",
     )
     p.add_argument("--precision", default="auto", help="impasto's --precision")
     p.add_argument("--scales", default=None, help="impasto's --scales (e.g. auto)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.add_argument("--tool", help=argparse.SUPPRESS)  # child mode
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
     gpu = a.device.startswith("cuda")
     a.size = a.size or (512 if gpu else 256)
     a.iterations = a.iterations or (500 if gpu else 50)
-    a.tools = a.tools or ("impasto,impasto-fp32,pastiche" if gpu else "impasto,pastiche")
+    a.tools = a.tools or (
+        "impasto-fp32,impasto-tf32,impasto-bf16,pastiche" if gpu else "impasto,pastiche"
+    )
     if a.tool:
         child(a)
         return
@@ -197,8 +203,10 @@ def main() -> None:
                 "--precision",
                 a.precision,
             ] + (["--scales", a.scales] if a.scales else [])
+            # impasto-MODE-eager: without CUDA graphs (impasto.graphs), for comparison.
+            env = dict(os.environ, IMPASTO_CUDA_GRAPHS="0" if tool.endswith("-eager") else "1")
             start = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             whole = time.perf_counter() - start
             line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
@@ -219,19 +227,56 @@ def main() -> None:
             f"{tool:<14}{r['opt_s']:>12.2f}{r['ms_per_it']:>10.1f}{r['whole_s']:>10.2f}"
             f"{r['peak_host_mb']:>10.0f}{r['peak_gpu_mb']:>10.0f}{r['objective']:>14.4g}"
         )
-    if "impasto" in rows and "pastiche" in rows:
-        i, q = rows["impasto"], rows["pastiche"]
-        print(
-            f"\nimpasto is {q['opt_s'] / i['opt_s']:.2f}x faster in the optimisation and "
-            f"{q['whole_s'] / i['whole_s']:.2f}x faster over the whole process; "
-            f"its objective is {i['objective'] / q['objective']:.3f}x pastiche's"
+    summary = compare(rows, a.precision, gpu)
+    for line in summary["lines"]:
+        print(line)
+    if a.json:
+        a.json.write_text(json.dumps({"rows": rows, **summary}, indent=2))
+
+
+def compare(rows: dict[str, dict[str, float]], precision: str, gpu: bool) -> dict[str, Any]:
+    """Ratios: impasto at its default precision (tf32 on CUDA, fp32 elsewhere) against pastiche,
+    and each fast precision's objective against exact fp32 (every image rescored in fp32)."""
+    out: dict[str, Any] = {"lines": [], "vs_pastiche": {}, "vs_fp32": {}}
+    default = "impasto" if "impasto" in rows else f"impasto-{'tf32' if gpu else 'fp32'}"
+    if default in rows and "pastiche" in rows:
+        i, q = rows[default], rows["pastiche"]
+        out["vs_pastiche"] = {
+            "tool": default,
+            "optimisation_speedup": q["opt_s"] / i["opt_s"],
+            "whole_process_speedup": q["whole_s"] / i["whole_s"],
+            "objective_ratio": i["objective"] / q["objective"],
+        }
+        v = out["vs_pastiche"]
+        out["lines"].append(
+            f"\n{default} is {v['optimisation_speedup']:.2f}x faster than pastiche in the "
+            f"optimisation and {v['whole_process_speedup']:.2f}x over the whole process; its "
+            f"objective is {v['objective_ratio']:.3f}x pastiche's"
         )
-    if "impasto" in rows and "impasto-fp32" in rows:
-        i, e = rows["impasto"], rows["impasto-fp32"]
-        print(
-            f"impasto --precision {a.precision} vs exact fp32: {e['opt_s'] / i['opt_s']:.2f}x "
-            f"faster, objective {100 * (i['objective'] / e['objective'] - 1):+.2f}%"
+    exact = rows.get("impasto-fp32")
+    if exact is not None:
+        fast = {t: r for t, r in rows.items() if t.startswith("impasto") and t != "impasto-fp32"}
+        for tool, r in fast.items():
+            mode = tool.split("-", 1)[1] if "-" in tool else precision
+            if mode.endswith("-eager"):
+                continue
+            out["vs_fp32"][mode] = {
+                "speedup": exact["opt_s"] / r["opt_s"],
+                "objective_change": r["objective"] / exact["objective"] - 1,
+            }
+            v = out["vs_fp32"][mode]
+            out["lines"].append(
+                f"impasto --precision {mode} vs exact fp32: {v['speedup']:.2f}x faster, "
+                f"objective {100 * v['objective_change']:+.2f}%"
+            )
+    eager, graphed = rows.get(f"{default}-eager"), rows.get(default)
+    if eager is not None and graphed is not None:
+        out["graphs_speedup"] = eager["opt_s"] / graphed["opt_s"]
+        out["lines"].append(
+            f"{default} with CUDA graphs is {out['graphs_speedup']:.2f}x faster in the "
+            "optimisation than without"
         )
+    return out
 
 
 if __name__ == "__main__":

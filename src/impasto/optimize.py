@@ -41,6 +41,7 @@ from .prepare import (
     build_network,
     check_spatial,
     check_styles,
+    network_on,
     prepare,
     resolve_device,
     smallest_size,
@@ -619,8 +620,10 @@ class Transfer:
             )
         self._stage_results: list[PIL.Image.Image] = []
         try:
-            net = vgg if vgg is not None else build_network(cfg)
-            self.vgg = net.to(self.device)
+            if vgg is not None:
+                self.vgg = network_on(vgg, self.device)
+            else:
+                self.vgg = build_network(cfg).to(self.device)
             start = as_image(init) if init is not None else None
             self.problem = prepare(
                 source,

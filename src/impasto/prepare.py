@@ -10,6 +10,7 @@ live here too.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,18 +56,34 @@ class NetworkCache:
         self.loads = 0
 
     def __call__(self, config: TransferConfig) -> VGG:
+        device = resolve_device(config.device)
         key = (
             config.model,
             config.weights,
             config.weights_format,
             config.pooling,
             config.normalize_network,
+            device,
         )
         if self._kept is None or self._kept[0] != key:
             self._kept = None  # let the old network go before loading another
-            self._kept = (key, self._build(config))
+            self._kept = (key, self._build(config).to(device))
             self.loads += 1
         return self._kept[1]
+
+
+def network_on(vgg: VGG, device: torch.device) -> VGG:
+    """``vgg`` on ``device``: itself where it is there already, else a copy there. A caller's
+    network is never moved (``Module.to`` moves in place): one shared between a CPU and a GPU
+    run stayed on the GPU and broke the CPU's (seen in the first GPU run of the tests)."""
+    param = next(vgg.parameters(), None)
+    if (
+        param is None
+        or param.device == device
+        or (device.index is None and param.device.type == device.type)
+    ):
+        return vgg
+    return copy.deepcopy(vgg).to(device)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -29,7 +29,14 @@ from ..config import TransferConfig
 from ..errors import DivergedError, UsageError
 from ..objective import Features, Term
 from ..optimize import Result, Step, Transfer
-from ..prepare import ImageLike, as_images, build_network, check_styles, resolve_device
+from ..prepare import (
+    ImageLike,
+    as_images,
+    build_network,
+    check_styles,
+    network_on,
+    resolve_device,
+)
 from ..vgg import VGG
 from .cache import FrameCache, run_identity
 from .options import VideoOptions
@@ -116,7 +123,7 @@ def stylize_frames(
     style_imgs = as_images(styles)
     check_styles(cfg, len(style_imgs))
     device = resolve_device(cfg.device)
-    net = vgg
+    net = network_on(vgg, device) if vgg is not None else None  # moved once, not per frame
     cache: FrameCache | None = None
     size: tuple[int, int] | None = None
     prev_content: PIL.Image.Image | None = None
@@ -143,7 +150,7 @@ def stylize_frames(
                 yield FrameResult(index, cached, True, 0, time.perf_counter() - start)
                 continue
         if net is None:
-            net = build_network(cfg)
+            net = build_network(cfg).to(device)
         iterations = opts.iterations(index, cfg)
         frame_cfg = cfg.replace(size=max(size), iterations=iterations, seed=frame_seed(seed, index))
         init: PIL.Image.Image | None = None

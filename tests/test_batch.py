@@ -45,7 +45,7 @@ def inputs(tmp_path: Path, tiny_dir: Path) -> Path:
 
 
 def rows(out: Path) -> dict[str, Job]:
-    with Store.in_folder(out, create=False) as store:
+    with Store.in_folder(out, readonly=True) as store:
         return {j.output: j for j in store.jobs()}
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,6 +248,80 @@ def test_processes_claiming_together_never_share_a_job(tmp_path: Path) -> None:
     every = [i for got in claimed for i in got]
     assert sorted(every) == sorted(ids)  # each exactly once
     assert all(j.attempts == 1 and j.state == "done" for j in Store.in_folder(tmp_path).jobs())
+
+
+def _open_together(
+    folders: list[str], barrier: Any, out: multiprocessing.Queue[tuple[int, str | None]]
+) -> None:
+    """Open each of ``folders``' stores, new files, when every process is at the barrier; add
+    jobs and read them. Reports (round, the error or None) for each."""
+    for k, folder in enumerate(folders):
+        barrier.wait(timeout=120)
+        try:
+            with Store.in_folder(folder) as store:
+                store.add(_specs(2))
+                assert len(store.jobs()) == 2
+            out.put((k, None))
+        except Exception as e:
+            out.put((k, f"{type(e).__name__}: {e}"))
+
+
+def open_together(root: Path, processes: int, rounds: int) -> list[tuple[int, str | None]]:
+    """``processes`` processes open a new store at the same moment, ``rounds`` times over."""
+    folders = [str(root / f"round{k}") for k in range(rounds)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results: multiprocessing.Queue[tuple[int, str | None]] = ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_together, args=(folders, barrier, results))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        return [results.get(timeout=300) for _ in range(processes * rounds)]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL fails at once (no busy wait) while another process does the
+    # same: before the store retried it, 2 processes released together failed most rounds.
+    results = open_together(tmp_path, processes=8, rounds=25)
+    errors = [(k, e) for k, e in results if e is not None]
+    assert not errors, errors
+    assert len(results) == 200
+
+
+def test_a_store_opened_read_only_reads_while_another_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    with Store.in_folder(tmp_path) as store:
+        ids = store.add(_specs(2))
+    writer = sqlite3.connect(tmp_path / "impasto.sqlite", isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # a batch in the middle of a claim, say
+    try:
+        with Store.in_folder(tmp_path, readonly=True) as reader:
+            assert [j.id for j in reader.jobs()] == ids
+            with pytest.raises(InputError, match="cannot write"):
+                reader.cancel(ids[0])  # and it cannot write
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with pytest.raises(InputError, match="no job store"):
+        Store.in_folder(tmp_path / "nothing", readonly=True)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_store_where_sqlite_cannot_use_wal_is_refused(tmp_path: Path) -> None:
+    # An in-memory database stays in "memory" mode, as a file system without shared memory
+    # keeps its file in another mode: without WAL, readers would block the writer.
+    with pytest.raises(InputError, match="cannot use WAL mode"):
+        Store(":memory:")
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

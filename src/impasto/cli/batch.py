@@ -211,7 +211,7 @@ def _run_status(ns: argparse.Namespace) -> int:
     folder = rest[0]
     if not os.path.isfile(os.path.join(folder, STORE_NAME)):
         raise InputError(f"no batch in '{folder}' (it has no {STORE_NAME})")
-    with Store.in_folder(folder, create=False) as store:
+    with Store.in_folder(folder, readonly=True) as store:
         jobs = store.jobs()
     now = time.time()
     rows = [("state", "tries", "seconds", "device", "output", "error")]

@@ -315,6 +315,11 @@ def test_a_store_opened_read_only_reads_while_another_holds_the_write_lock(
     with pytest.raises(InputError, match="no job store"):
         Store.in_folder(tmp_path / "nothing", readonly=True)
     assert not (tmp_path / "nothing").exists()
+    # A file with no store in it yet (another process is making one): it is made, not refused.
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "impasto.sqlite").touch()
+    with Store.in_folder(tmp_path / "new", readonly=True) as reader:
+        assert reader.jobs() == []
 
 
 def test_a_store_where_sqlite_cannot_use_wal_is_refused(tmp_path: Path) -> None:

@@ -203,8 +203,9 @@ class Store:
     One connection per instance, for one thread at a time; every process (and thread) opens
     its own, unless ``shared``: then threads may take turns with it, and the caller makes sure
     that they do (one lock around every call). ``create=False`` refuses a file that does not
-    exist yet; ``readonly=True`` too, and opens it for reading only (a store of an older schema
-    is migrated first, by one writable open)."""
+    exist yet; ``readonly=True`` too, and opens it for reading only (a file with no store in it
+    yet, one being made, say, or a store of an older schema is made or migrated first, by one
+    writable open)."""
 
     def __init__(
         self,
@@ -234,7 +235,7 @@ class Store:
                 raise
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot use the job store '{self.path}': {e}") from e
-        if readonly and (version or 0) < SCHEMA_VERSION:  # older: migrated by a writable open
+        if readonly and (version or 0) < SCHEMA_VERSION:  # new or older: made or migrated first
             self._db.close()
             with Store(self.path, create=False):
                 pass
@@ -321,7 +322,10 @@ class Store:
 
     def _read_version(self) -> int | None:
         """The store's schema version (a newer one than this impasto reads is refused); None
-        when none is recorded yet."""
+        when none is recorded yet (a new file, or one another process is making a store of)."""
+        made = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        if self._db.execute(made).fetchone() is None:
+            return None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             return None

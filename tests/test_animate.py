@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -14,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run_impasto
 from impasto import animate
 from impasto.errors import InputError, UsageError
 from impasto.optimize import Step
 from impasto.video import sinks
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 
 
 def fake_step(i: int, n: int, size: tuple[int, int] = (20, 10)) -> Step:
@@ -154,23 +151,11 @@ def test_plot_as_svg(tmp_path: Path) -> None:
 # --- the command line ---------------------------------------------------------------------------
 
 
-def impasto(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "impasto", *map(str, args)],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 def test_transfer_writes_animation_and_plot(
     tmp_path: Path, content_path: Path, style_path: Path
 ) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "transfer", content_path, style_path, "-o", "out.png", "--size", "32",
         "--iterations", "6", "--animate", "a.gif", "--animate-every", "2", "--plot", "l.png",
         "-q", cwd=tmp_path,
@@ -188,7 +173,7 @@ def test_transfer_writes_animation_and_plot(
 def test_bad_animation_extension_fails_before_any_work(
     tmp_path: Path, content_path: Path, style_path: Path
 ) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "transfer", content_path, style_path, "-o", "out.png", "--size", "32",
         "--iterations", "6", "--animate", "x.avi", "--plot", "l.png", cwd=tmp_path,
     )  # fmt: skip
@@ -200,7 +185,7 @@ def test_bad_animation_extension_fails_before_any_work(
 
 @pytest.mark.slow
 def test_reconstruct_animates_panels_side_by_side(tmp_path: Path, content_path: Path) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "reconstruct", "content", content_path, "-o", "sheet.png", "--size", "32",
         "--iterations", "4", "--layers", "conv1_1,conv2_1", "--animate", "r.gif",
         "--plot", "r.png", "-q", cwd=tmp_path,

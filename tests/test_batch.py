@@ -9,14 +9,14 @@ from __future__ import annotations
 import io
 import json
 import signal
-import subprocess
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import finish, impasto_process, wait_until
 from impasto import imageio
 from impasto.cli import main
 from impasto.jobs import BatchListener, LocalExecutor, Report, Store, Task, run_jobs
@@ -24,7 +24,6 @@ from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 from impasto.jobs.worker import Worker
-from test_hostile import start_impasto, wait_for
 
 TIMEOUT = 300
 FAST = ["--size", "64", "--iterations", "4", "-q"]
@@ -155,27 +154,40 @@ def _states(out: Path) -> list[str]:
     return [j.state for j in rows(out).values()]
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
-    try:
-        _, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return err
-
-
 SLOW = ["--size", "64", "--iterations", "60", "-q"]
+
+# ``impasto ARGS`` whose transfers touch the file FILE at each iteration: a sign, with no
+# timing, that a job is optimising (a Ctrl-C from then on keeps its best image so far).
+PROBED = [
+    sys.executable,
+    "-c",
+    "import pathlib, sys\n"
+    "from impasto import optimize\n"
+    "from impasto.cli import main\n"
+    "run = optimize.Transfer.run\n"
+    "def probed(self, on_step=None):\n"
+    "    def step(s):\n"
+    "        pathlib.Path(sys.argv[1]).touch()\n"
+    "        if on_step is not None:\n"
+    "            on_step(s)\n"
+    "    return run(self, step)\n"
+    "optimize.Transfer.run = probed\n"
+    "sys.exit(main(sys.argv[2:]))\n",
+]  # fmt: skip  FILE ARGS
 
 
 @pytest.mark.slow
 def test_a_killed_batch_resumes_without_redoing_finished_jobs(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", *SLOW]
-    proc = start_impasto(args, inputs)
     out = inputs / "out"
-    wait_for(lambda: "done" in _states(out) and "running" in _states(out), proc)
-    proc.kill()  # SIGKILL: no clean-up at all
-    _stop(proc)
+    with impasto_process(args, inputs) as proc:
+        wait_until(
+            lambda: {"done", "running"} <= set(_states(out)),
+            "a job done and the next running",
+            proc=proc,
+        )
+        proc.kill()  # SIGKILL: no clean-up at all
+        finish(proc)
     before = rows(out)
     done = {k: j for k, j in before.items() if j.state == "done"}
     (held,) = [k for k, j in before.items() if j.state == "running"]
@@ -197,16 +209,11 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 ) -> None:
     one = ["c/tubingen.png", "--styles", "s/starry_night.png", "-o", "out"]
     options = ["--size", "64", "--iterations", "200", "-q"]
-    proc = start_impasto(["batch", *one, *options], inputs)
-    out = inputs / "out"
-
-    def optimising() -> bool:
-        running = [j for j in rows(out).values() if j.state == "running"] if _states(out) else []
-        return bool(running) and time.time() - (running[0].started or time.time()) > 2
-
-    wait_for(optimising, proc)
-    proc.send_signal(signal.SIGINT)
-    err = _stop(proc)
+    out, first = inputs / "out", inputs / "first-iteration"
+    with impasto_process([first, "batch", *one, *options], inputs, command=PROBED) as proc:
+        wait_until(first.exists, "the first iteration", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
     assert proc.returncode == 130, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "interrupted" in err and ".interrupted.png" in err and "run the same command" in err
@@ -226,9 +233,12 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 @pytest.mark.slow
 def test_two_batches_on_one_folder_run_every_job_exactly_once(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", "--size", "64", "--iterations", "30"]
-    procs = [start_impasto([*args, "-q"], inputs) for _ in range(2)]
-    errs = [_stop(p) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    with (
+        impasto_process([*args, "-q"], inputs) as one,
+        impasto_process([*args, "-q"], inputs) as two,
+    ):
+        errs = [finish(one)[1], finish(two)[1]]
+    assert [one.returncode, two.returncode] == [0, 0], errs
     jobs = rows(inputs / "out")
     assert len(jobs) == 4
     assert all(j.state == "done" and j.attempts == 1 for j in jobs.values())

@@ -13,14 +13,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import installed_script, next_line, wait_until
 from impasto import imageio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +49,9 @@ def needs_chromium() -> None:
 def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
     """``impasto serve`` on a free loopback port, its jobs in ``data_dir``: (its URL, the
     process), once it answers."""
-    script = Path(sys.executable).parent / "impasto"
     proc = subprocess.Popen(
         [
-            str(script),
+            *installed_script(),
             "serve",
             "--port",
             "0",
@@ -70,25 +68,25 @@ def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
         env={**os.environ, "PYTHONWARNINGS": "error"},
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = next_line(proc.stdout, "the server's address")
         found = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert found, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
         url = found.group(0)
-        deadline = time.monotonic() + 30
-        while True:  # the socket listens before the app has started: wait for an answer
-            try:
-                with urllib.request.urlopen(url + "api/options", timeout=5) as r:
-                    assert r.status == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.1)
+        # The socket listens before the app has started: wait for an answer.
+        wait_until(lambda: _answers(url + "api/options"), "an answer", proc=proc, every=0.1)
     except BaseException:
         proc.kill()
         proc.communicate()
         raise
     return url, proc
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture

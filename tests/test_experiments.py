@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from helpers import run_impasto
 from impasto import Transfer, TransferConfig, color, experiments, imageio
 from impasto.vgg import VGG
 
@@ -77,14 +77,7 @@ def test_grid_ratio_trades_content_for_style(content_path: Path, style_path: Pat
 
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "impasto", *args],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_impasto(*args, cwd=tmp)
 
 
 @pytest.mark.slow

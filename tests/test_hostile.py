@@ -12,20 +12,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from helpers import (
+    ENV,
+    finish,
+    impasto_process,
+    installed_script,
+    next_line,
+    run_impasto,
+    wait_until,
+)
 from impasto import imageio
 from impasto.cli import main
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
-TIMEOUT = 300
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -468,24 +471,16 @@ SPATIAL = sorted(
 )
 
 
+@pytest.mark.slow
 def test_spatial_rows_through_the_installed_command(hostile_dir: Path) -> None:
     """The spatial control rows again, through the ``impasto`` script pip installed (a process
     each, run two at a time): the same code, the same one line, nothing written."""
-    script = Path(sys.executable).parent / "impasto"
-    assert script.is_file(), f"{script} is missing: is impasto installed here?"
+    script = installed_script()
     assert len(SPATIAL) >= 25
     before = snapshot(hostile_dir)
 
     def run(name: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), *CASES[name][0]],
-            cwd=hostile_dir,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        return run_impasto(*CASES[name][0], cwd=hostile_dir, command=script)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = dict(zip(SPATIAL, pool.map(run, SPATIAL), strict=True))
@@ -514,27 +509,6 @@ def _catches_sigterm(pid: int) -> bool:
     return False
 
 
-def start_impasto(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.Popen[str]:
-    """``python -m impasto ARGS`` in ``cwd``, its output piped (also used by test_batch)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "impasto", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    """Poll ``ready`` until it holds; fail if ``proc`` ends or TIMEOUT passes first."""
-    deadline = time.monotonic() + TIMEOUT
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the process never got there"
-        time.sleep(0.02)
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_while_torch_imports_is_one_line(
@@ -545,15 +519,10 @@ def test_a_signal_while_torch_imports_is_one_line(
     # leaves the module file to the garbage collector, which PYTHONWARNINGS=error would report.
     env = {k: v for k, v in ENV.items() if k != "PYTHONWARNINGS"}
     args = ["transfer", "p.png", "s.png", "-o", "o.png", "--size", "32"]
-    proc = start_impasto(args, hostile_dir, env)
-    try:
-        wait_for(lambda: _catches_sigterm(proc.pid), proc)  # main() has started
+    with impasto_process(args, hostile_dir, env) as proc:
+        wait_until(lambda: _catches_sigterm(proc.pid), "main() to start", proc=proc)
         proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _, stderr = finish(proc)
     assert proc.returncode == status, stderr
     assert "Traceback" not in stderr
     assert len(stderr.splitlines()) == 1, stderr
@@ -564,16 +533,12 @@ def test_a_signal_while_torch_imports_is_one_line(
 @pytest.mark.slow
 def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
     args = ["transfer", "p.png", "s.png", "-o", "out.jpg", "--size", "32"]
-    proc = start_impasto([*args, "--iterations", "5000", "--save-every", "1", "-q"], hostile_dir)
-    try:
+    args += ["--iterations", "5000", "--save-every", "1", "-q"]
+    with impasto_process(args, hostile_dir) as proc:
         first = hostile_dir / "out_steps" / "00001.png"
-        wait_for(first.exists, proc)
+        wait_until(first.exists, "the first saved step", proc=proc)
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _, stderr = finish(proc)
     assert proc.returncode == 143, stderr
     assert len(stderr.splitlines()) == 1 and "interrupted at iteration" in stderr, stderr
     partial = hostile_dir / "out.interrupted.jpg"  # the README's name, in the output's format
@@ -585,17 +550,12 @@ def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
-    proc = start_impasto(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], tmp_path)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "impasto studio: http://..." once listening
+    args = ["serve", "--port", "0", "--data-dir", tmp_path / "data"]
+    with impasto_process(args, tmp_path) as proc:
+        line = next_line(proc.stdout, "the server's address")  # printed once listening
         assert line.startswith("impasto studio: http://"), line
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _, stderr = finish(proc)
     assert proc.returncode == 0, stderr
     assert stderr.strip().splitlines()[-1] == "impasto: stopped", stderr
     assert "Traceback" not in stderr
@@ -612,16 +572,7 @@ def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> N
 
     before = snapshot(hostile_dir)
     args = ["transfer", "p.png", "s.png", "-o", "big.png", "--size", "64", "--iterations", "1"]
-    run = subprocess.run(
-        [sys.executable, "-m", "impasto", *args, "-q"],
-        cwd=hostile_dir,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        preexec_fn=small_files,
-        check=False,
-    )
+    run = run_impasto(*args, "-q", cwd=hostile_dir, preexec_fn=small_files)
     assert run.returncode == 3, run.stderr
     assert len(run.stderr.splitlines()) == 1 and "cannot write 'big.png'" in run.stderr
     assert "Traceback" not in run.stderr

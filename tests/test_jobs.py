@@ -220,8 +220,8 @@ def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None
 def subprocess_pid_that_exited() -> int:
     p = multiprocessing.get_context("spawn").Process(target=int)
     p.start()
-    p.join()
-    assert p.pid is not None
+    p.join(timeout=120)
+    assert p.exitcode == 0 and p.pid is not None
     return p.pid
 
 
@@ -244,7 +244,7 @@ def test_processes_claiming_together_never_share_a_job(tmp_path: Path) -> None:
         p.start()
     claimed = [results.get(timeout=120) for _ in procs]
     for p in procs:
-        p.join()
+        p.join(timeout=120)
     every = [i for got in claimed for i in got]
     assert sorted(every) == sorted(ids)  # each exactly once
     assert all(j.attempts == 1 and j.state == "done" for j in Store.in_folder(tmp_path).jobs())

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Literal
 
 import pytest
 import torch
 
+from helpers import installed_script, run_impasto
 from impasto import imageio
 from impasto.cli import main
 from impasto.config import NORMALIZED_STYLE_WEIGHT, STYLE_WEIGHT, TransferConfig
@@ -174,17 +173,11 @@ def test_cli_flag_end_to_end(
     """The installed command with --normalize-network: the normalised default β is used and
     recorded, the loss is on the normalised network's scale, and the image really moves."""
     out = tmp_path / "out.png"
-    script = Path(sys.executable).parent / "impasto"
     args = ["transfer", str(content_path), str(style_path), "-o", str(out), "--normalize-network"]
     # Eight iterations: L-BFGS's second step overshoots and is capped, so the first few barely
     # move the image (0.04 levels after three, 1.2 after eight).
     quick = ["--size", "48", "--iterations", "8", "--seed", "1"]
-    run = subprocess.run(
-        [str(script), *args, *quick],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_impasto(*args, *quick, command=installed_script())
     assert run.returncode == 0, run.stderr
     meta = imageio.read_metadata(out)
     options = json.loads(meta["impasto:options"])

@@ -106,7 +106,7 @@ def test_on_step_reports_each_iteration_once(noise_run: Recorded) -> None:
     assert all(s.iterations == NOISE_ITERATIONS for s in steps)
     elapsed = [s.elapsed for s in steps]
     assert elapsed[0] > 0
-    assert all(a < b for a, b in itertools.pairwise(elapsed))
+    assert all(a <= b for a, b in itertools.pairwise(elapsed))  # a clock, never backwards
     assert elapsed[-1] <= result.elapsed
     # The steps carry the same losses as the result, and the parts add up to the total.
     assert [(s.loss, s.content_loss, s.style_loss, s.tv_loss) for s in steps] == result.losses

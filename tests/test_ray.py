@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +54,7 @@ def _pixels(path: Path) -> np.ndarray:
     return np.asarray(imageio.load_image(path), dtype=np.int16)
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_ray_paints_what_the_local_executor_paints(
@@ -98,6 +98,7 @@ class _Killer(BatchListener):
             self.killed = pid
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_a_worker_killed_mid_job_is_run_again_and_counted(
@@ -119,6 +120,7 @@ def test_a_worker_killed_mid_job_is_run_again_and_counted(
     assert (tmp_path / job.output).is_file()
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_a_job_fails_once_its_retries_are_spent(content_path: Path, style_path: Path) -> None:
@@ -140,6 +142,7 @@ def test_a_job_fails_once_its_retries_are_spent(content_path: Path, style_path: 
     assert outcome.error is not None and outcome.error.startswith("worker died (1 tries)")
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_cancel_ends_one_job_with_its_best_image(content_path: Path, style_path: Path) -> None:
@@ -163,6 +166,7 @@ def test_cancel_ends_one_job_with_its_best_image(content_path: Path, style_path:
     assert any(job_id == "job" for job_id, _ in heard)
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_ctrl_c_keeps_the_remote_best_images(
@@ -200,6 +204,7 @@ def test_ctrl_c_keeps_the_remote_best_images(
         assert not (tmp_path / job.output).exists()
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_batch_runs_on_ray_from_the_command_line(
@@ -237,7 +242,5 @@ def test_impasto_and_its_commands_do_not_import_ray() -> None:
         "main(['batch', 'status', '.'])\n"  # a batch command that needs no Ray
         "print('ray' in sys.modules)"
     )
-    started = time.monotonic()
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
-    assert time.monotonic() - started < 60

@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -26,11 +25,13 @@ import torch
 from PIL import Image
 
 import impasto.serve
+from helpers import WAIT, wait_for_job, wait_until
 from impasto import cli
 from impasto.config import TransferConfig, choices
 from impasto.serve import intake, jobs
 from impasto.serve.app import Settings, create_app
 from impasto.serve.intake import Limits
+from impasto.serve.settings import is_loopback
 from impasto.vgg import VGG
 
 with warnings.catch_warnings():
@@ -40,7 +41,6 @@ with warnings.catch_warnings():
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"size": 32, "iterations": 3, "seed": 1}
-WAIT = 60.0  # seconds: generous, for a loaded two-core machine
 
 
 @pytest.fixture(autouse=True)
@@ -114,17 +114,6 @@ def submit(
     if options is not None:
         form["options"] = options if isinstance(options, str) else json.dumps(options)
     return client.post("/api/jobs", files=files or None, data=form, headers=headers)
-
-
-def wait_for(client: TestClient, job_id: str, states: set[str] | None = None) -> dict[str, Any]:
-    """Poll the status until the job is in one of ``states`` (default: finished)."""
-    states = states or set(jobs.FINISHED)
-    deadline = time.monotonic() + WAIT
-    while True:
-        status: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
-        if status["state"] in states or time.monotonic() > deadline:
-            return status
-        time.sleep(0.02)
 
 
 def events(text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -236,7 +225,7 @@ def test_examples_and_several_styles(client: TestClient) -> None:
         style_examples=["starry_night", "the_scream"],
     )
     assert r.status_code == 202, r.text
-    done = wait_for(client, r.json()["id"])
+    done = wait_for_job(client, r.json()["id"])
     assert done["state"] == "done", done
     assert done["content"] == "tubingen.jpg"
     assert done["styles"] == ["starry_night.jpg", "the_scream.jpg"]
@@ -414,7 +403,7 @@ def test_masks_paint_each_region_from_its_style_and_keep_a_part(client: TestClie
     assert r.status_code == 202, r.text
     assert r.json()["masks"] == ["region0.png", "region1.png"]
     assert r.json()["keep_mask"] == "keep.png"
-    done = wait_for(client, r.json()["id"])
+    done = wait_for_job(client, r.json()["id"])
     assert done["state"] == "done", done
     assert (done["masks"], done["keep_mask"]) == (["region0.png", "region1.png"], "keep.png")
 
@@ -454,7 +443,7 @@ def test_masks_are_kept_with_the_job_and_run_again(make_client: MakeClient, tmp_
     options = {"size": 64, "iterations": 5, "seed": 5}
     styles = {"style_examples": ["starry_night", "the_scream"]}
     job = submit_masked(first, [left, right], top, options=options, **styles).json()
-    assert wait_for(first, job["id"])["state"] == "done"
+    assert wait_for_job(first, job["id"])["state"] == "done"
     root: Path = first.app.state.jobs.root  # type: ignore[attr-defined]
     kept = sorted(p.name for p in (root / job["id"]).iterdir())
     assert kept == [
@@ -472,7 +461,7 @@ def test_masks_are_kept_with_the_job_and_run_again(make_client: MakeClient, tmp_
     assert (listed["masks"], listed["keep_mask"]) == (["region0.png", "region1.png"], "keep.png")
     r = second.post(f"/api/jobs/{job['id']}/rerun")
     assert r.status_code == 202, r.text
-    again = wait_for(second, r.json()["id"])
+    again = wait_for_job(second, r.json()["id"])
     assert again["state"] == "done", again
     assert (again["masks"], again["keep_mask"]) == (["region0.png", "region1.png"], "keep.png")
     with Image.open(io.BytesIO(second.get(again["result_url"]).content)) as img:
@@ -537,7 +526,7 @@ def test_jobs_run_one_at_a_time_in_order(make_client: MakeClient) -> None:
     client = make_client(queue_limit=3)
     form = {"content_example": "tubingen", "style_examples": ["starry_night"]}
     long = submit(client, options={**TINY, "iterations": 500}, **form).json()
-    wait_for(client, long["id"], {"running"})
+    wait_for_job(client, long["id"], {"running"})
     queued = [submit(client, options=TINY, **form).json() for _ in range(3)]
     assert [j["position"] for j in queued] == [1, 2, 3]
     full = submit(client, options=TINY, **form)
@@ -545,10 +534,10 @@ def test_jobs_run_one_at_a_time_in_order(make_client: MakeClient) -> None:
     assert "waiting already" in full.json()["detail"]
 
     assert client.post(f"/api/jobs/{long['id']}/cancel").json()["cancel_requested"]
-    finished = [wait_for(client, j["id"]) for j in queued]
+    finished = [wait_for_job(client, j["id"]) for j in queued]
     assert [j["state"] for j in finished] == ["done"] * 3
     # Each started after the one before had finished.
-    ends = [wait_for(client, long["id"])["finished"]] + [j["finished"] for j in finished]
+    ends = [wait_for_job(client, long["id"])["finished"]] + [j["finished"] for j in finished]
     starts = [j["started"] for j in finished]
     assert all(start >= end for start, end in zip(starts, ends, strict=False))
     # The last one saw its place in the queue move up.
@@ -561,9 +550,7 @@ def test_cancel_a_running_job_keeps_its_image_so_far(client: TestClient) -> None
     form = {"content_example": "tubingen", "style_examples": ["the_scream"]}
     job = submit(client, options={**TINY, "iterations": 500}, **form).json()
     waiting = submit(client, options=TINY, **form).json()
-    running = wait_for(client, job["id"], {"running"})
-    while running["iteration"] < 1:
-        running = client.get(f"/api/jobs/{job['id']}").json()
+    wait_for_job(client, job["id"], {"running"}, ok=lambda s: s["iteration"] >= 1)
 
     # A queued job leaves the queue at once and never runs.
     gone = client.post(f"/api/jobs/{waiting['id']}/cancel").json()
@@ -571,7 +558,7 @@ def test_cancel_a_running_job_keeps_its_image_so_far(client: TestClient) -> None
     assert client.get(f"/api/jobs/{waiting['id']}/result").status_code == 409
 
     client.post(f"/api/jobs/{job['id']}/cancel")
-    done = wait_for(client, job["id"])
+    done = wait_for_job(client, job["id"])
     assert done["state"] == "cancelled" and done["error"] is None
     assert 1 <= done["iteration"] < 500
     result = client.get(done["result_url"])
@@ -580,7 +567,7 @@ def test_cancel_a_running_job_keeps_its_image_so_far(client: TestClient) -> None
         assert 1 <= int(img.info["impasto:iterations"]) < 500
     # Cancelling again, or a finished job, changes nothing.
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
-    assert wait_for(client, waiting["id"])["started"] is None
+    assert wait_for_job(client, waiting["id"])["started"] is None
     assert client.post("/api/jobs/0123456789abcdef/cancel").status_code == 404
 
 
@@ -591,7 +578,7 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
     form = {"content_example": "tubingen", "style_examples": ["starry_night"]}
     # A real failure: the loss overflows float32 at the first step.
     diverged = submit(client, options={**TINY, "style_weight": 1e38}, **form).json()
-    failed = wait_for(client, diverged["id"])
+    failed = wait_for_job(client, diverged["id"])
     assert failed["state"] == "failed"
     assert failed["error"].startswith("the loss became inf at iteration 1")
     assert client.get(f"/api/jobs/{diverged['id']}/result").status_code == 409
@@ -602,9 +589,9 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
 
     with monkeypatch.context() as patched:
         patched.setattr(jobs.Transfer, "run", broken)
-        bug = wait_for(client, submit(client, options=TINY, **form).json()["id"])
+        bug = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
     assert bug["error"] == "unexpected error: ValueError: something unforeseen"
-    ok = wait_for(client, submit(client, options=TINY, **form).json()["id"])
+    ok = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
     assert ok["state"] == "done"
 
 
@@ -615,7 +602,7 @@ def test_old_results_are_forgotten_with_their_files(make_client: MakeClient) -> 
     ids = []
     for _ in range(3):
         ids.append(submit(client, options=TINY, **form).json()["id"])
-        wait_for(client, ids[-1])
+        wait_for_job(client, ids[-1])
     root: Path = client.app.state.jobs.root  # type: ignore[attr-defined]
     assert client.get(f"/api/jobs/{ids[0]}").status_code == 404
     assert client.get(f"/api/jobs/{ids[0]}/events").status_code == 404
@@ -643,8 +630,7 @@ def live_server(tmp_path: Path) -> Iterator[tuple[str, jobs.JobManager]]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    wait_until(lambda: server.started, "uvicorn to start", timeout=WAIT)
     port = sock.getsockname()[1]
     yield f"http://127.0.0.1:{port}", app.state.jobs
     app.state.jobs.stop()
@@ -670,7 +656,8 @@ def test_a_client_leaving_mid_stream_loses_and_duplicates_nothing(
                     seen.append(int(line[4:]))
                 if len(seen) == 3:
                     break  # and hang up mid-job
-        assert manager.wait(job_id, WAIT) is not None
+        ended = manager.wait(job_id, WAIT)
+        assert ended is not None and ended.state == "done", ended
         # Resuming where it left off gives each later snapshot exactly once.
         rest = http.get(f"/api/jobs/{job_id}/events", headers={"Last-Event-ID": str(seen[-1])})
         later = [i for i, _ in events(rest.text)]
@@ -725,8 +712,8 @@ def test_busy_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_loopback_detection() -> None:
-    assert all(map(impasto.serve._is_loopback, ("127.0.0.1", "::1", "localhost", "127.8.0.1")))
-    assert not any(map(impasto.serve._is_loopback, ("0.0.0.0", "::", "192.168.1.4", "example")))
+    assert all(map(is_loopback, ("127.0.0.1", "::1", "localhost", "127.8.0.1")))
+    assert not any(map(is_loopback, ("0.0.0.0", "::", "192.168.1.4", "example")))
 
 
 def test_impasto_help_does_not_import_the_web_stack() -> None:
@@ -784,7 +771,8 @@ def test_fuzzed_requests_never_get_a_server_error(tmp_path: Path) -> None:
     # (No `with`: the client's lifespan would close the job manager when it ends.)
     form = {"content_example": "tubingen", "style_examples": ["shipwreck"]}
     real = submit(TestClient(app), options={**TINY, "iterations": 2}, **form).json()
-    assert app.state.jobs.wait(real["id"], WAIT).state == "done"
+    ended = app.state.jobs.wait(real["id"], WAIT)
+    assert ended is not None and ended.state == "done", ended
 
     def run(strategy: Any) -> None:
         @given(case=strategy)
@@ -826,14 +814,14 @@ def test_a_deleted_storage_folder_is_made_again_and_lost_results_are_gone(
     root = client.app.state.jobs.root  # type: ignore[attr-defined]
     first = submit(client, options=TINY, content_example="tubingen", style_examples=["shipwreck"])
     assert first.status_code == 202, first.text
-    assert wait_for(client, first.json()["id"])["state"] == "done"
+    assert wait_for_job(client, first.json()["id"])["state"] == "done"
     shutil.rmtree(root)  # a /tmp cleaner on a long-running server
     r = client.get(f"/api/jobs/{first.json()['id']}/result")
     assert r.status_code == 410, r.text
     assert "gone" in r.json()["detail"]
     again = submit(client, options=TINY, content_example="tubingen", style_examples=["shipwreck"])
     assert again.status_code == 202, again.text
-    assert wait_for(client, again.json()["id"])["state"] == "done"
+    assert wait_for_job(client, again.json()["id"])["state"] == "done"
     assert client.get(f"/api/jobs/{again.json()['id']}/result").status_code == 200
 
 
@@ -875,14 +863,13 @@ def test_recent_jobs_survive_a_restart_and_interrupted_ones_run_again(
     data = tmp_path / "studio"
     form = {"content_example": "tubingen", "style_examples": ["starry_night"]}
     first = make_client(data_dir=data)
-    done = wait_for(first, submit(first, options=TINY, client_token="t1", **form).json()["id"])
+    done = wait_for_job(first, submit(first, options=TINY, client_token="t1", **form).json()["id"])
     assert done["state"] == "done" and not done["interrupted"]
     result = first.get(done["result_url"]).content
     preview = first.get(done["preview_url"]).content
     running = submit(first, options={**TINY, "iterations": 500}, **form).json()
     waiting = submit(first, options={**TINY, "iterations": 2}, **form).json()
-    while wait_for(first, running["id"], {"running"})["iteration"] < 1:
-        time.sleep(0.02)
+    wait_for_job(first, running["id"], {"running"}, ok=lambda s: s["iteration"] >= 1)
     first.__exit__(None, None, None)  # a clean stop, as Ctrl-C makes
 
     second = make_client(data_dir=data)
@@ -912,7 +899,7 @@ def test_recent_jobs_survive_a_restart_and_interrupted_ones_run_again(
     # Run again: a new job from the stored inputs and options.
     r = second.post(never["rerun_url"])
     assert r.status_code == 202, r.text
-    rerun = wait_for(second, r.json()["id"])
+    rerun = wait_for_job(second, r.json()["id"])
     assert rerun["state"] == "done" and rerun["id"] != waiting["id"]
     assert (rerun["content"], rerun["styles"]) == ("tubingen.jpg", ["starry_night.jpg"])
     assert rerun["options"] == never["options"] and rerun["iteration"] == 2
@@ -938,8 +925,8 @@ def test_the_retention_policy_holds_across_restarts(
     data = tmp_path / "studio"
     form = {"content_example": "tubingen", "style_examples": ["shipwreck"]}
     client = make_client(data_dir=data)
-    ids = [wait_for(client, submit(client, options=TINY, **form).json()["id"])["id"]]
-    ids.append(wait_for(client, submit(client, options=TINY, **form).json()["id"])["id"])
+    ids = [wait_for_job(client, submit(client, options=TINY, **form).json()["id"])["id"]]
+    ids.append(wait_for_job(client, submit(client, options=TINY, **form).json()["id"])["id"])
     client.__exit__(None, None, None)
     (data / "jobs" / "0123456789abcdef").mkdir()  # a folder whose row is gone: removed
     client = make_client(data_dir=data, keep=1)  # a lower --keep applies at once
@@ -956,11 +943,11 @@ def test_a_rerun_must_wait_for_its_job_and_obey_this_servers_limits(
     form = {"content_example": "tubingen", "style_examples": ["shipwreck"]}
     job = submit(client, options={**TINY, "iterations": 500}, **form).json()
     assert job["rerun_url"] is None
-    wait_for(client, job["id"], {"running"})
+    wait_for_job(client, job["id"], {"running"})
     r = client.post(f"/api/jobs/{job['id']}/rerun")
     assert r.status_code == 409 and "running" in r.json()["detail"]
     client.post(f"/api/jobs/{job['id']}/cancel")
-    assert wait_for(client, job["id"])["rerun_url"] == f"/api/jobs/{job['id']}/rerun"
+    assert wait_for_job(client, job["id"])["rerun_url"] == f"/api/jobs/{job['id']}/rerun"
     client.__exit__(None, None, None)
     smaller = make_client(data_dir=data, max_size=16)
     r = smaller.post(f"/api/jobs/{job['id']}/rerun")

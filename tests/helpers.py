@@ -1,0 +1,173 @@
+"""The tests' shared helpers (fixtures are in conftest.py): impasto in a child process, waiting
+with a deadline, and tensor comparison.
+
+Every wait has a deadline and fails saying what it waited for; nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
+
+import torch
+
+from impasto.jobs.store import FINISHED
+
+T = TypeVar("T")
+
+# A child impasto: one thread (the tests run several at once on two cores) and warnings as errors.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
+TIMEOUT = 300.0  # seconds: generous for a loaded two-core machine; only a hang gets near it
+WAIT = 60.0  # seconds for a studio job to get somewhere: generous, for a loaded two-core machine
+PYTHON_M = (sys.executable, "-m", "impasto")
+
+
+def installed_script() -> list[str]:
+    """The ``impasto`` script pip installed next to this interpreter, as a command."""
+    script = Path(sys.executable).parent / "impasto"
+    assert script.is_file(), f"{script} is missing: is impasto installed in this environment?"
+    return [str(script)]
+
+
+def run_impasto(
+    *args: object,
+    cwd: Path | None = None,
+    command: Sequence[str] = PYTHON_M,
+    env: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``impasto ARGS`` (``python -m impasto`` unless ``command`` says otherwise) to its end,
+    its output captured."""
+    return subprocess.run(
+        [*command, *map(str, args)],
+        cwd=cwd,
+        env=ENV if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+        check=False,
+    )
+
+
+@contextmanager
+def impasto_process(
+    args: Sequence[object],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = PYTHON_M,
+) -> Iterator[subprocess.Popen[str]]:
+    """``impasto ARGS`` (``python -m impasto`` unless ``command`` says otherwise) in ``cwd``,
+    started and left running, its output piped; killed on leaving the block if it is still
+    running then (a test that failed half way)."""
+    proc = subprocess.Popen(
+        [*command, *map(str, args)],
+        cwd=cwd,
+        env=ENV if env is None else env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT) -> tuple[str, str]:
+    """Wait for ``proc`` to end; its (stdout, stderr). Past ``timeout`` seconds it raises
+    :class:`subprocess.TimeoutExpired` (and :func:`impasto_process` kills it)."""
+    return proc.communicate(timeout=timeout)
+
+
+def next_line(stream: IO[str] | None, what: str, timeout: float = TIMEOUT) -> str:
+    """The next line of ``stream`` (a child's piped output); fails naming ``what`` it waited for
+    when none has come in ``timeout`` seconds (the reading thread ends once the child is
+    killed)."""
+    assert stream is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not lines:
+        raise AssertionError(f"{what}: no line after {timeout:g} s")
+    return lines[0]
+
+
+def wait_until(
+    check: Callable[[], T],
+    what: str,
+    *,
+    ok: Callable[[T], object] = bool,
+    timeout: float = TIMEOUT,
+    proc: subprocess.Popen[str] | None = None,
+    every: float = 0.02,
+) -> T:
+    """Call ``check`` until ``ok`` holds for what it returns (by default: until that is true),
+    and return that. Fails, naming ``what`` it waited for and the last value seen, when
+    ``timeout`` seconds pass first, or when ``proc`` (the process that should get there) ends
+    first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if ok(value):
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"the process ended (exit {proc.returncode}) before {what}: {out}{err}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not so after {timeout:g} s (last seen: {value!r})")
+        time.sleep(every)
+
+
+class Client(Protocol):
+    """A client of the studio's JSON API (FastAPI's TestClient, an httpx.Client)."""
+
+    def get(self, url: str) -> Any: ...
+
+
+def job_status(client: Client, job_id: str) -> dict[str, Any]:
+    """A studio job's status, as the API gives it."""
+    status: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+    return status
+
+
+def wait_for_job(
+    client: Client,
+    job_id: str,
+    states: Collection[str] = FINISHED,
+    *,
+    ok: Callable[[dict[str, Any]], object] | None = None,
+    what: str | None = None,
+    timeout: float = WAIT,
+) -> dict[str, Any]:
+    """Poll a studio job's status until it is in one of ``states`` (default: finished) and
+    ``ok`` holds for it; that status. Fails saying so after ``timeout`` seconds."""
+    return wait_until(
+        lambda: job_status(client, job_id),
+        what or f"job {job_id} {' or '.join(states)}" + (" and as expected" if ok else ""),
+        ok=lambda s: s["state"] in states and (ok is None or ok(s)),
+        timeout=timeout,
+    )
+
+
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6
+) -> None:
+    """Like torch.testing.assert_close, without its one-second import of torch.distributed."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    worst = (actual - expected).abs().max().item() if actual.numel() else 0.0
+    assert torch.allclose(actual, expected, rtol=rtol, atol=atol), f"max |difference| {worst}"

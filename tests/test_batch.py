@@ -315,6 +315,18 @@ def test_a_worker_reports_losses_and_previews_and_paints_only_outside_the_kept_p
         assert json.loads(img.info["impasto:inputs"])["keep"] == "k.png"
 
 
+def test_previews_come_at_the_first_and_last_iterations_and_every_nth_between(
+    content_path: Path, style_path: Path
+) -> None:
+    options = {"size": 32, "iterations": 7, "seed": 0}
+    task = Task("every", content_path.read_bytes(), (style_path.read_bytes(),), options, {},
+                preview_s=0.0, preview_every=3)  # fmt: skip
+    reports: list[Report] = []
+    outcome = Worker("cpu").run(task, report=reports.append)
+    assert outcome.error is None and outcome.iterations == 7
+    assert [r.iteration for r in reports if r.preview is not None] == [1, 3, 6, 7]
+
+
 def test_cancel_stops_one_job_and_lets_the_other_finish(
     content_path: Path, style_path: Path
 ) -> None:

@@ -26,8 +26,9 @@ from PIL import Image
 
 import impasto.serve
 from helpers import WAIT, wait_for_job, wait_until
-from impasto import cli
+from impasto import cli, prepare
 from impasto.config import TransferConfig, choices
+from impasto.optimize import Transfer
 from impasto.serve import intake, jobs
 from impasto.serve.app import Settings, create_app
 from impasto.serve.intake import Limits
@@ -51,7 +52,7 @@ def _shared_network(monkeypatch: pytest.MonkeyPatch, vgg19: VGG) -> None:
         assert config.pooling == "avg" and config.weights is None
         return vgg19
 
-    monkeypatch.setattr(jobs, "build_network", build)
+    monkeypatch.setattr(prepare, "build_network", build)  # what workers' caches call
 
 
 MakeClient = Callable[..., TestClient]
@@ -588,7 +589,7 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
         raise ValueError("something unforeseen")
 
     with monkeypatch.context() as patched:
-        patched.setattr(jobs.Transfer, "run", broken)
+        patched.setattr(Transfer, "run", broken)
         bug = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
     assert bug["error"] == "unexpected error: ValueError: something unforeseen"
     ok = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])

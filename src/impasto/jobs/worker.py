@@ -17,6 +17,7 @@ import io
 import math
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,8 +52,9 @@ def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
 
 
 class Worker:
-    """One device's worker. ``device`` is ``cpu``, ``cuda:N`` or ``mps``; a job whose options
-    say ``auto`` (the default) runs there."""
+    """One device's worker. ``device`` is ``cpu``, ``cuda:N`` or ``mps``: a job whose options
+    say ``auto`` (the default) runs there; or ``auto``: such a job picks its device as a transfer
+    does (the studio's one local worker)."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -122,7 +124,8 @@ class Worker:
             return self._failed(task, started, device, "out of memory", ExitStatus.RESOURCE)
         except Exception as e:  # a bug, or a case no check foresaw: this job fails, not the batch
             why = f"unexpected error: {type(e).__name__}: {first_line(e)}"
-            return self._failed(task, started, device, why, ExitStatus.ERROR)
+            trace = traceback.format_exc()
+            return self._failed(task, started, device, why, ExitStatus.ERROR, trace)
         losses = dict(result.history[-1]) if result.history else {}
         image = None
         if result.iterations > 0:
@@ -140,14 +143,19 @@ class Worker:
         )
 
     @staticmethod
-    def _failed(task: Task, started: float, device: str, why: str, status: int) -> Outcome:
+    def _failed(
+        task: Task, started: float, device: str, why: str, status: int, trace: str | None = None
+    ) -> Outcome:
         seconds = time.monotonic() - started
-        return Outcome(task.id, None, {}, seconds, device, error=why, exit_status=int(status))
+        return Outcome(
+            task.id, None, {}, seconds, device, error=why, exit_status=int(status), trace=trace
+        )
 
 
 class _Reporting:
     """Turns Step records into Reports: at most every :data:`REPORT_EVERY_S`, with a preview at
-    the first and last iterations and at most every ``task.preview_s`` between."""
+    the first and last iterations and, between, at multiples of ``task.preview_every`` iterations
+    at most every ``task.preview_s``."""
 
     def __init__(self, task: Task, report: Reporter) -> None:
         self.task, self.report = task, report
@@ -157,7 +165,8 @@ class _Reporting:
         now = time.monotonic()
         every = self.task.preview_s
         preview = every is not None and (
-            step.iteration in (1, step.iterations) or now - self._previewed >= every
+            step.iteration in (1, step.iterations)
+            or (step.iteration % self.task.preview_every == 0 and now - self._previewed >= every)
         )
         if not (preview or now - self._reported >= REPORT_EVERY_S):
             return

@@ -2,8 +2,9 @@
 uvicorn until Ctrl-C.
 
 The package: :mod:`~impasto.serve.settings` (every server option and limit, with defaults),
-:mod:`~impasto.serve.intake` (what clients send, checked), :mod:`~impasto.serve.jobs` (the queue
-and the worker) and :mod:`~impasto.serve.app` (the FastAPI routes and the static page). FastAPI
+:mod:`~impasto.serve.intake` (what clients send, checked), :mod:`~impasto.serve.records` (a job
+and its status), :mod:`~impasto.serve.jobs` (the queue, which hands jobs to an executor) and
+:mod:`~impasto.serve.app` (the FastAPI routes and the static page). FastAPI
 and uvicorn (the ``serve`` extra) are imported only when :func:`serve` runs, so the rest of
 impasto neither waits for them nor needs them.
 """

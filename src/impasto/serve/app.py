@@ -187,7 +187,7 @@ class _SameSite:
 
 def make_executor(settings: Settings) -> Executor | None:
     """The executor of ``--executor ray`` (its workers started, their network loaded); None for
-    the local one, which the job manager's own thread is."""
+    the local one, which the job manager makes (one worker on this machine's device)."""
     where = settings.executor
     if where.executor != "ray":
         return None

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio
 import PIL.Image
@@ -30,8 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, imageio
 from ..config import TransferConfig
@@ -39,6 +36,7 @@ from ..errors import InputError, UsageError
 from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
 from . import intake
+from .guards import BodyLimit, SameSite
 from .jobs import JobManager
 from .records import (
     JobStatus,
@@ -129,62 +127,6 @@ def _one_line(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
-class _BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 before reading them (by their
-    Content-Length) or as soon as they pass it (chunked uploads)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"the request is over this server's limit of {intake.megabytes(self.limit)}"
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-                return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            msg = await receive()
-            seen += len(msg.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, message)  # FastAPI answers it while parsing the body
-            return msg
-
-        await self.app(scope, counted, send)
-
-
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class _SameSite:
-    """Refuse what other web sites make a visitor's browser send here: a POST from a page of
-    another origin (a form can post across sites without asking), and, while the server listens
-    on loopback only, any request for a host name that is not loopback (DNS rebinding)."""
-
-    def __init__(self, app: ASGIApp, loopback_only: bool) -> None:
-        self.app, self.loopback_only = app, loopback_only
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            host = headers.get("host", "")
-            refusal = None
-            if self.loopback_only and urlsplit("//" + host).hostname not in LOOPBACK_NAMES:
-                refusal = "this server answers to 127.0.0.1 and localhost only"
-            origin = headers.get("origin")
-            if origin and scope["method"] == "POST" and urlsplit(origin).netloc != host:
-                refusal = f"requests from {origin[:60]} are refused (another site)"
-            if refusal is not None:
-                await JSONResponse({"detail": refusal}, status_code=403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def make_executor(settings: Settings) -> Executor | None:
     """The executor of ``--executor ray`` (its workers started, their network loaded); None for
     the local one, which the job manager makes (one worker on this machine's device)."""
@@ -244,8 +186,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         """FastAPI's own 422s (a missing or mistyped field) in the one-line form of ours."""
         return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
 
-    app.add_middleware(_BodyLimit, limit=limits.body_limit())
-    app.add_middleware(_SameSite, loopback_only=settings.loopback_only)
+    app.add_middleware(BodyLimit, limit=limits.body_limit())
+    app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def known(job_id: str) -> JobStatus:

@@ -36,8 +36,8 @@ def test_recorder_keeps_every_kth_frame_and_the_last() -> None:
         rec(fake_step(i, 7))
     assert rec.frame_iterations == [3, 6, 7]
     assert len(rec.frames) == 3
-    assert [row[0] for row in rec.losses] == list(range(1, 8))  # every loss, whatever `every` is
-    assert rec.losses[1] == (2, 5.0, 1.0, 4.5)  # (iteration, total, content, style)
+    assert [i for i, _ in rec.history] == list(range(1, 8))  # every step, whatever `every` is
+    assert rec.history[1] == (2, {"total": 5.0, "content": 1.0, "style": 4.5, "tv": 0.0})
     assert rec.frames[0].getpixel((0, 0)) == (90, 90, 90)
 
 
@@ -125,7 +125,7 @@ def test_unsupported_extension_and_no_frames_are_usage_errors(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    "losses",
+    "rows",
     [
         [(1, 10.0, 2.0, 8.0), (2, 6.0, 2.5, 3.5), (3, 4.0, 2.6, 1.4)],
         [(1, 10.0, 0.0, 10.0), (2, 5.0, -1.0, 6.0), (3, 0.0, 0.0, 0.0)],  # zeros, negatives
@@ -134,8 +134,9 @@ def test_unsupported_extension_and_no_frames_are_usage_errors(tmp_path: Path) ->
     ],
     ids=["falling", "zeros-and-negatives", "all-zero", "empty"],
 )
-def test_plot_is_a_valid_png(tmp_path: Path, losses: list[tuple[int, float, float, float]]) -> None:
-    path = animate.plot_losses(losses, tmp_path / "losses.png")
+def test_plot_is_a_valid_png(tmp_path: Path, rows: list[tuple[int, float, float, float]]) -> None:
+    history = [(i, {"total": t, "content": c, "style": s}) for i, t, c, s in rows]
+    path = animate.plot_terms(history, tmp_path / "losses.png")
     with Image.open(path) as im:
         assert im.format == "PNG"
         im.load()

@@ -61,7 +61,7 @@ def test_two_by_two_then_a_rerun_redoes_nothing(
     assert pngs[0].startswith("shipwreck__starry_night__") and len(pngs[0].split("__")[2]) == 12
     for name, job in first.items():
         assert job.attempts == 1 and job.device == "cpu" and job.seconds and job.seconds > 0
-        assert job.losses is not None and {"total", "content", "style"} <= set(job.losses)
+        assert job.terms is not None and {"total", "content", "style"} <= set(job.terms)
         meta = imageio.read_metadata(out / name)
         options = json.loads(meta["impasto:options"])
         assert options["size"] == 64 and options["iterations"] == 4 and options["seed"] == 0

@@ -187,7 +187,7 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
     me = worker_id()
     job = store.claim(me, ids)
     assert job is not None and job.id == ids[0] and job.state == "running" and job.attempts == 1
-    assert store.finish(job.id, me, "done", device="cpu", seconds=1.5, losses={"total": 2.0})
+    assert store.finish(job.id, me, "done", device="cpu", seconds=1.5, terms={"total": 2.0})
     assert not store.finish(job.id, me, "failed")  # no longer running: nothing recorded
     second = store.claim(me, ids)
     assert second is not None and second.id == ids[1]
@@ -199,7 +199,7 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
     store.add(_specs(3), retry_failed=True)
     assert [j.state for j in store.jobs(ids)] == ["done", "queued", "queued"]
     done = store.get(ids[0])
-    assert done is not None and done.losses == {"total": 2.0} and done.device == "cpu"
+    assert done is not None and done.terms == {"total": 2.0} and done.device == "cpu"
 
 
 def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None:
@@ -517,7 +517,7 @@ def test_the_driver_writes_results_and_records_failures(tmp_path: Path) -> None:
     assert fake.tasks[0].content == b"picture 0" and fake.tasks[0].styles == (b"picture 2",)
     assert (out / good[0].output).read_bytes() == b"image of picture 0"
     assert jobs[bad[0].id].state == "failed" and jobs[bad[0].id].error == "bad"
-    assert jobs[good[1].id].losses == {"total": 1.0} and jobs[good[1].id].seconds == 0.5
+    assert jobs[good[1].id].terms == {"total": 1.0} and jobs[good[1].id].seconds == 0.5
     assert not (out / bad[0].output).exists()
 
 

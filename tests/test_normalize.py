@@ -190,8 +190,8 @@ def test_cli_flag_end_to_end(
     t_raw = Transfer(content_path, [style_path], cfg.replace(normalize_network=False), vgg=vgg19)
     start = imageio.to_tensor(imageio.resize_to(imageio.load_image(content_path), t_norm.size))
     with torch.no_grad():
-        norm_start = float(t_norm.losses(start * 255.0)[0])
-        raw_start = float(t_raw.losses(start * 255.0)[0])
+        norm_start = float(t_norm.objective(start * 255.0)[0])
+        raw_start = float(t_raw.objective(start * 255.0)[0])
     final = float(meta["impasto:final_loss"])
     assert final < norm_start < raw_start / 100
     moved = imageio.to_tensor(imageio.load_image(out)) - start
@@ -201,7 +201,7 @@ def test_cli_flag_end_to_end(
 def test_normalised_transfer_lowers_the_loss(content_path: Path, style_path: Path) -> None:
     cfg = TransferConfig(size=40, iterations=3, seed=0, normalize_network=True)
     result = Transfer(content_path, [style_path], cfg).run()
-    start = result.losses[0][0]  # the objective at the content image
+    start = result.history[0]["total"]  # the objective at the content image
     assert result.final_loss < start
 
 

@@ -81,7 +81,8 @@ def test_ray_paints_what_the_local_executor_paints(
         assert np.abs(a - b).max() <= TOLERANCE
         assert np.abs(a - b).mean() < 0.05
         assert remote.device == "cpu" and remote.attempts == 1
-        assert remote.losses["total"] == pytest.approx(local.losses["total"], rel=0.05)
+        assert remote.terms and local.terms
+        assert remote.terms["total"] == pytest.approx(local.terms["total"], rel=0.05)
 
 
 class _Killer(BatchListener):

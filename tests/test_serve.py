@@ -184,7 +184,7 @@ def test_job_streams_progress_then_result(
     assert states[0] == "queued" and states[-1] == "done"
     running = [s for _, s in seen if s["state"] == "running" and s["iteration"] > 0]
     assert [s["iteration"] for s in running] == [1, 2, 3, 4]  # preview_every=1: each one
-    assert all(s["loss"] > 0 and s["style_loss"] > 0 for s in running)
+    assert all(s["loss"] > 0 and s["terms"]["style"] > 0 for s in running)
     assert running[-1]["loss"] < running[0]["loss"]
 
     done = seen[-1][1]

@@ -44,7 +44,6 @@ from .prepare import (
     prepare,
     resolve_device,
     smallest_size,
-    style_view,
 )
 from .vgg import VGG
 
@@ -100,19 +99,6 @@ class Step:
         """One term by name; 0 for a term this run's objective does not have."""
         return self._values().get(name, 0.0)
 
-    # Shorthands for the three terms of every transfer.
-    @property
-    def content_loss(self) -> float:
-        return self.term("content")
-
-    @property
-    def style_loss(self) -> float:
-        return self.term("style")
-
-    @property
-    def tv_loss(self) -> float:
-        return self.term("tv")
-
     def image(self) -> PIL.Image.Image:
         """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
         return imageio.to_image(self._render() / 255.0)
@@ -132,14 +118,6 @@ class Result:
     interrupted: bool = False
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
-
-    @property
-    def losses(self) -> list[tuple[float, float, float, float]]:
-        """(total, content, style, tv) per iteration: :attr:`history` in the old layout."""
-        return [
-            (r[TOTAL], r.get("content", 0.0), r.get("style", 0.0), r.get("tv", 0.0))
-            for r in self.history
-        ]
 
     def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
         """Text to store in the output file, enough to reproduce the run."""
@@ -200,12 +178,10 @@ class StagePosition:
 
 @dataclass(frozen=True)
 class StageRun:
-    """One stage, ready to run: its problem, the objective's evaluation (total first, then each
-    term of ``names``) and the start."""
+    """One stage, ready to run: its problem, its objective and the start."""
 
     problem: Problem
-    losses: Callable[[Tensor], tuple[Tensor, ...]]
-    names: tuple[str, ...]
+    objective: Objective
     x0: Tensor
 
 
@@ -214,30 +190,27 @@ def run_stages(
     ready: Callable[[int, PIL.Image.Image | None], StageRun],
     size: tuple[int, int],
     on_step: Listener | None = None,
-) -> tuple[Result, list[PIL.Image.Image]]:
+) -> Result:
     """Run ``plan`` to an output of ``size`` (W, H): stage k is made ready by ``ready(k, the
     previous stage's image or None)`` and optimised from its start; Steps are numbered across
     stages and show the image at ``size``. Returns the last stage's result (with every stage's
-    history) and the coarse stages' images. An interrupted stage ends the run early, its image
-    scaled to ``size``."""
+    history). An interrupted stage ends the run early, its image scaled to ``size``."""
     total = sum(s.iterations for s in plan)
     history: list[dict[str, float]] = []
-    images: list[PIL.Image.Image] = []
     done, elapsed = 0, 0.0
     previous: PIL.Image.Image | None = None
     for k, stage in enumerate(plan):
         run = ready(k, previous)
         last = k == len(plan) - 1
         at = StagePosition(done, total, elapsed, k + 1, len(plan), None if last else size)
-        result = descend(run.problem, run.losses, run.names, run.x0, stage.iterations, on_step, at)
+        result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at)
         history += result.history
         result = dataclasses.replace(result, history=history)
         if last or result.interrupted:
             if not last:
                 result.image = imageio.resize_to(result.image, size)
-            return result, images
+            return result
         done, elapsed = result.iterations, result.elapsed
-        images.append(result.image)
         previous = result.image
     raise ValueError("a plan needs at least one stage")
 
@@ -247,20 +220,19 @@ def run_stages(
 
 def descend(
     problem: Problem,
-    losses: Callable[[Tensor], tuple[Tensor, ...]],
-    names: Sequence[str],
+    objective: Objective,
     x0: Tensor,
     iterations: int,
     on_step: Listener | None = None,
     at: StagePosition | None = None,
 ) -> Result:
-    """``iterations`` steps from ``x0`` on ``losses`` (the total, then each term of ``names``).
+    """``iterations`` steps from ``x0`` on ``objective`` (its total, then each of its terms).
     Nothing is read back to the host inside a step (the terms, the best iterate and the
     divergence flag stay on the device) unless a listener asks for a value; divergence is checked
     every few steps."""
     cfg, device = problem.config, problem.device
     at = at or StagePosition(total=iterations)
-    labels = (TOTAL, *names)
+    labels = (TOTAL, *objective.names)
     x = x0.clone()
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -288,7 +260,7 @@ def descend(
                 # The loss reported for step i is the objective at the iterate *before* the
                 # update; the best iterate is tracked with it.
                 x_before = x.detach().clone()
-                values = losses(x)
+                values = objective(x)
                 (grad,) = torch.autograd.grad(values[0], x)
                 if lbfgs is not None:
                     lbfgs.step(x, grad)
@@ -336,7 +308,7 @@ def descend(
     if not interrupted:
         # The last update's result has no loss yet; evaluate it and keep it if it is best.
         with torch.no_grad(), arithmetic(cfg.precision, device):
-            final = float(losses(x.detach())[0])
+            final = float(objective(x.detach())[0])
         if math.isfinite(final) and final <= best_value:
             best, best_value = x.detach(), final
     image = imageio.to_image(problem.render(best) / 255.0)
@@ -536,7 +508,6 @@ class Transfer:
                 f"--size {cfg.size} leaves an image less than {_MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"
             )
-        self._stage_results: list[PIL.Image.Image] = []
         try:
             net = vgg if vgg is not None else build_network(cfg)
             self.vgg = net.to(self.device)
@@ -559,40 +530,9 @@ class Transfer:
         self.content_image = self.problem.content_image
         self.style_images = self.problem.style_images
 
-    # The prepared problem's parts, under the names they had when Transfer prepared them itself.
-    @property
-    def content_targets(self) -> Mapping[str, Tensor]:
-        return self.problem.targets.content
-
-    @property
-    def style_targets(self) -> Mapping[str, Tensor]:
-        return self.problem.targets.style
-
-    @property
-    def _x0(self) -> Tensor:
-        return self.problem.x0
-
-    def _tensor(self, img: PIL.Image.Image) -> Tensor:
-        return self.problem.tensor(img)
-
-    def _view(self, x: Tensor) -> Tensor:
-        return self.problem.view(x)
-
-    @property
-    def _content_rgb(self) -> Tensor:
-        return self.problem.content_rgb
-
-    def _style_view(self, style: Tensor) -> Tensor:
-        return style_view(self.config, style, self.problem.content_rgb)
-
     def render(self, x: Tensor) -> Tensor:
         """The picture for iterate ``x`` (see :meth:`impasto.prepare.Problem.render`)."""
         return self.problem.render(x)
-
-    def losses(self, x: Tensor) -> tuple[Tensor, ...]:
-        """(total, *terms) at ``x`` (1, 3, H, W) in [0, 255], each term weighted, in the order
-        of ``self.objective.names``: (total, α·content, β·style, tv[, temporal ...])."""
-        return self.objective(x)
 
     def run(self, on_step: Listener | None = None) -> Result:
         """Optimise; Ctrl-C or a callback raising :class:`KeyboardInterrupt` ends the run early
@@ -603,13 +543,12 @@ class Transfer:
         steps are reported with the image scaled up to the output's size, numbered on across
         the stages."""
         plan = stage_plan(self.config, self.smallest_size)
-        self._stage_results = []
 
         def ready(k: int, previous: PIL.Image.Image | None) -> StageRun:
             if k == len(plan) - 1:  # the output's size: this transfer's own problem
                 top = self.problem
                 x0 = top.x0 if previous is None else top.start_from(previous)
-                return StageRun(top, self.losses, self.objective.names, x0)
+                return StageRun(top, self.objective, x0)
             cfg = stage_config(self.config, plan[k], self.seed)
             problem = prepare(
                 self._source,
@@ -623,7 +562,7 @@ class Transfer:
                 self._fine,
             )
             objective = Objective(self.vgg, transfer_terms(cfg, problem.targets))
-            return StageRun(problem, objective, objective.names, problem.x0)
+            return StageRun(problem, objective, problem.x0)
 
-        result, self._stage_results = run_stages(plan, ready, self.size, on_step)
+        result = run_stages(plan, ready, self.size, on_step)
         return dataclasses.replace(result, config=self.config.replace(seed=self.seed))

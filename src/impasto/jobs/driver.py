@@ -243,7 +243,7 @@ class _Driver:
             state,  # type: ignore[arg-type]  # one of the three the callers pass
             device=outcome.device if outcome else None,
             seconds=outcome.seconds if outcome else None,
-            losses=outcome.losses if outcome and outcome.losses else None,
+            terms=outcome.terms if outcome and outcome.terms else None,
             error=error,
             retries=outcome.retries if outcome else 0,
         )

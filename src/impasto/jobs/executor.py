@@ -10,7 +10,7 @@ when asked for) implements the same interface. :class:`ExecutorOptions` are the 
 choose one (``impasto batch`` and ``impasto serve`` share them).
 
 A task reports through two optional listeners: ``progress`` (every iteration: the batch's bars)
-and ``report`` (a :class:`~impasto.jobs.spec.Report` with the losses a few times a second, and a
+and ``report`` (a :class:`~impasto.jobs.spec.Report` with the terms a few times a second, and a
 JPEG preview when the task's ``preview_s`` asks: the studio's live view).
 """
 

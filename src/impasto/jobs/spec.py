@@ -171,7 +171,7 @@ class Outcome:
 
     id: str
     image: bytes | None
-    losses: Mapping[str, float]  # the final weighted terms by name, and "total"
+    terms: Mapping[str, float]  # the final weighted terms by name, and "total"
     seconds: float
     device: str
     iterations: int = 0

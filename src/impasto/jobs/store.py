@@ -2,7 +2,7 @@
 
 One row per job: its inputs (paths and content hashes), options, output, state (queued, running,
 done, failed, cancelled), attempts, the worker that holds it and its device, timestamps, seconds,
-the final losses by term and the error text. The file is in WAL mode (readers never block the
+the final terms by name and the error text. The file is in WAL mode (readers never block the
 writer) with a busy timeout, and every change is one short transaction.
 
 Opening is safe from any number of processes at once. Switching a new file to WAL rewrites its
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started   REAL,
     finished  REAL,
     seconds   REAL,                        -- optimisation time of the last attempt
-    losses    TEXT,                        -- JSON {term: value}, "total" included
+    losses    TEXT,                        -- JSON {term: value}, "total" included: Job.terms
     error     TEXT,                        -- one line, when failed or cancelled
     extra     TEXT NOT NULL DEFAULT '{}'   -- JSON: what a front end keeps with the row (v2)
 );
@@ -164,7 +164,7 @@ class Job:
     started: float | None
     finished: float | None
     seconds: float | None
-    losses: Mapping[str, float] | None
+    terms: Mapping[str, float] | None  # the final weighted terms by name, and "total"
     error: str | None
     kind: str = "transfer"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -190,7 +190,7 @@ class Job:
             started=row["started"],
             finished=row["finished"],
             seconds=row["seconds"],
-            losses=json.loads(row["losses"]) if row["losses"] else None,
+            terms=json.loads(row["losses"]) if row["losses"] else None,
             error=row["error"],
             kind=row["kind"],
             extra=json.loads(row["extra"]),
@@ -491,7 +491,7 @@ class Store:
         *,
         device: str | None = None,
         seconds: float | None = None,
-        losses: Mapping[str, float] | None = None,
+        terms: Mapping[str, float] | None = None,
         error: str | None = None,
         extra: Mapping[str, Any] | None = None,
         retries: int = 0,
@@ -509,7 +509,7 @@ class Store:
                     state,
                     device,
                     seconds,
-                    json.dumps(dict(losses), sort_keys=True) if losses is not None else None,
+                    json.dumps(dict(terms), sort_keys=True) if terms is not None else None,
                     error,
                     time.time(),
                     _canonical(extra or {}),

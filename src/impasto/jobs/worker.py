@@ -7,7 +7,7 @@ the driver to write. Every error a job can cause becomes a failed Outcome with i
 message; ``stop`` (an event) ends a running job early with its best image so far.
 
 Two channels report a running job: ``progress`` hears every iteration (the batch's bars), and
-``report`` hears :class:`~impasto.jobs.spec.Report` s with the losses, a few times a second, and
+``report`` hears :class:`~impasto.jobs.spec.Report` s with the terms, a few times a second, and
 JPEG previews when the task asks for them (the studio).
 """
 
@@ -39,7 +39,7 @@ Progress = Callable[[str, int, int], None]
 Reporter = Callable[[Report], None]
 """A listener of a running job's :class:`~impasto.jobs.spec.Report` s."""
 
-REPORT_EVERY_S = 0.25  # reports at most this often (reading the losses syncs the device)
+REPORT_EVERY_S = 0.25  # reports at most this often (reading the terms syncs the device)
 
 
 def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
@@ -126,7 +126,7 @@ class Worker:
             why = f"unexpected error: {type(e).__name__}: {first_line(e)}"
             trace = traceback.format_exc()
             return self._failed(task, started, device, why, ExitStatus.ERROR, trace)
-        losses = dict(result.history[-1]) if result.history else {}
+        terms = dict(result.history[-1]) if result.history else {}
         image = None
         if result.iterations > 0:
             image = imageio.encode_image(
@@ -135,7 +135,7 @@ class Worker:
         return Outcome(
             task.id,
             image,
-            losses,
+            terms,
             result.elapsed,
             result.device,
             iterations=result.iterations,

@@ -437,9 +437,9 @@ class JobManager:
                 job.result = job.result_file
             if outcome.image is not None:  # else its seconds are not optimisation's
                 job.elapsed = outcome.seconds
-            losses = dict(outcome.losses)
-            if "total" in losses:
-                job.loss, job.terms = losses.pop("total"), losses
+            terms = dict(outcome.terms)
+            if "total" in terms:
+                job.loss, job.terms = terms.pop("total"), terms
             if outcome.error is not None:
                 self._end(job, "failed", outcome.error.splitlines()[0])
             elif outcome.interrupted:
@@ -467,7 +467,7 @@ class JobManager:
                 _write_file(job.preview_file, job.preview)
                 job.preview, job.preview_saved = None, True
         if was == "running":
-            losses = {**job.terms, "total": job.loss} if job.loss is not None else {}
+            terms = {**job.terms, "total": job.loss} if job.loss is not None else {}
             progress = {
                 "iteration": job.iteration,
                 "iterations": job.iterations,
@@ -481,7 +481,7 @@ class JobManager:
                 state,
                 device=str(job.config.device),
                 seconds=job.elapsed,
-                losses={k: v for k, v in losses.items() if math.isfinite(v)},
+                terms={k: v for k, v in terms.items() if math.isfinite(v)},
                 error=error,
                 extra=progress,
             )

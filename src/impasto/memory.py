@@ -13,11 +13,12 @@ import torch
 from . import imageio
 from .config import TransferConfig
 from .errors import ResourceError
+from .lbfgs import HISTORY
 from .vgg import MIN_SIDE
 
 # Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
-# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps 100 pairs of
-# image-sized fp32 vectors (2 x 100 x 3 x 4 bytes per pixel); Adam two moment buffers.
+# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps HISTORY pairs
+# of image-sized fp32 vectors (2 x HISTORY x 3 x 4 bytes per pixel); Adam two moment buffers.
 _ACTIVATION_BYTES_PER_PIXEL = 2048
 _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the images
 # Spatial control: each region keeps its guidance-weighted copy of every style layer's features
@@ -41,7 +42,7 @@ def estimate_memory(size: tuple[int, int], config: TransferConfig, regions: int 
     ``regions`` guided style regions (spatial control; 0 without)."""
     pixels = size[0] * size[1]
     per_pixel = _ACTIVATION_BYTES_PER_PIXEL + regions * _GUIDED_BYTES_PER_PIXEL
-    per_pixel += 2 * 100 * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
+    per_pixel += 2 * HISTORY * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
     style_pixels = pixels * config.style_scale**2  # forward only, no gradients kept
     steps = config.iterations * _BYTES_PER_ITERATION
     return int(_FIXED_BYTES + steps + pixels * per_pixel + style_pixels * 1024)

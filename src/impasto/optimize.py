@@ -29,7 +29,7 @@ from . import imageio
 from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
-from .lbfgs import DeviceLBFGS
+from .lbfgs import HISTORY, DeviceLBFGS
 from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
 from .objective import Objective, Term, transfer_terms
 from .prepare import (
@@ -243,9 +243,7 @@ def descend(
     adam: torch.optim.Adam | None = None
     sched: torch.optim.lr_scheduler.StepLR | None = None
     if cfg.optimizer == "lbfgs":
-        lbfgs = DeviceLBFGS(
-            x.numel(), history=_LBFGS_HISTORY, device=device, max_step=_LBFGS_MAX_STEP
-        )
+        lbfgs = DeviceLBFGS(x.numel(), history=HISTORY, device=device, max_step=_LBFGS_MAX_STEP)
     else:
         adam = torch.optim.Adam([x], lr=cfg.learning_rate)
         sched = torch.optim.lr_scheduler.StepLR(adam, cfg.lr_decay_every, cfg.lr_decay)
@@ -333,8 +331,6 @@ def _renderer(problem: Problem, x: Tensor, show: tuple[int, int] | None) -> Call
     return lambda: F.interpolate(problem.render(x), size=(h, w), mode="bilinear")
 
 
-# How many curvature pairs L-BFGS keeps (torch's default is 100, as is the Lua reference's).
-_LBFGS_HISTORY = 100
 # No pixel moves more than this many levels in one L-BFGS step. Without curvature pairs yet
 # (torch's first step is scaled by 1/‖g‖₁, about 1e-11 here, too small to measure any), the next
 # step is the raw gradient, millions of levels at 256 px from noise, and the run blows up; torch's

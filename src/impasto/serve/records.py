@@ -13,18 +13,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import PIL.Image
 from pydantic import BaseModel, Field
 
 from ..config import TransferConfig
 from ..jobs.spec import Task, config_from
+from ..jobs.store import FINISHED, State
 from ..jobs.store import Job as Row
 from .intake import Masks
 
-State = Literal["queued", "running", "done", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 EVENTS_KEPT = 200  # snapshots a job keeps for streams that connect late or reconnect
 INTERRUPTED = "interrupted by a server stop"  # the reason of a job a stop cut short
 

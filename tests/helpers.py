@@ -163,6 +163,18 @@ def wait_for_job(
     )
 
 
+def dead_pid() -> int:
+    """A process id that no process has now (a child that has exited and been reaped)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
+    )
+    return int(proc.stdout)
+
+
 def assert_close(
     actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from helpers import dead_pid
 from impasto.errors import InputError, UsageError
 from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
@@ -205,7 +206,7 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
 def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None:
     store = Store.in_folder(tmp_path)
     ids = store.add(_specs(3))
-    dead = subprocess_pid_that_exited()
+    dead = dead_pid()
     host = worker_id().split(":")[0]
     store.claim(f"{host}:{dead}:0", ids)  # a process that died holding its job
     store.claim(worker_id(), ids)  # this process, alive, with a fresh lease
@@ -215,14 +216,6 @@ def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None
     assert [j.state for j in store.jobs(ids)] == ["queued", "running", "running"]
     assert store.recover(now=time.time() + STALE_AFTER_S + 1) == 2  # leases gone stale
     assert [j.state for j in store.jobs(ids)] == ["queued"] * 3
-
-
-def subprocess_pid_that_exited() -> int:
-    p = multiprocessing.get_context("spawn").Process(target=int)
-    p.start()
-    p.join(timeout=120)
-    assert p.exitcode == 0 and p.pid is not None
-    return p.pid
 
 
 def _claim_all(folder: str, ids: list[str], out: multiprocessing.Queue[list[str]]) -> None:

@@ -18,6 +18,7 @@ from fractions import Fraction
 import PIL.Image
 
 from . import imageio
+from .atomic import atomic_write
 from .errors import UsageError
 from .optimize import Step
 from .video import sinks
@@ -182,6 +183,6 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    with imageio.atomic_write(p) as f:
+    with atomic_write(p) as f:
         fig.savefig(f, format=p.suffix.lower()[1:])
     return p

@@ -48,6 +48,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from ..errors import InputError
+from ..process import pid_alive
 from .spec import JobSpec, Source
 
 __all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
@@ -105,16 +106,6 @@ def worker_id() -> str:
     return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
-
-
 def _gone(worker: str | None) -> bool:
     """Whether the process of a claim is known to be dead (on this host; elsewhere only the
     lease can tell)."""
@@ -124,7 +115,7 @@ def _gone(worker: str | None) -> bool:
     pid_text = rest.split(":", 1)[0]
     if host != _HOST or not pid_text.isdigit():
         return False
-    return not _pid_alive(int(pid_text))
+    return not pid_alive(int(pid_text))
 
 
 def abandoned(worker: str | None, lease: float | None, now: float | None = None) -> bool:

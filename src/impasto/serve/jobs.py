@@ -48,14 +48,14 @@ import PIL.Image
 import torch
 
 from .. import imageio
+from ..atomic import write_bytes
 from ..config import TransferConfig
 from ..errors import ImpastoError, InputError, UsageError
 from ..jobs.executor import Executor, LocalExecutor
 from ..jobs.spec import Outcome, Report
-from ..jobs.store import Store, worker_id
+from ..jobs.store import FINISHED, State, Store, worker_id
 from .intake import Masks
 from .records import (
-    FINISHED,
     INTERRUPTED,
     Job,
     JobStatus,
@@ -63,7 +63,6 @@ from .records import (
     QueueFull,
     ResultGone,
     ShuttingDown,
-    State,
     StorageError,
 )
 
@@ -427,7 +426,7 @@ class JobManager:
         written = False
         if outcome.image is not None:
             try:
-                _write_file(job.result_file, outcome.image)
+                write_bytes(job.result_file, outcome.image)
                 written = True
             except ImpastoError as e:
                 outcome = Outcome(job.id, None, {}, outcome.seconds, outcome.device, error=str(e))
@@ -464,7 +463,7 @@ class JobManager:
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
         if job.preview is not None:
             with contextlib.suppress(ImpastoError):
-                _write_file(job.preview_file, job.preview)
+                write_bytes(job.preview_file, job.preview)
                 job.preview, job.preview_saved = None, True
         if was == "running":
             terms = {**job.terms, "total": job.loss} if job.loss is not None else {}
@@ -527,7 +526,7 @@ class JobManager:
     def _write_input(self, img: PIL.Image.Image, name: str, path: Path) -> dict[str, str]:
         """Write one input image as PNG; what the store records of it."""
         data = imageio.encode_image(img, ".png")
-        _write_file(path, data)
+        write_bytes(path, data)
         digest = hashlib.sha256(data).hexdigest()
         return {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
 
@@ -569,11 +568,6 @@ class JobManager:
             if job is not None and job.token is not None:
                 self._tokens.pop(job.token, None)
             shutil.rmtree(self.root / row.id, ignore_errors=True)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with imageio.atomic_write(path) as f:
-        f.write(data)
 
 
 def _lock(data_dir: Path) -> io.BufferedRandom:

@@ -106,7 +106,7 @@ def test_stages_repropagate_the_masks(content_path: Any) -> None:
     seen: list[tuple[int, int]] = []
     original = prepare.prepare
 
-    def spy(*args: Any, **kwargs: Any) -> prepare.Problem:
+    def spy(*args: Any, **kwargs: Any) -> prepare.Prepared:
         problem = original(*args, **kwargs)
         assert problem.targets.guided is not None
         masks, _ = problem.targets.guided["conv1_1"]

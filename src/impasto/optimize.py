@@ -34,7 +34,7 @@ from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_
 from .objective import Objective, Term, transfer_terms
 from .prepare import (
     ImageLike,
-    Problem,
+    Prepared,
     as_image,
     as_images,
     build_network,
@@ -179,7 +179,7 @@ class StagePosition:
 class StageRun:
     """One stage, ready to run: its problem, its objective and the start."""
 
-    problem: Problem
+    problem: Prepared
     objective: Objective
     x0: Tensor
 
@@ -218,7 +218,7 @@ def run_stages(
 
 
 def descend(
-    problem: Problem,
+    problem: Prepared,
     objective: Objective,
     x0: Tensor,
     iterations: int,
@@ -323,7 +323,7 @@ def descend(
     )
 
 
-def _renderer(problem: Problem, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
+def _renderer(problem: Prepared, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
     """The iterate as a picture, scaled to ``show`` (W, H) when given (a coarse stage)."""
     if show is None:
         return lambda: problem.render(x)
@@ -526,7 +526,7 @@ class Transfer:
         self.style_images = self.problem.style_images
 
     def render(self, x: Tensor) -> Tensor:
-        """The picture for iterate ``x`` (see :meth:`impasto.prepare.Problem.render`)."""
+        """The picture for iterate ``x`` (see :meth:`impasto.prepare.Prepared.render`)."""
         return self.problem.render(x)
 
     def run(self, on_step: Listener | None = None) -> Result:

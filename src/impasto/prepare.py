@@ -1,11 +1,11 @@
 """Preparation of one size of a transfer: the images on the device, the targets, the start.
 
-:func:`prepare` turns loaded images and a config into a :class:`Problem`: the content and style
-images at this size as tensors in [0, 255], the colour views the network sees (luminance and
-histogram modes), the content features and style Gram matrices (:class:`~impasto.objective.Targets`)
-and the start image. It runs the network forward only; the loop in :mod:`impasto.optimize` never
-prepares anything. The device and network choices (:func:`resolve_device`, :func:`build_network`)
-live here too.
+:func:`prepare` turns loaded images and a config into a :class:`Prepared` problem: the content
+and style images at this size as tensors in [0, 255], the colour views the network sees
+(luminance and histogram modes), the content features and style Gram matrices
+(:class:`~impasto.objective.Targets`) and the start image. It runs the network forward only; the
+loop in :mod:`impasto.optimize` never prepares anything. The device and network choices
+(:func:`resolve_device`, :func:`build_network`) live here too.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def smallest_size(
 
 
 @dataclass
-class Problem:
+class Prepared:
     """One size of one transfer, ready for the loop (all tensors (1, 3, H, W) in [0, 255])."""
 
     config: TransferConfig
@@ -193,7 +193,7 @@ def prepare(
     start: PIL.Image.Image | None = None,
     regions: Regions | None = None,
     fine_style: PIL.Image.Image | None = None,
-) -> Problem:
+) -> Prepared:
     """The problem at ``config.size``: ``content`` and ``styles`` (full-size originals) scaled,
     targets computed, and the start image built (``start`` resized, else ``config.init``).
     ``regions`` (masks at any size) are resized to this size and propagated to the style layers;
@@ -219,7 +219,7 @@ def prepare(
     keep = None
     if regions is not None:
         keep = regions.keep_alpha(size, config.keep_feather * max(size))
-    problem = Problem(
+    problem = Prepared(
         config, device, vgg, seed, size, content_img, style_imgs, content_rgb, targets, content_rgb
     )
     problem.keep = None if keep is None else keep.to(device)
@@ -357,7 +357,7 @@ def _region_target(
     return out
 
 
-def _initial_rgb(problem: Problem, init: str) -> Tensor:
+def _initial_rgb(problem: Prepared, init: str) -> Tensor:
     w, h = problem.size
     if init == "content":
         return problem.content_rgb.clone()

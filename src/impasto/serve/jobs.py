@@ -57,13 +57,13 @@ from ..jobs.store import FINISHED, State, Store, worker_id
 from .intake import Masks
 from .records import (
     INTERRUPTED,
-    Job,
     JobStatus,
     NotFinished,
     QueueFull,
     ResultGone,
     ShuttingDown,
     StorageError,
+    StudioJob,
 )
 
 log = logging.getLogger("impasto.serve")
@@ -106,14 +106,14 @@ class JobManager:
         self._lock_file = _lock(self.data_dir)
         self._worker = worker_id()
         self._lock = threading.Condition()
-        self._jobs: dict[str, Job] = {}  # in creation order
-        self._queue: collections.deque[Job] = collections.deque()
+        self._jobs: dict[str, StudioJob] = {}  # in creation order
+        self._queue: collections.deque[StudioJob] = collections.deque()
         self._tokens: dict[str, str] = {}  # client token -> job id
         self._seq = 0
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._running: dict[str, Job] = {}  # the jobs handed to the executor, not yet back
+        self._running: dict[str, StudioJob] = {}  # the jobs handed to the executor, not yet back
         try:
             self.store = Store.in_folder(self.data_dir, shared=True)
             try:
@@ -137,7 +137,7 @@ class JobManager:
             rows = self.store.recent(KIND)
             for row in reversed(rows):
                 try:
-                    job = Job.from_row(row, self.root / row.id)
+                    job = StudioJob.from_row(row, self.root / row.id)
                 except ImpastoError as e:  # options of another version of impasto
                     log.warning("job %s is not listed: %s", row.id, e)
                     continue
@@ -176,7 +176,7 @@ class JobManager:
                 )
             job_id = secrets.token_hex(8)
             folder = self.root / job_id
-            job = Job(job_id, config, content, list(styles), labels, folder, token, masks)
+            job = StudioJob(job_id, config, content, list(styles), labels, folder, token, masks)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
             try:
                 self._record_new(job)
@@ -403,7 +403,7 @@ class JobManager:
                 executor.cancel(job.id)
             future.add_done_callback(functools.partial(self._finished, job))
 
-    def _report(self, job: Job, report: Report) -> None:
+    def _report(self, job: StudioJob, report: Report) -> None:
         """A running job's progress and preview, from the executor (any thread)."""
         with self._lock:
             if job.state != "running":
@@ -416,7 +416,7 @@ class JobManager:
                 job.preview, job.preview_seq = report.preview, job.preview_seq + 1
             self._push(job)
 
-    def _finished(self, job: Job, future: Future[Outcome]) -> None:
+    def _finished(self, job: StudioJob, future: Future[Outcome]) -> None:
         """An executor's job has ended: its result written, its end recorded."""
         outcome = future.result()  # executors hand failures back as Outcomes
         if outcome.trace is not None:  # a bug: its traceback for whoever reads the log
@@ -449,15 +449,15 @@ class JobManager:
             self._lock.notify_all()
 
     @staticmethod
-    def _cancel_reason(job: Job) -> str | None:
+    def _cancel_reason(job: StudioJob) -> str | None:
         return None if job.cancelled_by_client else INTERRUPTED
 
-    def _fail(self, job: Job, reason: str) -> None:
+    def _fail(self, job: StudioJob, reason: str) -> None:
         with self._lock:
             self._end(job, "failed", reason.splitlines()[0] if reason else "failed")
 
     # --- bookkeeping, always under the lock -----------------------------------------------------
-    def _end(self, job: Job, state: State, error: str | None = None) -> None:
+    def _end(self, job: StudioJob, state: State, error: str | None = None) -> None:
         was = job.state
         job.state, job.error, job.finished = state, error, time.time()
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
@@ -492,7 +492,7 @@ class JobManager:
             job.masks = job.masks.names_only()
         self._lock.notify_all()
 
-    def _record_new(self, job: Job) -> None:
+    def _record_new(self, job: StudioJob) -> None:
         """Write a new job's inputs and its row (under the lock). The data folder may have been
         deleted under a long-running server (a /tmp cleaner): it is made again."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -538,7 +538,7 @@ class JobManager:
         except ImpastoError as e:
             log.warning("the job store could not be written: %s", e)
 
-    def _push(self, job: Job) -> None:
+    def _push(self, job: StudioJob) -> None:
         """Record the job's current state as a new snapshot."""
         self._seq += 1
         job.events.append((self._seq, self._status(job, self._seq).model_dump_json()))
@@ -548,7 +548,7 @@ class JobManager:
         for job in self._queue:
             self._push(job)
 
-    def _status(self, job: Job, seq: int | None = None) -> JobStatus:
+    def _status(self, job: StudioJob, seq: int | None = None) -> JobStatus:
         """The job's latest snapshot; with ``seq``, a new one of its state now."""
         if seq is None:
             return JobStatus.model_validate_json(job.events[-1][1])

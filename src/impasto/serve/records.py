@@ -1,8 +1,8 @@
-"""The studio's jobs as records: :class:`Job`, what the server holds of one while it lives (made
-anew from a row of the job store after a restart, made into a Task for a worker), and
-:class:`JobStatus`, what clients see of it (every status answer and event); the states a job
-goes through, and the refusals the queue answers with (each mapped to an HTTP status by the app).
-:mod:`impasto.serve.jobs` runs them."""
+"""The studio's jobs as records: :class:`StudioJob`, what the server holds of one while it lives
+(made anew from a row of the job store after a restart, made into a Task for a worker), and
+:class:`JobStatus`, what clients see of it (every status answer and event), and the refusals the
+queue answers with (each mapped to an HTTP status by the app). :mod:`impasto.serve.jobs` runs
+them."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..config import TransferConfig
 from ..jobs.spec import Task, config_from
-from ..jobs.store import FINISHED, State
-from ..jobs.store import Job as Row
+from ..jobs.store import FINISHED, Job, State
 from .intake import Masks
 
 EVENTS_KEPT = 200  # snapshots a job keeps for streams that connect late or reconnect
@@ -95,7 +94,7 @@ class NotFinished(Exception):
 
 
 @dataclass(eq=False)
-class Job:
+class StudioJob:
     id: str
     config: TransferConfig
     content: PIL.Image.Image | None  # dropped once the job has run
@@ -150,7 +149,7 @@ class Job:
         return self.folder / "keep.png"
 
     @classmethod
-    def from_row(cls, row: Row, folder: Path) -> Job:
+    def from_row(cls, row: Job, folder: Path) -> StudioJob:
         """A job of the store, its files in ``folder``, as a server keeps it. Raises
         :class:`~impasto.errors.ImpastoError` when its options no longer make a configuration
         (written by another version of impasto)."""

@@ -44,6 +44,7 @@ from .prepare import (
     resolve_device,
     smallest_size,
 )
+from .version import __version__
 from .vgg import MIN_SIDE, VGG
 
 __all__ = [
@@ -120,8 +121,6 @@ class Result:
 
     def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
         """Text to store in the output file, enough to reproduce the run."""
-        from . import __version__
-
         meta = {
             "Software": f"impasto {__version__}",
             "impasto:options": self.config.to_json(),  # config carries the seed used

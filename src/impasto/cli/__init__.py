@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .. import __version__
 from ..errors import ExitStatus, ImpastoError, UsageError
+from ..version import __version__
 from . import signals
 
 # The command families (and torch, which they import) are imported by build_parser, inside

@@ -30,11 +30,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from .. import __version__, imageio
+from .. import imageio
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
+from ..version import __version__
 from ..vgg import MIN_SIDE
 from . import intake
 from .guards import BodyLimit, SameSite

@@ -26,7 +26,7 @@ import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .atomic import atomic_write
-from .errors import InputError, UsageError, first_line
+from .errors import InputError, UsageError, first_line, unreadable
 
 try:
     from PIL import ImageCms
@@ -114,15 +114,11 @@ def _open_file(name: str) -> Iterator[IO[bytes]]:
     # We open the file ourselves so that it is closed on every path, and so that each OS-level
     # failure gets its own plain-words message.
     if os.path.isdir(name):
-        raise InputError(f"cannot read image '{name}': it is a directory")
+        raise unreadable(f"image '{name}'", IsADirectoryError())
     try:
         fp = open(name, "rb")  # noqa: SIM115 (closed below, after the caller is done)
-    except FileNotFoundError as exc:
-        raise InputError(f"cannot read image '{name}': file not found") from exc
-    except PermissionError as exc:
-        raise InputError(f"cannot read image '{name}': permission denied") from exc
     except OSError as exc:
-        raise InputError(f"cannot read image '{name}': {exc.strerror or exc}") from exc
+        raise unreadable(f"image '{name}'", exc) from exc
     with fp:
         if os.fstat(fp.fileno()).st_size == 0:
             raise InputError(f"cannot read image '{name}': the file is empty")

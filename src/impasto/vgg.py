@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, unreadable
 
 ModelName = Literal["vgg19", "vgg16"]
 WeightsFormat = Literal["auto", "keras", "torchvision", "caffe"]
@@ -168,12 +168,8 @@ def _torch_load(path: Path) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise InputError(f"weights file '{path}' not found") from e
-    except IsADirectoryError as e:
-        raise InputError(f"weights file '{path}' is a directory") from e
-    except PermissionError as e:
-        raise InputError(f"cannot read weights file '{path}': permission denied") from e
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        raise unreadable(f"weights file '{path}'", e) from e
     except MemoryError:
         raise
     except Exception as e:

@@ -99,6 +99,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _HOST = socket.gethostname()
+StrPath = str | os.PathLike[str]
 
 
 def worker_id() -> str:
@@ -199,12 +200,7 @@ class Store:
     writable open)."""
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        create: bool = True,
-        shared: bool = False,
-        readonly: bool = False,
+        self, path: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> None:
         self.path = Path(path)
         if (readonly or not create) and not self.path.is_file():
@@ -274,12 +270,7 @@ class Store:
 
     @classmethod
     def in_folder(
-        cls,
-        folder: str | os.PathLike[str],
-        *,
-        create: bool = True,
-        shared: bool = False,
-        readonly: bool = False,
+        cls, folder: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> Store:
         return cls(Path(folder) / STORE_NAME, create=create, shared=shared, readonly=readonly)
 

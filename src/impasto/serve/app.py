@@ -40,14 +40,7 @@ from ..vgg import MIN_SIDE
 from . import intake
 from .guards import BodyLimit, SameSite
 from .jobs import JobManager
-from .records import (
-    JobStatus,
-    NotFinished,
-    QueueFull,
-    ResultGone,
-    ShuttingDown,
-    StorageError,
-)
+from .records import JobStatus, Refused
 from .settings import RATIO_RANGE, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -182,6 +175,11 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     )
     app.state.jobs = jobs
     app.state.settings = settings
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        """The queue's refusals (full, stopping, storage gone, ...) with their HTTP status."""
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def one_line(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -322,14 +320,9 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         client_token: str | None = None,
         masks: intake.Masks | None = None,
     ) -> JobStatus:
-        try:
-            status, created = jobs.submit(
-                config, images[0], images[1:], labels, client_token, masks=masks
-            )
-        except QueueFull as e:
-            raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
-        except (ShuttingDown, StorageError) as e:
-            raise HTTPException(503, str(e)) from None
+        status, created = jobs.submit(
+            config, images[0], images[1:], labels, client_token, masks=masks
+        )
         response.status_code = 202 if created else 200
         response.headers["Location"] = f"/api/jobs/{status.id}"
         return status
@@ -344,12 +337,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     def rerun_job(response: Response, job_id: str) -> JobStatus:
         """Run a finished job again (one a server stop interrupted, say) as a new job, from the
         inputs and options it was given; this server's limits apply."""
-        try:
-            found = jobs.rerun(job_id)
-        except NotFinished as e:
-            raise HTTPException(409, str(e)) from None
-        except ResultGone as e:
-            raise HTTPException(410, str(e)) from None
+        found = jobs.rerun(job_id)
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         config, images, labels, masks = found
@@ -449,10 +437,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     def job_result(job_id: str) -> Response:
         """The result as a PNG whose text chunks hold the options, seed and inputs; 410 when
         its file was deleted behind the server's back."""
-        try:
-            found = jobs.result(job_id)
-        except ResultGone as e:
-            raise HTTPException(410, str(e)) from None
+        found = jobs.result(job_id)
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         status, data = found

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import PIL.Image
 from pydantic import BaseModel, Field
@@ -72,25 +72,44 @@ class JobStatus(BaseModel):
     seq: int = Field(description="sequence number of this snapshot (the event id)")
 
 
-class QueueFull(Exception):
-    """The queue holds ``queue_limit`` jobs already (HTTP 429)."""
+class Refused(Exception):
+    """A request the queue refuses; the app answers with ``status`` (and ``headers``) and the
+    message as the detail."""
+
+    status: ClassVar[int] = 400
+    headers: ClassVar[dict[str, str] | None] = None
 
 
-class ShuttingDown(Exception):
-    """The server is stopping and takes no new jobs (HTTP 503)."""
+class QueueFull(Refused):
+    """The queue holds ``queue_limit`` jobs already."""
+
+    status = 429
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "30"}
 
 
-class StorageError(Exception):
-    """The server's storage folder cannot be written, not even recreated (HTTP 503)."""
+class ShuttingDown(Refused):
+    """The server is stopping and takes no new jobs."""
+
+    status = 503
 
 
-class ResultGone(Exception):
+class StorageError(Refused):
+    """The server's storage folder cannot be written, not even recreated."""
+
+    status = 503
+
+
+class ResultGone(Refused):
     """A kept job's result (or, to run it again, its inputs) was deleted behind the server's
-    back, e.g. by a cleaner of /tmp (HTTP 410)."""
+    back, e.g. by a cleaner of /tmp."""
+
+    status = 410
 
 
-class NotFinished(Exception):
-    """A job that is still queued or running cannot be run again yet (HTTP 409)."""
+class NotFinished(Refused):
+    """A job that is still queued or running cannot be run again yet."""
+
+    status = 409
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from helpers import (
     wait_until,
 )
 from impasto import imageio
-from impasto.cli import main
+from impasto.cli import main, signals
+from impasto.cli.signals import Terminated
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -507,6 +509,43 @@ def _catches_sigterm(pid: int) -> bool:
             if line.startswith("SigCgt:"):
                 return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
     return False
+
+
+@pytest.mark.parametrize(
+    ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
+)
+def test_a_signal_held_while_importing_arrives_once_the_imports_are_done(
+    signum: int, raised: type[KeyboardInterrupt]
+) -> None:
+    """The command families import torch inside signals.deferred(): a signal then is held (a
+    KeyboardInterrupt inside an import can come out as an ImportError, or be lost) and raised,
+    as itself, right after."""
+    done = []
+    with signals.terminating_as_interrupt(), pytest.raises(raised):
+        with signals.deferred():
+            signal.raise_signal(signum)  # handled now would raise here
+            done.append("the imports ran to their end")
+        done.append("not reached: the held signal is raised on leaving the block")
+    assert done == ["the imports ran to their end"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+
+def test_an_interrupt_out_of_a_string_exec_still_exits_130(tmp_path: Path) -> None:
+    """CPython notes a KeyboardInterrupt leaving a string exec as unhandled even when it is
+    caught, and ``python -m`` then ends by SIGINT (-2) after the clean stop: dataclasses build
+    their methods by string exec, so a Ctrl-C while one is made did that."""
+    (tmp_path / "stop_in_exec.py").write_text(
+        "import argparse, sys\n"
+        "from impasto import cli\n"
+        "def build_parser():\n"
+        "    parser = argparse.ArgumentParser()\n"
+        "    parser.set_defaults(command='x', run=lambda ns: exec('raise KeyboardInterrupt', {}))\n"
+        "    return parser\n"
+        "cli.build_parser = build_parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    run = run_impasto(cwd=tmp_path, command=[sys.executable, "-m", "stop_in_exec"])
+    assert (run.returncode, run.stderr) == (130, "impasto: interrupted\n")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")

@@ -90,6 +90,20 @@ def finish(proc: subprocess.Popen[str], timeout: float = TIMEOUT) -> tuple[str, 
     return proc.communicate(timeout=timeout)
 
 
+def signal_at_first_step(
+    args: Sequence[object], cwd: Path, signum: int, steps: str = "out_steps"
+) -> tuple[int, str, str]:
+    """Run ``impasto ARGS`` (which saves every step into ``cwd/steps``), send it ``signum`` once
+    its first step is saved (frames appear by atomic rename: complete when seen), and wait for
+    it to end: (exit status, stdout, stderr)."""
+    with impasto_process(args, cwd) as proc:
+        first = cwd / steps / "00001.png"
+        wait_until(first.exists, "the first saved step", proc=proc)
+        proc.send_signal(signum)
+        stdout, stderr = finish(proc)
+    return proc.returncode, stdout, stderr
+
+
 def next_line(stream: IO[str] | None, what: str, timeout: float = TIMEOUT) -> str:
     """The next line of ``stream`` (a child's piped output); fails naming ``what`` it waited for
     when none has come in ``timeout`` seconds (the reading thread ends once the child is

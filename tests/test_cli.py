@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 import impasto
-from helpers import PYTHON_M, finish, impasto_process, installed_script, run_impasto, wait_until
+from helpers import PYTHON_M, installed_script, run_impasto, signal_at_first_step
 from impasto import imageio
 
 QUICK = ["--size", "32", "--iterations", "2"]
@@ -345,14 +345,8 @@ def test_ctrl_c_saves_the_best_image_so_far(
 ) -> None:
     args = ["transfer", content_path, style_path, "-o", "out.png", "--size", "64"]
     args += ["--iterations", "2000", "--save-every", "1", "--quiet"]
-    with impasto_process(args, tmp_path) as proc:
-        first_frame = tmp_path / "out_steps" / "00001.png"
-        # Frames appear by atomic rename: complete when seen.
-        wait_until(first_frame.exists, "the first saved step", proc=proc)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = finish(proc)
-
-    assert proc.returncode == 130, stderr
+    status, stdout, stderr = signal_at_first_step(args, tmp_path, signal.SIGINT)
+    assert status == 130, stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith("impasto: ")

@@ -26,6 +26,7 @@ from helpers import (
     installed_script,
     next_line,
     run_impasto,
+    signal_at_first_step,
     wait_until,
 )
 from impasto import imageio
@@ -573,12 +574,8 @@ def test_a_signal_while_torch_imports_is_one_line(
 def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
     args = ["transfer", "p.png", "s.png", "-o", "out.jpg", "--size", "32"]
     args += ["--iterations", "5000", "--save-every", "1", "-q"]
-    with impasto_process(args, hostile_dir) as proc:
-        first = hostile_dir / "out_steps" / "00001.png"
-        wait_until(first.exists, "the first saved step", proc=proc)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = finish(proc)
-    assert proc.returncode == 143, stderr
+    status, _, stderr = signal_at_first_step(args, hostile_dir, signal.SIGTERM)
+    assert status == 143, stderr
     assert len(stderr.splitlines()) == 1 and "interrupted at iteration" in stderr, stderr
     partial = hostile_dir / "out.interrupted.jpg"  # the README's name, in the output's format
     assert str(partial.name) in stderr

@@ -177,6 +177,14 @@ def wait_for_job(
     )
 
 
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` (hidden ones included): a file's bytes, None for a folder."""
+    return {
+        p.relative_to(folder).as_posix(): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
+
+
 def dead_pid() -> int:
     """A process id that no process has now (a child that has exited and been reaped)."""
     proc = subprocess.run(

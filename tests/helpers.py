@@ -6,21 +6,32 @@ Every wait has a deadline and fails saying what it waited for; nothing here meas
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
+import pytest
 import torch
+from PIL import Image
 
 from impasto.jobs.store import FINISHED
 
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
 T = TypeVar("T")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # the photo and paintings bundled
 
 # A child impasto: one thread (the tests run several at once on two cores) and warnings as errors.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
@@ -151,6 +162,52 @@ class Client(Protocol):
 
     def get(self, url: str) -> Any: ...
 
+    def post(self, url: str, **kwargs: Any) -> Any: ...
+
+
+TINY = {"size": 32, "iterations": 3, "seed": 1}  # a studio job that takes a moment
+MakeClient = Callable[..., "TestClient"]  # serve/conftest.py's make_client: a fresh app's client
+
+
+def image_bytes(path: Path, fmt: str = "PNG") -> bytes:
+    """An image file's pixels, encoded anew (as an upload)."""
+    buf = io.BytesIO()
+    with Image.open(path) as im:
+        im.convert("RGB").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def submit(
+    client: Client,
+    content: Path | bytes | None = None,
+    styles: tuple[Path | bytes, ...] = (),
+    options: dict[str, Any] | str | None = None,
+    headers: dict[str, str] | None = None,
+    **form: Any,
+) -> Any:
+    """POST a studio job: images as files (or bytes), options as JSON, more form fields; the
+    response."""
+    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    if content is not None:
+        data = content if isinstance(content, bytes) else content.read_bytes()
+        files.append(("content", ("photo.png", data, "image/png")))
+    for i, style in enumerate(styles):
+        data = style if isinstance(style, bytes) else style.read_bytes()
+        files.append(("styles", (f"painting{i}.png", data, "image/png")))
+    if options is not None:
+        form["options"] = options if isinstance(options, str) else json.dumps(options)
+    return client.post("/api/jobs", files=files or None, data=form, headers=headers)
+
+
+def events(text: str) -> list[tuple[int, dict[str, Any]]]:
+    """The (id, data) of each event in a Server-Sent Events body."""
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields:
+            out.append((int(fields["id"]), json.loads(fields["data"])))
+    return out
+
 
 def job_status(client: Client, job_id: str) -> dict[str, Any]:
     """A studio job's status, as the API gives it."""
@@ -205,3 +262,72 @@ def assert_close(
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
     worst = (actual - expected).abs().max().item() if actual.numel() else 0.0
     assert torch.allclose(actual, expected, rtol=rtol, atol=atol), f"max |difference| {worst}"
+
+
+# --- the studio in a browser ---------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000  # what a browser test waits for a page to get somewhere
+
+
+def needs_chromium() -> None:
+    """Skip (a developer without root) or fail (root, CI: make test installs it) without
+    Debian's Chromium, which the browser tests drive (Playwright cannot download its own)."""
+    if CHROMIUM.is_file():
+        return
+    if os.geteuid() == 0 or os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing; `make test` installs it (apt-get install chromium)")
+    pytest.skip(f"needs {CHROMIUM}: run `make test` as root, or `apt-get install chromium`")
+
+
+def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
+    """``impasto serve`` on a free loopback port, its jobs in ``data_dir``: (its URL, the
+    process), once it answers."""
+    proc = subprocess.Popen(
+        [
+            *installed_script(),
+            "serve",
+            "--port",
+            "0",
+            "--max-size",
+            "128",
+            "--max-iterations",
+            "50",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    try:
+        line = next_line(proc.stdout, "the server's address")
+        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert found, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        url = found.group(0)
+        # The socket listens before the app has started: wait for an answer.
+        wait_until(lambda: _answers(url + "api/options"), "an answer", proc=proc, every=0.1)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return url, proc
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False

@@ -9,97 +9,15 @@ saying why, for a developer without root.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import installed_script, next_line, wait_until
+from helpers import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, TIMEOUT_MS, start_studio
 from impasto import imageio
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
-
-
-def needs_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    if os.geteuid() == 0 or os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; `make test` installs it (apt-get install chromium)")
-    pytest.skip(f"needs {CHROMIUM}: run `make test` as root, or `apt-get install chromium`")
-
-
-def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
-    """``impasto serve`` on a free loopback port, its jobs in ``data_dir``: (its URL, the
-    process), once it answers."""
-    proc = subprocess.Popen(
-        [
-            *installed_script(),
-            "serve",
-            "--port",
-            "0",
-            "--max-size",
-            "128",
-            "--max-iterations",
-            "50",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
-    try:
-        line = next_line(proc.stdout, "the server's address")
-        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert found, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        url = found.group(0)
-        # The socket listens before the app has started: wait for an answer.
-        wait_until(lambda: _answers(url + "api/options"), "an answer", proc=proc, every=0.1)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
-    return url, proc
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def studio(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``impasto serve`` on a free loopback port, its data in tmp_path/data: (URL, process)."""
-    needs_chromium()
-    url, proc = start_studio(tmp_path / "data")
-    try:
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from typing import Literal
 import pytest
 import torch
 
-from helpers import installed_script, run_impasto
+from helpers import EXAMPLES, installed_script, run_impasto
 from impasto import imageio
 from impasto.cli import main
 from impasto.config import NORMALIZED_STYLE_WEIGHT, STYLE_WEIGHT, TransferConfig
@@ -33,7 +33,6 @@ from impasto.vgg import (
     weights_sha256,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HELD_OUT = ("tubingen", "starry_night", "the_scream", "shipwreck")
 CONVS = conv_names("vgg19")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import psutil
 import torch
 
 from . import imageio
@@ -53,13 +54,8 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
+        # psutil reads it on Linux, macOS and Windows alike (MemAvailable on Linux).
+        return int(psutil.virtual_memory().available)
     return None
 
 

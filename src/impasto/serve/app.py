@@ -17,16 +17,26 @@ The OpenAPI schema is at /openapi.json, browsable at /docs.
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import fastapi_offline
 import PIL.Image
 from fastapi import FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -41,9 +51,13 @@ from . import intake
 from .guards import BodyLimit, SameSite
 from .jobs import JobManager
 from .records import JobStatus, Refused
-from .settings import RATIO_RANGE, Limits, Settings
+from .settings import BALANCE_DECADES, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Swagger UI's and ReDoc's scripts, shipped by the fastapi-offline package (the serve extra's):
+# FastAPI's own /docs and /redoc fetch them from a CDN, blank with no network.
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+FAVICON = "/static/favicon.svg"
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
 
@@ -59,20 +73,29 @@ class OptionInfo(BaseModel):
     type: str = Field(description="JSON type: integer, number, boolean, string or array")
     default: Any
     choices: list[str] | None
-    help: str
+    help: str = Field(description="the command line's help")
     group: str = Field(description="where the page shows it: main, more, or slider (α and β)")
-    label: str
+    label: str = Field(description="the page's name for it")
+    tip: str = Field(description="the page's help: a line for a person, no flags")
     min: float | None
     max: float | None
     step: float | None
 
 
 class StyleStrength(BaseModel):
-    """The page's slider: α/β (content_weight / style_weight) on a log scale."""
+    """The page's balance slider: β on a log scale around the default β of the options chosen
+    (POST /api/options/resolve says it), ``decades`` powers of ten either way."""
 
-    min_ratio: float
-    max_ratio: float
-    default_ratio: float
+    decades: float
+    default_ratio: float = Field(description="α/β with the default options")
+
+
+class ResolvedOptions(BaseModel):
+    """A job's options as it would run, with every default resolved."""
+
+    options: dict[str, Any]
+    ratio: float | None = Field(description="α/β: content_weight / style_weight")
+    stages: list[int] = Field(description="the longest side of each coarse-to-fine stage")
 
 
 class LimitsInfo(BaseModel):
@@ -172,6 +195,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         "at a time on this machine's device (or one per worker at once on a Ray cluster); "
         "options are those of `impasto transfer`.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: the page works with no network
+        redoc_url=None,
     )
     app.state.jobs = jobs
     app.state.settings = settings
@@ -189,6 +214,32 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     app.add_middleware(BodyLimit, limit=limits.body_limit())
     app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/api-docs", StaticFiles(directory=DOCS_ASSETS), name="api-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url="/api-docs/swagger-ui-bundle.js",
+            swagger_css_url="/api-docs/swagger-ui.css",
+            swagger_favicon_url=FAVICON,
+            swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            redoc_js_url="/api-docs/redoc.standalone.js",
+            redoc_favicon_url=FAVICON,
+            with_google_fonts=False,
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     def known(job_id: str) -> JobStatus:
         status = jobs.status(job_id)
@@ -216,12 +267,33 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 queue_limit=limits.queue_limit,
             ),
             style_strength=StyleStrength(
-                min_ratio=RATIO_RANGE[0],
-                max_ratio=RATIO_RANGE[1],
+                decades=BALANCE_DECADES,
                 default_ratio=default.content_weight / default.style_weight,
             ),
             examples=sorted(examples),
             version=__version__,
+        )
+
+    @app.post(
+        "/api/options/resolve",
+        response_model=ResolvedOptions,
+        tags=["options"],
+        responses=_problems(400),
+    )
+    def resolve_options(given: dict[str, Any]) -> ResolvedOptions:
+        """What a job with these options would run with: every option, the defaults that
+        depend on others resolved (β follows the size, the preset and the network), or 422 with
+        why they make no configuration (this server's limits are checked at POST /api/jobs).
+        The page's balance slider starts at the resolved β."""
+        try:
+            config = intake.parse_options(given, limits, settings.device, within_limits=False)
+        except UsageError as e:
+            raise HTTPException(422, intake.for_page(str(e))) from None
+        plan = config.stage_plan()
+        return ResolvedOptions(
+            options=json.loads(config.to_json()),
+            ratio=config.content_weight / config.style_weight if config.style_weight else None,
+            stages=[size for size, _ in plan],
         )
 
     @app.get(
@@ -287,6 +359,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         """Queue a style transfer; follow it with the events or status endpoints."""
         try:
             config = intake.parse_options(options, limits, settings.device)
+            if config.seed is None:  # drawn here, so that the job's status shows it
+                config = config.replace(seed=secrets.randbits(31))
             inputs = _inputs(content, styles or [], content_example, style_examples or [], examples)
             count = len(inputs) - 1
             if count == 0:
@@ -308,7 +382,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         except intake.TooLarge as e:
             raise HTTPException(413, str(e)) from None
         except (UsageError, InputError) as e:
-            raise HTTPException(422, str(e)) from None
+            raise HTTPException(422, intake.for_page(str(e))) from None
         labels = (inputs[0][0], [label for label, _ in inputs[1:]])
         return _submit(response, config, images, labels, client_token, painted)
 
@@ -347,7 +421,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             if masks is not None:
                 intake.check_masks(masks, config, len(images) - 1)
         except UsageError as e:
-            raise HTTPException(422, str(e)) from None
+            raise HTTPException(422, intake.for_page(str(e))) from None
         return _submit(response, config, images, labels, masks=masks)
 
     @app.get("/api/jobs", response_model=list[JobStatus], tags=["jobs"])
@@ -451,7 +525,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         return Response(
             data,
             media_type="image/png",
-            headers={"Content-Disposition": f'attachment; filename="impasto-{job_id}.png"'},
+            headers={"Content-Disposition": f'attachment; filename="{status.download_name}"'},
         )
 
     return app

@@ -30,7 +30,15 @@ from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
 from .lbfgs import HISTORY, DeviceLBFGS
-from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
+from .memory import (
+    check_memory,
+    fits_memory,
+    memory_limit,
+    out_of_memory,
+    output_size,
+    peak_memory,
+    too_little_memory,
+)
 from .objective import Objective, Term, transfer_terms
 from .prepare import (
     ImageLike,
@@ -575,13 +583,12 @@ class Transfer:
                 output_size(source.size, least), at_least, self.device, guided
             ):
                 hint = f"use --size {least} or more"
+            elif at_least is None:
+                hint = f"no --size up to {MAX_SIZE} is enough: crop the image to a less extreme "
+                hint += "aspect ratio"
             else:
-                why = (
-                    f"no --size up to {MAX_SIZE} is enough"
-                    if at_least is None
-                    else f"--size {least}, the least that is enough, would not fit in memory"
-                )
-                hint = f"{why}: crop the image to a less extreme aspect ratio"
+                limit = memory_limit(at_least, self.device) or 0
+                hint = too_little_memory(source.size, at_least, least, guided, limit)
             raise UsageError(
                 f"--size {cfg.size} leaves an image less than {MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"

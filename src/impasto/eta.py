@@ -35,7 +35,9 @@ class WorkPlan:
 
     @classmethod
     def from_sizes(cls, stages: Sequence[tuple[int, int]]) -> WorkPlan:
-        return cls(tuple(stages))
+        """From (longest side, iterations) per stage, as :func:`impasto.optimize.stage_plan`
+        gives them (its Stage records)."""
+        return cls(tuple((int(side), int(n)) for side, n in stages))
 
     def _cost(self, side: int) -> float:
         top = self.stages[-1][0]

@@ -44,7 +44,7 @@ def test_upload_watch_and_download(
             page.fill("#opt-size", "4096")
             page.click("#start")
             expect(page.locator("#form-error")).to_have_text(
-                "size 4096 is over this server's limit of 128", timeout=TIMEOUT_MS
+                "Size 4096 px is over this server's limit of 128 px", timeout=TIMEOUT_MS
             )
 
             page.fill("#opt-size", "64")

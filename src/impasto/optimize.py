@@ -124,7 +124,10 @@ class Result:
     iterations: int  # completed
     elapsed: float
     history: list[dict[str, float]]  # per iteration: "total" and every weighted term by name
-    final_loss: float  # objective of the returned image
+    # The objective of the returned image: the best iterate, which may be one step past the
+    # last Step (its loss evaluated after the last update), so at most the last Step's loss.
+    # The last Step's total and terms are history[-1] (what summaries show: they add up).
+    final_loss: float
     interrupted: bool = False
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read

@@ -51,7 +51,9 @@ function field(opt) {
   input.dataset.type = opt.type;
   input.dataset.default = opt.default === null ? "" : String(opt.default);
   if (opt.type !== "boolean") input.value = input.dataset.default;
-  if (opt.type === "integer" && opt.name === "seed") input.placeholder = "random";
+  if (opt.default === null && opt.type !== "boolean") {
+    input.placeholder = opt.name === "seed" ? "random" : "default";
+  }
   for (const bound of ["min", "max", "step"]) {
     if (opt[bound] !== null && opt[bound] !== undefined) input[bound] = opt[bound];
   }

@@ -76,3 +76,29 @@ def test_a_command_without_a_loss_has_the_same_head() -> None:
     assert wrote_line("v.mp4", (8, 6), 2.0, "cpu", "5 frames") == (
         "wrote v.mp4 (8x6) in 2.0 s on cpu: 5 frames"
     )
+
+
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        (["transfer", "a.png", "b.png", "-o", "c.png"], True),
+        (["batch", "c", "--styles", "s", "-o", "out"], True),
+        (["transfer", "a.png", "b.png", "-o", "c.png", "-q"], False),
+        (["batch", "status", "out"], False),
+        (["serve"], False),
+        (["transfer", "--help"], False),
+    ],
+)
+def test_a_loading_line_while_torch_and_the_network_load(
+    args: list[str],
+    shown: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from impasto.cli import _loading_line
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    _loading_line(args)
+    assert (capsys.readouterr().err == "loading the network…\n") is shown

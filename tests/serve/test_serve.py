@@ -64,6 +64,13 @@ def test_options_are_the_configs(client: TestClient) -> None:
     assert by_name["style_layers"]["default"] == list(config.style_layers)
     assert by_name["init"]["choices"] == ["content", "noise", "style"]
     assert by_name["style_weight"]["help"].startswith("β")
+    # Every field has a label and a line of help for the page (no flags, no FILE, no raw name).
+    for name, opt in by_name.items():
+        assert opt["label"] and opt["label"] != name and opt["tip"], name
+        assert "--" not in opt["tip"] and "FILE" not in opt["tip"], name
+        assert opt["group"] in ("main", "more", "slider"), name
+    assert by_name["size"]["label"] == "Size (px)" and by_name["size"]["group"] == "main"
+    assert {by_name[n]["group"] for n in ("content_weight", "style_weight")} == {"slider"}
     # Server settings are not job options; the defaults respect this server's limits.
     assert not {"device", "weights", "weights_format", "model"} & set(by_name)
     assert by_name["size"]["default"] == 64

@@ -244,6 +244,28 @@ def test_balance_slider_sends_what_it_shows(studio: tuple[str, subprocess.Popen[
                     betas.append(beta)
                 assert betas == sorted(betas) and len(set(betas)) == 5, (size, betas)
                 assert default["style_weight"] == pytest.approx(1e4 * (size / 512) ** 2)
+
+            # What Start really posts is what the label says (the request is caught, not run).
+            posted: list[str] = []
+
+            def catch(r: Any) -> None:
+                posted.append(r.request.post_data or "")
+                r.fulfill(status=422, json={"detail": "caught by the test"})
+
+            page.route("**/api/jobs", catch)
+            page.click("#content-examples button[data-name='tubingen']")
+            page.click("#style-examples button[data-name='the_scream']")
+            page.eval_on_selector(
+                "#strength", "el => { el.value = 300; el.dispatchEvent(new Event('input')); }"
+            )
+            page.click("#start")
+            sync_api.expect(page.locator("#form-error")).to_have_text("caught by the test")
+            found = re.search(r'name="options"\r\n\r\n(\{.*?\})\r\n', posted[0], re.S)
+            assert found, posted
+            sent = json.loads(found.group(1))
+            label = shown_ratio(page.inner_text("#ratio"))
+            assert label == pytest.approx(sent["content_weight"] / sent["style_weight"], rel=0.06)
+            assert sent["style_weight"] < 1e4  # left of the middle at 512 px: less painting
             assert problems == []
         finally:
             browser.close()

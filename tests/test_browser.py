@@ -332,7 +332,13 @@ def test_stage_in_view_and_one_job_a_press(
                 page.screenshot(path=f"{shots}/done-1280x800.png")
                 page.set_viewport_size({"width": 1920, "height": 1080})
                 page.screenshot(path=f"{shots}/done-1920x1080.png")
-                page.set_viewport_size({"width": 390, "height": 844})
+            # On a phone the page is one column that fits its width, the tagline on a line of
+            # its own (not squeezed beside the title).
+            page.set_viewport_size({"width": 390, "height": 844})
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            tagline = page.locator(".tagline").bounding_box()
+            assert tagline is not None and tagline["width"] > 300
+            if shots:
                 page.screenshot(path=f"{shots}/phone-390.png", full_page=True)
             assert problems == []
         finally:

@@ -347,7 +347,8 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
     diverged = submit(client, options={**TINY, "style_weight": 1e38}, **form).json()
     failed = wait_for_job(client, diverged["id"])
     assert failed["state"] == "failed"
-    assert failed["error"].startswith("the loss became inf at iteration 1")
+    assert failed["error"].startswith("The loss became inf at iteration 1")
+    assert "--" not in failed["error"] and "smaller Painting weight" in failed["error"]
     assert client.get(f"/api/jobs/{diverged['id']}/result").status_code == 409
 
     # A bug (which cannot be made on demand, hence the fake): one line, and the worker lives.
@@ -357,7 +358,7 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
     with monkeypatch.context() as patched:
         patched.setattr(Transfer, "run", broken)
         bug = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
-    assert bug["error"] == "unexpected error: ValueError: something unforeseen"
+    assert bug["error"] == "Unexpected error: ValueError: something unforeseen"
     ok = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
     assert ok["state"] == "done"
 

@@ -53,7 +53,7 @@ from ..errors import ImpastoError, InputError, UsageError
 from ..jobs.executor import Executor, LocalExecutor
 from ..jobs.spec import Outcome, Report
 from ..jobs.store import FINISHED, State, Store, worker_id
-from .intake import Masks
+from .intake import Masks, for_page
 from .records import (
     INTERRUPTED,
     JobStatus,
@@ -438,8 +438,8 @@ class JobManager:
             terms = dict(outcome.terms)
             if "total" in terms:
                 job.loss, job.terms = terms.pop("total"), terms
-            if outcome.error is not None:
-                self._end(job, "failed", outcome.error.splitlines()[0])
+            if outcome.error is not None:  # said for the page: option labels, not flags
+                self._end(job, "failed", for_page(outcome.error.splitlines()[0]))
             elif outcome.interrupted:
                 self._end(job, "cancelled", self._cancel_reason(job))
             else:

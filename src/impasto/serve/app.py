@@ -2,6 +2,7 @@
 
     GET  /api/options             options a job may set (from TransferConfig), limits, examples
     GET  /api/examples/{name}     a bundled example image
+    POST /api/options/resolve     the options as a job would run with them (β for the size)
     POST /api/jobs                create a job: multipart images (and masks) + options   -> 202
     GET  /api/jobs                every job kept, newest first
     GET  /api/jobs/{id}           status and progress
@@ -11,7 +12,7 @@
     GET  /api/jobs/{id}/preview   the latest iterate (JPEG)
     GET  /api/jobs/{id}/result    the result (PNG with the parameters in its metadata)
 
-The OpenAPI schema is at /openapi.json, browsable at /docs.
+The OpenAPI schema is at /openapi.json, browsable at /docs and /redoc (serve/docs.py).
 """
 
 from __future__ import annotations
@@ -25,18 +26,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import fastapi_offline
 import PIL.Image
 from fastapi import FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import (
-    FileResponse,
-    HTMLResponse,
-    JSONResponse,
-    Response,
-    StreamingResponse,
-)
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -48,16 +41,13 @@ from ..prepare import check_styles
 from ..version import __version__
 from ..vgg import MIN_SIDE
 from . import intake
+from .docs import add_api_pages
 from .guards import BodyLimit, SameSite
 from .jobs import JobManager
 from .records import JobStatus, Refused
 from .settings import BALANCE_DECADES, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
-# Swagger UI's and ReDoc's scripts, shipped by the fastapi-offline package (the serve extra's):
-# FastAPI's own /docs and /redoc fetch them from a CDN, blank with no network.
-DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
-FAVICON = "/static/favicon.svg"
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
 
@@ -195,7 +185,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         "at a time on this machine's device (or one per worker at once on a Ray cluster); "
         "options are those of `impasto transfer`.",
         lifespan=lifespan,
-        docs_url=None,  # served below from local files: the page works with no network
+        docs_url=None,  # served from local files (serve/docs.py): they work with no network
         redoc_url=None,
     )
     app.state.jobs = jobs
@@ -214,32 +204,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     app.add_middleware(BodyLimit, limit=limits.body_limit())
     app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/api-docs", StaticFiles(directory=DOCS_ASSETS), name="api-docs")
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title}: API",
-            swagger_js_url="/api-docs/swagger-ui-bundle.js",
-            swagger_css_url="/api-docs/swagger-ui.css",
-            swagger_favicon_url=FAVICON,
-            swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title}: API",
-            redoc_js_url="/api-docs/redoc.standalone.js",
-            redoc_favicon_url=FAVICON,
-            with_google_fonts=False,
-        )
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> FileResponse:
-        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+    add_api_pages(app, STATIC)
 
     def known(job_id: str) -> JobStatus:
         status = jobs.status(job_id)

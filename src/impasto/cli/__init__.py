@@ -85,9 +85,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
 
 
+# The commands that load torch and the network before their first output.
+_WORKING = {"transfer", "reconstruct", "grid", "mix-styles", "video", "batch"}
+
+
+def _loading_line(args: Sequence[str]) -> None:
+    """Say so while torch and the network load (seconds of nothing on the screen otherwise):
+    on a terminal only, not with --quiet, --help or --version, and not for 'batch status'."""
+    quiet = {"-q", "--quiet", "-h", "--help", "--version"} & set(args)
+    if quiet or not args or args[0] not in _WORKING or args[1:2] == ["status"]:
+        return
+    if sys.stderr.isatty():
+        print("loading the network…", file=sys.stderr, flush=True)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    _loading_line(args)
     try:
         with signals.deferred():  # Ctrl-C while torch imports: delivered once it has
             parser = build_parser()

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from ..jobs import (
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
-from ..jobs.store import STORE_NAME, abandoned
+from ..jobs.store import STORE_NAME, Job, abandoned
 from ..paths import Named, check_apart
 from . import PROG
 from .options import add_common, add_config_options, config_inputs, options_from_args
@@ -84,7 +85,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--contact-sheet",
         metavar="SHEET",
         default=None,
-        help="also lay the results out, labelled, on one picture",
+        help="also lay the results out, labelled, on one picture (a relative SHEET goes in OUTDIR)",
     )
     add_config_options(b, ExecutorOptions)
     add_config_options(b)
@@ -133,7 +134,8 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_apart(inputs, [("the output folder", outdir)])
     sheet = None
     if ns.contact_sheet is not None:
-        sheet = imageio.check_output_path(ns.contact_sheet)
+        # A relative name is in OUTDIR, with the results it shows.
+        sheet = imageio.check_output_path(outdir / ns.contact_sheet)
         check_apart(inputs, [("the contact sheet", sheet)])
         if sheet.resolve() == (outdir / STORE_NAME).resolve():
             raise UsageError("the contact sheet cannot be the job store")
@@ -203,6 +205,22 @@ def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> E
     return LocalExecutor(local_devices(options.get("device", "auto")))
 
 
+def varying_options(jobs: Sequence[Job]) -> list[str]:
+    """The options whose values differ across ``jobs`` (what a sweep varies), in name order:
+    the columns that tell the jobs of one batch apart."""
+    names = sorted({name for j in jobs for name in j.options})
+    return [n for n in names if len({_shown(j.options.get(n)) for j in jobs}) > 1]
+
+
+def _shown(value: Any) -> str:
+    """An option's value in a column: lists joined by commas, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _run_status(ns: argparse.Namespace) -> int:
     rest = ns.contents[1:] + ([ns.output] if ns.output else [])
     if len(rest) != 1:
@@ -213,16 +231,19 @@ def _run_status(ns: argparse.Namespace) -> int:
     with Store.in_folder(folder, readonly=True) as store:
         jobs = store.jobs()
     now = time.time()
-    rows = [("state", "tries", "seconds", "device", "output", "error")]
+    varying = varying_options(jobs)
+    rows = [("state", "tries", "seconds", "device", *varying, "output", "error")]
     for j in jobs:
         state: str = j.state
         if state == "running" and abandoned(j.worker, j.lease, now):
             state = "running?"  # no heartbeat lately: abandoned; the next run takes it
         seconds = f"{j.seconds:.1f}" if j.seconds is not None else "-"
-        rows.append((state, str(j.attempts), seconds, j.device or "-", j.output, j.error or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        values = [_shown(j.options.get(name)) for name in varying]
+        row = (state, str(j.attempts), seconds, j.device or "-", *values, j.output, j.error or "")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[5]
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
         print(line.rstrip())
     counts: dict[str, int] = {}
     for j in jobs:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from .. import imageio
+from ..eta import WorkPlan
 from ..experiments import PanelCallback
 from ..jobs.driver import BatchListener
 from ..jobs.spec import Outcome
@@ -26,15 +27,28 @@ if TYPE_CHECKING:
     from ..video import FrameResult
 
 Listener = Callable[[Step], None]
+# tqdm's bar without its own remaining time (the postfix has the plan's ETA).
+PLANNED_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
 
 
 class ProgressBar:
-    """tqdm bar over iterations, plus optional intermediate saves: a listener of the loop."""
+    """tqdm bar over iterations, plus optional intermediate saves: a listener of the loop.
+
+    With the run's ``plan`` the bar's ETA is the plan's (:mod:`impasto.eta`: the iterations of
+    a larger stage cost more), not tqdm's rate per iteration, which says about half the real
+    time while the first stage of a coarse-to-fine run goes."""
 
     def __init__(
-        self, total: int, quiet: bool, steps_dir: Path | None, every: int, desc: str | None = None
+        self,
+        total: int,
+        quiet: bool,
+        steps_dir: Path | None,
+        every: int,
+        desc: str | None = None,
+        plan: WorkPlan | None = None,
     ) -> None:
         self.bar: Any = None
+        self.plan = plan
         if not quiet:
             self.bar = tqdm(
                 total=total or None,
@@ -44,6 +58,7 @@ class ProgressBar:
                 dynamic_ncols=True,
                 leave=False,
                 file=sys.stderr,
+                bar_format=None if plan is None else PLANNED_FORMAT,
             )
         self.steps_dir, self.every = steps_dir, every
         self._shown = -math.inf
@@ -59,7 +74,12 @@ class ProgressBar:
                 self._shown = now
                 stage = f"stage {step.stage}/{step.stages}, " if step.stages > 1 else ""
                 terms = ", ".join(f"{k} {v:.3g}" for k, v in step.terms.items() if v)
-                self.bar.set_postfix_str(f"{stage}loss {step.loss:.3g} ({terms})", refresh=False)
+                eta = ""
+                if self.plan is not None:
+                    left = self.plan.seconds_left(step.iteration, step.elapsed)
+                    eta = f"ETA {clock(left)}, " if left is not None else "ETA …, "
+                text = f"{eta}{stage}loss {step.loss:.3g} ({terms})"
+                self.bar.set_postfix_str(text, refresh=False)
         if self.steps_dir is not None and step.iteration % self.every == 0:
             imageio.save_image(step.image(), self.steps_dir / f"{step.iteration:05d}.png")
 
@@ -120,7 +140,7 @@ class VideoProgress:
             if self.times:
                 per = sum(self.times) / len(self.times)
                 left = per * (self.total - self.done)
-                self.bar.set_postfix_str(f", {per:.2f} s/frame, ETA {clock(left)}")
+                self.bar.set_postfix_str(f"{per:.2f} s/frame, ETA {clock(left)}")
 
     def _close_inner(self) -> None:
         if self.inner is not None:

@@ -18,13 +18,15 @@ from typing import Any
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
+from ..eta import WorkPlan
 from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
-from ..optimize import Transfer
+from ..optimize import Transfer, stage_plan
 from ..paths import Named, check_apart
 from . import PROG
 from .options import add_common, add_config_options, config_inputs
 from .progress import ProgressBar
+from .summary import result_line
 
 KEEP_SUFFIX = ":none"
 
@@ -179,7 +181,9 @@ def _run_mix(ns: argparse.Namespace) -> int:
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
     check_apart(inputs + config_inputs(cfg), [("the output", out)])
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
-    progress = ProgressBar(cfg.iterations, ns.quiet, None, 0)
+    plan = stage_plan(cfg, transfer.smallest_size)
+    work = WorkPlan.from_sizes([(st.size, st.iterations) for st in plan])
+    progress = ProgressBar(cfg.iterations, ns.quiet, None, 0, plan=work)
     try:
         result = transfer.run(on_step=progress)
     finally:
@@ -191,6 +195,5 @@ def _run_mix(ns: argparse.Namespace) -> int:
     meta = {**result.metadata(sources), "impasto:command": "mix-styles"}
     imageio.save_image(result.image, out, metadata=meta)
     if not ns.quiet:
-        w, h = result.image.size
-        print(f"wrote {out} ({w}x{h}) in {result.elapsed:.1f} s", file=sys.stderr)
+        print(result_line(out, result, plan), file=sys.stderr)
     return ExitStatus.OK

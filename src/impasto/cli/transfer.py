@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import PIL.Image
 from .. import animate, experiments, imageio
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
-from ..optimize import Result, Step, Transfer
+from ..eta import WorkPlan
+from ..optimize import Step, Transfer, stage_plan
 from ..paths import Named, check_apart
 from . import PROG
 from .options import (
@@ -33,6 +35,7 @@ from .options import (
 )
 from .progress import ProgressBar, panel_progress
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
+from .summary import result_line, wrote_line
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -224,7 +227,14 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     regions = regions_from_args(ns, len(ns.styles))
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg, regions=regions, fine_style=ns.fine_style)
-    progress = ProgressBar(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
+    plan = stage_plan(cfg, transfer.smallest_size)
+    progress = ProgressBar(
+        cfg.iterations,
+        ns.quiet,
+        steps_dir,
+        ns.save_every,
+        plan=WorkPlan.from_sizes([(st.size, st.iterations) for st in plan]),
+    )
     try:
         result = transfer.run(on_step=animate.chain(progress, recorder))
     finally:
@@ -233,7 +243,13 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     def save_watch() -> None:  # after the image itself: it matters more than the film
         if recorder is not None:
             history = recorder.history
-            _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path))
+            sizes = {k + 1: st.size for k, st in enumerate(plan)}
+            marks = [
+                (i, f"stage {k}: {sizes.get(k, '?')} px")
+                for i, k in recorder.stage_starts
+                if len(plan) > 1
+            ]
+            _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path, marks))
 
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
     sources |= spatial_sources(ns)
@@ -249,7 +265,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
         return ExitStatus.INTERRUPTED
     imageio.save_image(result.image, out, metadata=result.metadata(sources))
     if not ns.quiet:
-        print(_summary(result, out), file=sys.stderr)
+        print(result_line(out, result, plan), file=sys.stderr)
     save_watch()
     return ExitStatus.OK
 
@@ -289,6 +305,7 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     inputs += config_inputs(cfg)
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs, outputs + _watch_outputs(ns))
+    started = time.perf_counter()
     listen = panel_progress(ns.quiet)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
     recorded: list[tuple[str, animate.Recorder]] = []  # (panel label, its recording)
@@ -332,18 +349,10 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         return ExitStatus.INTERRUPTED
     imageio.save_image(sheet, out, metadata=meta)
     if not ns.quiet:
-        print(f"wrote {out} ({sheet.width}x{sheet.height})", file=sys.stderr)
+        count = len(panels) if ns.command == "reconstruct" else sum(len(r) for r in rows)
+        details = f"{count} panels of {cfg.iterations} iterations"
+        line = wrote_line(out, sheet.size, time.perf_counter() - started, details=details)
+        print(line, file=sys.stderr)
     if recorded:
         _save_panel_watch(ns, recorded, title)
     return ExitStatus.OK
-
-
-def _summary(result: Result, out: Path) -> str:
-    last = result.history[-1] if result.history else {}
-    c, s = last.get("content", 0.0), last.get("style", 0.0)
-    w, h = result.image.size
-    return (
-        f"wrote {out} ({w}x{h}) in {result.elapsed:.1f} s on {result.device}: "
-        f"{result.iterations} iterations, loss {result.final_loss:.4g} "
-        f"(content {c:.3g}, style {s:.3g}), seed {result.seed}"
-    )

@@ -38,6 +38,7 @@ from .options import (
 )
 from .progress import VideoProgress, notice
 from .spatial import check_no_spatial, refuse_spatial_options
+from .summary import wrote_line
 
 _MAX_SECONDS = 1e7  # --start and --end: about four months
 
@@ -167,12 +168,16 @@ def _run_video(ns: argparse.Namespace) -> int:
 
 
 def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
-    w, h = s.size
     weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
     mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
     reused = f", {s.reused} reused from the work directory" if s.reused else ""
-    per = f", {s.seconds_per_frame:.2f} s per frame" if s.computed_seconds else ""
-    return (
-        f"wrote {s.output} ({w}x{h}, {s.frames} frames at {float(s.rate):.4g} fps, audio "
-        f"{s.audio}) in {s.seconds:.1f} s on {s.device}{per}{reused}; {mode}"
+    per = ""
+    if s.first_seconds is not None:
+        per = f", the first frame {s.first_seconds:.2f} s"
+    if s.seconds_per_frame:
+        per += f", {'then ' if per else ''}{s.seconds_per_frame:.2f} s per frame"
+    details = (
+        f"{s.frames} frames at {float(s.rate):.4g} fps, audio {s.audio}{per}{reused}; {mode}, "
+        f"seed {cfg.seed if cfg.seed is not None else 0}"
     )
+    return wrote_line(s.output, s.size, s.seconds, s.device, details)

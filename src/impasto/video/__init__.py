@@ -117,11 +117,15 @@ class VideoSummary:
     computed_seconds: list[float]  # wall time of each computed frame, in order
     device: str
     notices: list[str]
+    first_seconds: float | None = None  # the first frame's, when computed in this run
 
     @property
     def seconds_per_frame(self) -> float:
-        """Mean wall time of the frames computed in this run (reused ones excluded)."""
-        done = self.computed_seconds
+        """Mean wall time of the frames computed in this run after the first (reused ones
+        excluded): the first starts from nothing and takes longer; the progress bar's figure."""
+        done = list(self.computed_seconds)
+        if self.first_seconds is not None and done:
+            done = done[1:]
         return sum(done) / len(done) if done else 0.0
 
 
@@ -170,6 +174,7 @@ def stylize_video(
     sink = open_sink(out, kind, clip.rate, clip)
     started = time.perf_counter()
     computed: list[float] = []
+    first: float | None = None
     notes = list(clip.notices)
     done = reused = 0
     try:
@@ -197,6 +202,8 @@ def stylize_video(
                     reused += 1
                 else:
                     computed.append(r.seconds)
+                    if r.index == 0:
+                        first = r.seconds
                 if on_frame is not None:
                     on_frame(r)
     except KeyboardInterrupt:
@@ -232,4 +239,5 @@ def stylize_video(
         computed_seconds=computed,
         device=str(resolve_device(cfg.device)),
         notices=notes,
+        first_seconds=first,
     )

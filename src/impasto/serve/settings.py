@@ -105,8 +105,8 @@ class ServeOptions(ExecutorOptions):
     )
     data_dir: str | None = option(
         None,
-        "folder of the job store and the jobs' images, kept across restarts (default: the "
-        "user's data folder, such as ~/.local/share/impasto)",
+        "folder of the job store and the jobs' images, kept across restarts",
+        shown="the user's data folder, such as ~/.local/share/impasto",
         metavar="DIR",
     )
 

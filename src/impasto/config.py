@@ -396,7 +396,7 @@ def show_value(value: Any) -> str:
 
 def short_number(x: float) -> str:
     """``1e4`` rather than ``10000`` or ``1e+04`` for a large round number; else ``%g``."""
-    if abs(x) >= 1e4 and math.isfinite(x) and float(f"{x:.0e}") == x:
+    if abs(x) >= 1e3 and math.isfinite(x) and float(f"{x:.0e}") == x:
         mantissa, exponent = f"{x:.0e}".split("e")
         return f"{mantissa}e{int(exponent)}"
     return f"{x:g}"

@@ -91,8 +91,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=comma_strings("--layers"),
         default=None,
         metavar="LAYERS",
-        help="comma-separated layers (default: conv1_1,conv2_1,conv3_1,conv4_1,"
-        "conv5_1); for style, set k uses the first k",
+        help="comma-separated layers; for style, set k uses the first k (default: conv1_1,"
+        "conv2_1,conv3_1,conv4_1,conv5_1)",
     )
     r.add_argument(
         "--each",

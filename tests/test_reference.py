@@ -189,3 +189,15 @@ def test_the_studio_describes_the_same_options_with_the_same_help() -> None:
         if f.name in described:
             assert described[f.name]["help"] == help_text(f)
             assert transfer[flag_of(f)].help == described[f.name]["help"]
+
+
+def test_the_api_page_documents_every_public_name() -> None:
+    import impasto
+
+    page = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: ([\w.]+)$", page, flags=re.M))
+    for name in impasto.__all__:
+        if name == "__version__":
+            continue
+        home = getattr(impasto, name).__module__
+        assert {f"impasto.{name}", f"{home}.{name}", home} & documented, name

@@ -35,14 +35,14 @@ PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 # β when the user gives none: for the raw Caffe weights (the paper preset's, and the default
 # preset's at 512 px), and for the normalised network, whose style losses are smaller by very
-# different factors per layer (README, "Defaults, and why").
+# different factors per layer (docs/method.md, "Defaults, and why").
 STYLE_WEIGHT = 1e3
 DEFAULT_STYLE_WEIGHT_512 = 1e4
 NORMALIZED_STYLE_WEIGHT = 1e6
 
-# What each preset gives the options a user leaves alone (README, "Defaults, and why"). "paper" is
-# Gatys et al. as published: white noise, equal layer weights, no smoothness term, one scale.
-# "default" departs from it where bench_quality.py measured that it pays: it starts from the
+# What each preset gives the options a user leaves alone (docs/method.md, "Defaults, and why").
+# "paper" is Gatys et al. as published: white noise, equal layer weights, no smoothness term, one
+# scale. "default" departs from it where bench_quality.py measured that it pays: it starts from the
 # photo, weighs the style layers by 1/N_l² (as the Lua reference's normalisation does implicitly),
 # adds a total-variation term against L-BFGS's colour grain, and works coarse to fine above
 # COARSE_TO_FINE_ABOVE pixels.
@@ -127,7 +127,8 @@ def option(
 @dataclass(frozen=True)
 class TransferConfig:
     """Options of one style transfer. Defaults were measured (benchmarks/bench_quality.py); see
-    README, "Defaults, and why". Options marked "by preset" take their default from ``preset``."""
+    docs/method.md, "Defaults, and why". Options marked "by preset" take their default from
+    ``preset``."""
 
     # --- what to optimise ---------------------------------------------------------------------
     preset: Preset = option(
@@ -325,7 +326,7 @@ class TransferConfig:
         loss, so conv1_1 and conv2_1 (colours, fine strokes, and the grain they would punish)
         hardly count. The Lua reference divides each Gram matrix by N·M and takes the mean of
         the squared differences, i.e. weighs E_l by 1/N_l²; so do we, scaled so that conv4_1
-        and conv5_1 keep the paper's 1/|layers| (README, "Defaults, and why")."""
+        and conv5_1 keep the paper's 1/|layers| (docs/method.md, "Defaults, and why")."""
         n = len(self.style_layers)
         if self.style_layer_weights is not None:
             ws = self.style_layer_weights

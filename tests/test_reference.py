@@ -201,3 +201,13 @@ def test_the_api_page_documents_every_public_name() -> None:
             continue
         home = getattr(impasto, name).__module__
         assert {f"impasto.{name}", f"{home}.{name}", home} & documented, name
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    local = [t.split("#")[0] for t in targets if "://" not in t and not t.startswith("#")]
+    assert len(local) >= 10
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, missing
+    assert len(readme.encode()) <= 12 * 1024

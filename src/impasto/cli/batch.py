@@ -70,7 +70,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="style images, folders, globs (required, unless --jobs)",
     )
     b.add_argument(
-        "-o", "--output", metavar="OUTDIR", default=None, help="output folder (required)"
+        "-o",
+        "--output",
+        metavar="OUTDIR",
+        default=None,
+        help="output folder (required, but for 'batch status')",
     )
     how = b.add_mutually_exclusive_group()
     how.add_argument(

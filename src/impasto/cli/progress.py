@@ -308,10 +308,13 @@ def _job_line(job: Job, outcome: Outcome | None, progress: BatchProgress) -> str
         return f"{head}: {job.error}"
     if outcome is None:
         return head
-    terms = outcome.terms or {}
+    terms = dict(outcome.terms or {})
+    total = terms.pop("total", None)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
+    if total is not None:
+        losses = f"loss {total:.4g}" + (f" ({losses})" if losses else "")
     return (
-        f"{head} ({losses}), {outcome.seconds:.1f} s"
+        f"{head}: {losses}, {outcome.seconds:.1f} s"
         if losses
         else f"{head}, {outcome.seconds:.1f} s"
     )

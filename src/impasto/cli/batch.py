@@ -10,6 +10,7 @@ content image called ``status`` still works with ``--styles``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import time
@@ -31,12 +32,19 @@ from ..jobs import (
     run_jobs,
 )
 from ..jobs.driver import interrupted_name
-from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
+from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
 from ..jobs.store import STORE_NAME, Job, abandoned
 from ..paths import Named, check_apart
 from . import PROG
-from .options import add_common, add_config_options, config_inputs, options_from_args
+from .options import (
+    SPATIAL_FIELDS,
+    ConfigFlags,
+    add_common,
+    add_config_options,
+    config_inputs,
+    options_from_args,
+)
 from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
 
@@ -56,9 +64,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "contents", metavar="CONTENT", nargs="*", help="content images, folders or globs"
     )
     b.add_argument(
-        "--styles", nargs="+", metavar="STYLE", default=None, help="style images, folders, globs"
+        "--styles",
+        nargs="+",
+        metavar="STYLE",
+        default=None,
+        help="style images, folders, globs (required, unless --jobs)",
     )
-    b.add_argument("-o", "--output", metavar="OUTDIR", default=None, help="output folder")
+    b.add_argument(
+        "-o",
+        "--output",
+        metavar="OUTDIR",
+        default=None,
+        help="output folder (required, but for 'batch status')",
+    )
     how = b.add_mutually_exclusive_group()
     how.add_argument(
         "--pairs", action="store_true", help="the i-th content with the i-th style only"
@@ -72,23 +90,26 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=[],
         metavar="NAME=V1,V2",
         help="run every value of a transfer option (several --sweep multiply); values of a list "
-        "option are separated by ';'",
+        "option are separated by ';' (default: none)",
     )
     b.add_argument(
         "--jobs",
         metavar="FILE",
         default=None,
-        help="CSV or JSON Lines: one job a row (content, style(s), output, any options)",
+        help="CSV or JSON Lines: one job a row (content, style(s), output, any options) "
+        "(default: none)",
     )
     b.add_argument("--retry-failed", action="store_true", help="run jobs that failed before again")
     b.add_argument(
         "--contact-sheet",
         metavar="SHEET",
         default=None,
-        help="also lay the results out, labelled, on one picture (a relative SHEET goes in OUTDIR)",
+        help="also lay the results out, labelled, on one picture; a relative SHEET goes in "
+        "OUTDIR (default: none)",
     )
-    add_config_options(b, ExecutorOptions)
-    add_config_options(b)
+    add_config_options(b, ConfigFlags(ExecutorOptions))
+    seed = {"seed": f"{BATCH_DEFAULT_SEED}, so that a job is the same job on the next run"}
+    add_config_options(b, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(b, "batch")
     add_common(b)
     b.set_defaults(run=_run_batch)
@@ -105,6 +126,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
         return _run_status(ns)
+    _refuse_mistyped_status(ns)
     where = options_from_args(ns, ExecutorOptions)
     if where.executor == "ray":
         require_ray()
@@ -147,7 +169,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
     executor = _executor(where, ns.quiet, options)
-    progress = BatchProgress(ns.quiet, executor.slots)
+    progress = BatchProgress(ns.quiet, executor.slots, ns.print_every)
     with Store.in_folder(outdir) as store:
         try:
             summary = run_jobs(
@@ -219,6 +241,19 @@ def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_shown(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _refuse_mistyped_status(ns: argparse.Namespace) -> None:
+    """``batch stauts OUTDIR``: a first word close to 'status' that names no file, with neither
+    --styles nor --jobs, is a mistyped command, not a content image."""
+    first = ns.contents[0] if ns.contents else None
+    if first is None or ns.styles is not None or ns.jobs is not None or os.path.exists(first):
+        return
+    if difflib.get_close_matches(first, ["status"], n=1, cutoff=0.6):
+        raise UsageError(
+            f"unknown batch command '{first}'; did you mean '{PROG} batch status OUTDIR'? "
+            f"(see '{PROG} batch --help')"
+        )
 
 
 def _run_status(ns: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ from ..video import (
 from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
 from . import PROG
 from .options import (
+    SPATIAL_FIELDS,
+    ConfigFlags,
     add_common,
     add_config_options,
     add_styles_and_output,
@@ -66,11 +68,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="stop before TIME (default: the end)")  # fmt: skip
     g.add_argument("--frames", type=_frame_range, default=None, metavar="[A]:B",
                    help="only frames A (0-based, default 0) to B-1 of those left by --start/--end; "
-                   "N alone means the first N")  # fmt: skip
+                   "N alone means the first N (default: all)")  # fmt: skip
     g.add_argument("--fps", type=_fps, default=None, metavar="RATE",
                    help="resample to RATE frames per second (default: the input's average rate; "
                    f"a folder of images: {FOLDER_RATE})")  # fmt: skip
-    add_config_options(v.add_argument_group("temporal consistency"), VideoOptions)
+    add_config_options(v, ConfigFlags(VideoOptions), v.add_argument_group("temporal consistency"))
     r = v.add_argument_group("resuming")
     r.add_argument("--work-dir", default=None, metavar="DIR",
                    help="cache of finished frames (default: OUT.work beside OUT)")  # fmt: skip
@@ -78,7 +80,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="discard frames cached by a run with other settings")  # fmt: skip
     r.add_argument("--keep-work", action="store_true",
                    help="keep the work directory after a successful run")  # fmt: skip
-    add_config_options(v)
+    seed = {"seed": "0, so that a re-run finds the frames cached"}
+    add_config_options(v, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(v, "video")
     add_common(v)
     v.set_defaults(run=_run_video)
@@ -141,7 +144,7 @@ def _run_video(ns: argparse.Namespace) -> int:
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)
-    progress = VideoProgress(len(clip), ns.quiet)
+    progress = VideoProgress(len(clip), ns.quiet, ns.print_every)
     try:
         summary = stylize_video(
             clip,

@@ -21,7 +21,7 @@ from typing import Any
 import PIL.Image
 
 from .. import imageio
-from ..config import TransferConfig, choices
+from ..config import TransferConfig, choices, help_text
 from ..errors import InputError, UsageError
 from ..fieldtypes import json_type, parse_value
 from ..guidance import Regions, build_regions
@@ -182,7 +182,7 @@ def describe_options(
                 "type": json_type(hints[f.name]),
                 "default": list(default) if isinstance(default, tuple) else default,
                 "choices": list(allowed) if allowed is not None else None,
-                "help": f.metadata.get("help", ""),
+                "help": help_text(f),  # as `impasto transfer --help` says it
                 **page_control(f.name, f.metadata, limits),
             }
         )

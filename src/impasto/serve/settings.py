@@ -36,7 +36,7 @@ def page_control(name: str, meta: Mapping[str, Any], limits: Limits) -> dict[str
     """How the page shows option ``name``: its group, label and tip (from the field's metadata,
     kept beside the option in the config) and its input bounds on this server. An option with
     no label is shown under "more options" by its name."""
-    group, label = meta.get("shown", "more"), meta.get("label") or name
+    group, label = meta.get("place", "more"), meta.get("label") or name
     tip = meta.get("tip") or meta.get("help", "")
     bounds: dict[str, float | None] = {"min": None, "max": None, "step": None}
     if name == "size":
@@ -93,8 +93,8 @@ class ServeOptions(ExecutorOptions):
     )
     data_dir: str | None = option(
         None,
-        "folder of the job store and the jobs' images, kept across restarts (default: the "
-        "user's data folder, such as ~/.local/share/impasto)",
+        "folder of the job store and the jobs' images, kept across restarts",
+        shown="the user's data folder, such as ~/.local/share/impasto",
         metavar="DIR",
     )
 

@@ -17,6 +17,7 @@ from ..config import (
     check_bounds,
     check_choices,
     option,
+    short_number,
 )
 from ..flow import FlowMethod
 
@@ -39,15 +40,16 @@ class VideoOptions:
     )
     temporal_weight: float | None = option(
         None,
-        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
-        f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
-        f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
+        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels²",
+        shown=f"{short_number(TEMPORAL_WEIGHT / STYLE_WEIGHT)}·β, i.e. "
+        f"{short_number(TEMPORAL_WEIGHT)} at β = {short_number(STYLE_WEIGHT)}, so that the "
+        "balance with the style holds at every size and preset",
         bounds=(0, MAX_WEIGHT),
     )
     frame_iterations: int | None = option(
         None,
-        f"iterations of each frame after the first (default: --iterations/"
-        f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
+        "iterations of each frame after the first; --no-temporal gives every frame --iterations",
+        shown=f"--iterations/{FRAME_ITERATIONS_FRACTION}",
         bounds=(1, MAX_ITERATIONS),
     )
     flow: FlowMethod = option("dis", "optical flow: dis (fast) or farneback (smoother, slower)")

@@ -26,7 +26,8 @@ def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     """p.png (photo), s.png (painting), g.gif, frames/ (three frames), styles/s2.png, links to
     p.png (symbolic and hard), a photo inside x_steps/, a photo named like the interrupted
     file of p.png, masks (m.png: the left half, black.png, white.png, empty.png, notes.png) and
-    label maps (seg.png: two colours, seg3.png: three)."""
+    label maps (seg.png: two colours, seg3.png: three); a batch's output folder outs/ (a link
+    to the inputs' folder, a file f.png), a photo with a 240-character name and jobs files."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "p.png").write_bytes(content_path.read_bytes())
@@ -57,7 +58,34 @@ def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     seg.save(d / "seg.png")
     seg.paste((255, 0, 0), (0, 0, 4, 4))
     seg.save(d / "seg3.png")
+    # Batch: an output folder with a way back to the inputs, and jobs files.
+    (d / "outs").mkdir()
+    (d / "outs" / "link").symlink_to(d, target_is_directory=True)
+    (d / "outs" / "f.png").write_bytes(b"a finished result")
+    (d / f"{'c' * 240}.png").write_bytes(content_path.read_bytes())
+    for name, text in JOBS_FILES.items():
+        (d / name).write_text(text, encoding="utf-8")
     return d
+
+
+def _csv(*outputs: str) -> str:
+    return "content,style,output\n" + "".join(f"p.png,s.png,{o}\n" for o in outputs)
+
+
+JOBS_FILES = {
+    "j_link.csv": _csv("link/p.png"),
+    "j_interrupted.csv": _csv("a.interrupted.png", "a.png"),
+    "j_x.csv": _csv("x.png"),
+    "j_long.csv": _csv("a" * 245 + ".png"),
+    "j_under.csv": _csv("f.png/x.png"),
+    "j_nul.jsonl": '{"content": "p\\u0000.png", "style": "s.png"}\n',
+    "j_deep.jsonl": '{"content": "p.png", "style": "s.png", "x": '
+    + "[" * 100_000
+    + "]" * 100_000
+    + "}\n",
+    "j_field.csv": "content,style\np.png," + "s" * 200_000 + ".png\n",
+}
+B = ["batch", "--jobs"]
 
 
 T = ["transfer", "p.png", "s.png"]
@@ -292,6 +320,36 @@ CASES: dict[str, tuple[list[str], int, str]] = {
         2,
         "size",
     ),
+    "batch output through a link": (
+        [*B, "j_link.csv", "-o", "outs"],
+        2,
+        "the batch output 'outs/link/p.png' is the content image",
+    ),
+    "batch outputs clash with interrupted": (
+        [*B, "j_interrupted.csv", "-o", "outs"],
+        2,
+        "the batch output 'outs/a.interrupted.png' is the interrupted file",
+    ),
+    "batch sheet is a result": (
+        [*B, "j_x.csv", "-o", "outs", "--contact-sheet", "outs/x.png"],
+        2,
+        "the batch output 'outs/x.png' is the contact sheet 'outs/x.png'",
+    ),
+    "batch output name too long": ([*B, "j_long.csv", "-o", "outs"], 3, "File name too long"),
+    "batch planned name too long": (
+        ["batch", f"{'c' * 240}.png", "--styles", "s.png", "-o", "outs"],
+        3,
+        "File name too long",
+    ),
+    "batch output under a file": ([*B, "j_under.csv", "-o", "outs"], 3, "is not a directory"),
+    "batch folder inside the photos' folder": (
+        ["batch", "styles", "--styles", "s.png", "-o", "styles/out"],
+        2,
+        "is inside the content folder 'styles'",
+    ),
+    "batch jobs file with a NUL": ([*B, "j_nul.jsonl", "-o", "outs"], 2, "NUL character"),
+    "batch jobs file nested deep": ([*B, "j_deep.jsonl", "-o", "outs"], 2, "nested too deeply"),
+    "batch jobs file huge field": ([*B, "j_field.csv", "-o", "outs"], 2, "field larger than"),
     "batch status of nothing": (["batch", "status", "frames"], 3, "no batch in 'frames'"),
     "batch status of two": (["batch", "status", "frames", "styles"], 2, "one OUTDIR"),
     # --- spatial and scale control: masks, label maps, a fine style -----------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -541,3 +545,59 @@ def test_ctrl_c_keeps_best_images_and_leaves_the_store_consistent(tmp_path: Path
     assert not (out / first.output).exists()
     assert (second.state, second.attempts, second.worker) == ("queued", 1, None)  # let go
     assert (third.state, third.attempts) == ("queued", 0)
+
+
+def test_a_result_deleted_or_changed_since_is_run_again(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    with Store.in_folder(out) as store:
+        run_jobs(specs, store, out, FakeExecutor())
+        (out / specs[0].output).unlink()  # the user deleted one result ...
+        (out / specs[1].output).write_bytes(b"image of picture X")  # ... and replaced another
+        summary = run_jobs(specs, store, out, FakeExecutor())
+        jobs = store.jobs([s.id for s in specs])
+    assert (summary.missing, summary.done, summary.skipped) == (2, 2, 1)
+    assert "2 redone (the result was gone or changed)" in str(summary)
+    assert [j.attempts for j in jobs] == [2, 2, 1] and {j.state for j in jobs} == {"done"}
+    assert (out / specs[0].output).read_bytes() == b"image of picture 0"
+    assert (out / specs[1].output).read_bytes() == b"image of picture 1"
+    assert jobs[0].extra["bytes"] == len(b"image of picture 0")
+
+
+def test_a_finished_result_named_like_an_interrupted_file_is_kept(tmp_path: Path) -> None:
+    first, second = _real_specs(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    kept = dataclasses.replace(first, output="a.interrupted.png")
+    later = dataclasses.replace(second, output="a.png")
+    with Store.in_folder(out) as store:
+        run_jobs([kept], store, out, FakeExecutor())
+        run_jobs([later], store, out, FakeExecutor())  # another run, the other job
+    assert (out / "a.interrupted.png").read_bytes() == b"image of picture 0"
+    assert (out / "a.png").read_bytes() == b"image of picture 1"
+
+
+def test_a_job_held_by_a_process_that_dies_is_taken_over(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = worker_id().split(":")[0]
+    with Store.in_folder(out) as store:
+        ids = store.add(specs)
+        held = store.claim(f"{host}:{holder.pid}:0", ids)  # alive, with a fresh lease
+        assert held is not None
+
+        def kill() -> None:
+            holder.kill()  # SIGKILL while it holds the job
+            holder.wait()
+
+        timer = threading.Timer(1.0, kill)
+        timer.start()
+        try:
+            summary = run_jobs(specs, store, out, FakeExecutor())
+        finally:
+            timer.cancel()
+            kill()
+        job = store.get(held.id)
+    assert summary.done == 3 and summary.elsewhere == 0
+    assert job is not None and job.state == "done" and job.attempts == 2
+    assert (out / job.output).read_bytes().startswith(b"image of picture")

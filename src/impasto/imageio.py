@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .atomic import atomic_write
+from .atomic import NAME_MAX, atomic_write
 from .errors import InputError, UsageError, first_line, unreadable
 
 try:
@@ -335,6 +335,14 @@ def check_writable(path: StrPath, formats: Sequence[str], what: str) -> pathlib.
         shown = [f for f in formats if f != ".jpeg"]  # .jpeg works, but .jpg is the one to offer
         choices = ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else shown[0]
         raise UsageError(f"{kind} for '{name}'; use {choices}")
+    if "\0" in name:
+        raise UsageError(f"the path {name!r} holds a NUL character")
+    for part in p.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise InputError(
+                f"cannot write '{name}': File name too long ({len(os.fsencode(part))} bytes in "
+                f"one name; at most {NAME_MAX})"
+            )
     if p.is_dir():
         raise InputError(f"cannot write '{name}': it is a directory")
     # The writers create missing folders, so what matters is the nearest one that exists.

@@ -129,6 +129,8 @@ class _Hasher:
         self._seen: dict[str, Source] = {}
 
     def __call__(self, path: str) -> Source:
+        if "\0" in path:
+            raise UsageError(f"the path {path!r} holds a NUL character")
         if path not in self._seen:
             try:  # absolute: another process (another cwd) may run the job
                 self._seen[path] = Source(os.path.abspath(path), file_sha256(path))
@@ -224,6 +226,9 @@ def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
         raise InputError(f"cannot read jobs file '{path}': file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read jobs file '{path}': {e}") from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise UsageError(f"{path}, line {line}: holds a NUL character")
     jsonl = path.lower().endswith((".jsonl", ".ndjson")) or text.lstrip().startswith("{")
     rows = _json_rows(path, text) if jsonl else _csv_rows(path, text)
     if not rows:
@@ -251,6 +256,8 @@ def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
             row = json.loads(line)
         except ValueError as e:
             raise UsageError(f"{path}, line {n}: not JSON ({e})") from None
+        except RecursionError:
+            raise UsageError(f"{path}, line {n}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise UsageError(f"{path}, line {n}: a job must be a JSON object")
         rows.append((n, row, True))
@@ -259,6 +266,13 @@ def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
 
 def _csv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
     reader = csv.DictReader(text.splitlines())
+    try:
+        return _read_csv(path, reader)
+    except csv.Error as e:  # a field past the csv module's limit (128 KiB), say
+        raise UsageError(f"{path}, line {reader.line_num}: {e}") from None
+
+
+def _read_csv(path: str, reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any], bool]]:
     if not reader.fieldnames or "content" not in reader.fieldnames:
         raise UsageError(f"jobs file '{path}' needs a header row with a 'content' column")
     rows: list[tuple[int, dict[str, Any], bool]] = []
@@ -319,6 +333,8 @@ def _check_output(output: Any) -> str:
     """A file name inside OUTDIR: relative, no ``..``, a picture's extension."""
     if not isinstance(output, str) or not output.strip():
         raise UsageError("'output' must be a file name")
+    if "\0" in output:
+        raise UsageError(f"'output' {output!r} holds a NUL character")
     p = Path(output)
     if p.is_absolute() or ".." in p.parts:
         raise UsageError(f"'output' must be a name inside OUTDIR, not '{output}'")

@@ -502,6 +502,26 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def requeue(self, ids: Sequence[str]) -> int:
+        """Queue again the done jobs of ``ids`` (their results were lost); how many."""
+        if not ids:
+            return 0
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL, "
+                "extra = json_remove(extra, '$.bytes', '$.sha256') "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'done'",
+                (json.dumps(list(ids)),),
+            )
+            return cur.rowcount
+
+    def has_output(self, output: str, kind: str = "transfer") -> bool:
+        """Whether a job of ``kind`` writes ``output`` (a path relative to the store's folder)."""
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE output = ? AND kind = ? LIMIT 1", (output, kind)
+        ).fetchone()
+        return row is not None
+
     def release(self, worker: str) -> int:
         """Queue again every job ``worker`` still holds (a driver stopping halfway); how many."""
         with self._write() as db:

@@ -9,10 +9,13 @@ real process, is at the end; signals are in test_signals.py.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -553,3 +556,71 @@ def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> N
     assert len(run.stderr.splitlines()) == 1 and "cannot write 'big.png'" in run.stderr
     assert "Traceback" not in run.stderr
     assert snapshot(hostile_dir) == before  # no partial big.png, no temporary left
+
+
+# --- the studio's guards: any header value is 400 or 403, never a 500 -----------------------------
+
+# name: (method, headers as sent, status)
+SERVER_CASES: dict[str, tuple[str, dict[bytes, bytes], int]] = {
+    "host an open bracket": ("GET", {b"host": b"[::1"}, 400),
+    "host a lone bracket": ("GET", {b"host": b"["}, 400),
+    "host brackets around a name": ("GET", {b"host": b"[localhost]:8000"}, 400),
+    "host with a closing bracket": ("POST", {b"host": b"local]host"}, 400),
+    "host of bytes": ("GET", {b"host": b"\xff\xfe[\x00"}, 400),
+    "host empty": ("GET", {b"host": b""}, 403),
+    "host with a user": ("GET", {b"host": b"evil@localhost"}, 400),
+    "host with a path": ("GET", {b"host": b"localhost/x"}, 400),
+    "origin an open bracket": ("POST", {b"host": b"localhost", b"origin": b"http://[::1"}, 403),
+    "origin a lone bracket": ("POST", {b"host": b"localhost", b"origin": b"http://["}, 403),
+    "origin not a url": ("POST", {b"host": b"localhost", b"origin": b"null"}, 403),
+    "origin of bytes": ("POST", {b"host": b"localhost", b"origin": b"http://\xe7[\xff"}, 403),
+}
+
+
+def _ask(app: Any, method: str, headers: dict[bytes, bytes]) -> tuple[int, dict[str, Any]]:
+    """One request straight to an ASGI app (no HTTP client normalises the headers): its status
+    and JSON body."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": list(headers.items()),
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+        "root_path": "",
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+@pytest.mark.parametrize("case", sorted(SERVER_CASES))
+def test_malformed_headers_are_refused_by_the_studios_guard(case: str) -> None:
+    from impasto.serve.guards import SameSite
+
+    method, headers, status = SERVER_CASES[case]
+    reached: list[str] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(case)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = SameSite(route, loopback_only=True)
+    got, body = _ask(guard, method, headers)
+    assert got == status, body
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"]
+    assert not reached  # refused before any route ran
+    assert _ask(guard, "POST", {b"host": b"localhost:8000"})[0] == 200

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from helpers import dead_pid
+from impasto.cli import main
 from impasto.errors import InputError, UsageError
 from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
@@ -601,3 +602,26 @@ def test_a_job_held_by_a_process_that_dies_is_taken_over(tmp_path: Path) -> None
     assert summary.done == 3 and summary.elsewhere == 0
     assert job is not None and job.state == "done" and job.attempts == 2
     assert (out / job.output).read_bytes().startswith(b"image of picture")
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("UPDATE jobs SET options = '{not json'", "has a damaged row"),
+        ("UPDATE jobs SET seconds = 'slow', state = 'done'", "seconds is 'slow'"),
+        ("UPDATE jobs SET labels = '[1, 2]'", "labels is list"),
+        ("UPDATE meta SET value = '-1' WHERE key = 'schema'", "unreadable schema version '-1'"),
+    ],
+)
+def test_a_store_damaged_outside_impasto_is_one_line_exit_3(
+    tmp_path: Path, damage: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.in_folder(tmp_path) as store:
+        store.add(_specs(2))
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    db.execute(damage)
+    db.commit()
+    db.close()
+    assert main(["batch", "status", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("impasto: error: ") and words in err

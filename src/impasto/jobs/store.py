@@ -166,27 +166,47 @@ class Job:
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Job:
+        """The row as a Job; TypeError or ValueError for a row no impasto wrote (SQLite keeps
+        whatever a column is given)."""
         return cls(
-            id=row["id"],
-            seq=row["seq"],
-            inputs=json.loads(row["inputs"]),
-            options=json.loads(row["options"]),
-            output=row["output"],
-            labels=json.loads(row["labels"]),
+            id=_typed(row, "id", str),
+            seq=_typed(row, "seq", int),
+            inputs=_json(row, "inputs", dict),
+            options=_json(row, "options", dict),
+            output=_typed(row, "output", str),
+            labels=_json(row, "labels", dict),
             state=row["state"],
-            attempts=row["attempts"],
-            worker=row["worker"],
-            device=row["device"],
-            lease=row["lease"],
-            created=row["created"],
-            started=row["started"],
-            finished=row["finished"],
-            seconds=row["seconds"],
-            terms=json.loads(row["losses"]) if row["losses"] else None,
-            error=row["error"],
-            kind=row["kind"],
-            extra=json.loads(row["extra"]),
+            attempts=_typed(row, "attempts", int),
+            worker=_typed(row, "worker", str, None),
+            device=_typed(row, "device", str, None),
+            lease=_typed(row, "lease", float, None),
+            created=_typed(row, "created", float),
+            started=_typed(row, "started", float, None),
+            finished=_typed(row, "finished", float, None),
+            seconds=_typed(row, "seconds", float, None),
+            terms=_json(row, "losses", dict) if row["losses"] else None,
+            error=_typed(row, "error", str, None),
+            kind=_typed(row, "kind", str),
+            extra=_json(row, "extra", dict),
         )
+
+
+def _typed(row: sqlite3.Row, key: str, kind: type, *none: None) -> Any:
+    value = row[key]
+    if value is None and none:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind):
+        raise TypeError(f"{key} is {value!r}, not {kind.__name__}")
+    return value
+
+
+def _json(row: sqlite3.Row, key: str, kind: type) -> Any:
+    value = json.loads(_typed(row, key, str))
+    if not isinstance(value, kind):
+        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
+    return value
 
 
 class Store:
@@ -317,6 +337,10 @@ class Store:
             raise InputError(
                 f"the job store '{self.path}' has an unreadable schema version {row['value']!r}"
             ) from None
+        if version < 1:
+            raise InputError(
+                f"the job store '{self.path}' has an unreadable schema version {row['value']!r}"
+            )
         if version > SCHEMA_VERSION:
             raise InputError(
                 f"the job store '{self.path}' was made by a newer impasto "
@@ -455,7 +479,7 @@ class Store:
                 f"{only} ORDER BY seq LIMIT 1) AND state = 'queued' RETURNING *",
                 (worker, now, now, *params),
             ).fetchone()
-        return Job._from_row(row) if row is not None else None
+        return self._job(row) if row is not None else None
 
     def heartbeat(self, worker: str) -> None:
         """Renew the lease of every job ``worker`` holds."""
@@ -566,7 +590,7 @@ class Store:
                 (kind,),
             ).fetchall()
             gone = [
-                Job._from_row(r)
+                self._job(r)
                 for i, r in enumerate(rows)
                 if i >= keep or now - (r["finished"] or now) > max_age_s
             ]
@@ -577,9 +601,20 @@ class Store:
         return gone
 
     # --- reading ------------------------------------------------------------------------------
+    def _job(self, row: sqlite3.Row) -> Job:
+        """A row as a Job; a row damaged outside impasto (JSON that does not parse, a value of
+        the wrong type) is an input error that names it."""
+        try:
+            return Job._from_row(row)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise InputError(
+                f"the job store '{self.path}' has a damaged row ({str(row['id'])[:40]!r}): "
+                f"{type(e).__name__}: {e}"
+            ) from None
+
     def get(self, job_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return Job._from_row(row) if row is not None else None
+        return self._job(row) if row is not None else None
 
     def jobs(self, ids: Sequence[str] | None = None, kind: str = "transfer") -> list[Job]:
         """Jobs in submission order: those of ``ids`` when given, else every job of ``kind``."""
@@ -592,7 +627,7 @@ class Store:
                 "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq",
                 (json.dumps(list(ids)),),
             ).fetchall()
-        return [Job._from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     def recent(self, kind: str, limit: int | None = None) -> list[Job]:
         """The jobs of ``kind``, newest first (the ``limit`` newest, when given)."""
@@ -600,7 +635,7 @@ class Store:
             "SELECT * FROM jobs WHERE kind = ? ORDER BY seq DESC LIMIT ?",
             (kind, -1 if limit is None else limit),
         ).fetchall()
-        return [Job._from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     def counts(self, ids: Sequence[str] | None = None) -> dict[str, int]:
         """How many jobs are in each state (every state present, zeros included)."""

@@ -226,3 +226,30 @@ def test_cli_mix_styles_writes_a_reusable_style(spatial_dir: Path) -> None:
     # Blue's colours (the shallow layers) over red's coarse layout: more blue than red overall.
     r, _, b = np.asarray(mixed.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
     assert b > r
+
+
+def test_cli_mix_styles_keeps_its_best_image_when_interrupted(
+    spatial_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C at the third iteration (a listener raising, as the signal handler does): the best
+    image so far is kept beside the output, as transfer keeps it."""
+    from impasto.cli import main, progress
+
+    heard = progress.ProgressBar.__call__
+
+    def interrupted(self: progress.ProgressBar, step: Any) -> None:
+        heard(self, step)
+        if step.iteration == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.ProgressBar, "__call__", interrupted)
+    monkeypatch.chdir(spatial_dir)
+    args = ["mix-styles", "red.png", "blue.png", "-o", "mixed.png", "--size", "48"]
+    assert main([*args, "--iterations", "50", "-q"]) == 130
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "interrupted at iteration 3/50" in err, err
+    assert "best image so far saved to mixed.interrupted.png" in err
+    assert imageio.load_image(spatial_dir / "mixed.interrupted.png").size == (48, 48)
+    meta = imageio.read_metadata(spatial_dir / "mixed.interrupted.png")
+    assert meta["impasto:command"] == "mix-styles"
+    assert not (spatial_dir / "mixed.png").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["Named", "check_apart", "check_distinct"]
+__all__ = ["Named", "check_apart", "check_distinct", "interrupted_path"]
 
 Named = tuple[str, "str | os.PathLike[str]"]
 """(what it is, for the message: "the content image", "--work-dir"; its path)."""
@@ -112,3 +112,9 @@ def check_distinct(outputs: Sequence[Named]) -> None:
             shown = f"{a_name} '{os.fspath(a)}' {how} {b_name} '{os.fspath(b)}'"
             raise UsageError(f"{shown}; pick separate paths")
         index.add((b_name, b))
+
+
+def interrupted_path(out: Path) -> Path:
+    """Where an interrupted run leaves its best image: ``OUT.interrupted.EXT`` beside ``OUT``
+    (``photo.jpg`` -> ``photo.interrupted.jpg``), in the output's own format."""
+    return out.with_name(f"{out.stem}.interrupted{out.suffix}")

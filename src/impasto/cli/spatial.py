@@ -21,7 +21,7 @@ from ..errors import ExitStatus, UsageError
 from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
 from ..optimize import Transfer
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import add_common, add_config_options, config_inputs
 from .progress import ProgressBar
@@ -177,18 +177,24 @@ def _run_mix(ns: argparse.Namespace) -> int:
     given.setdefault("init", "noise")
     cfg = TransferConfig.from_options(given)
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
-    check_apart(inputs + config_inputs(cfg), [("the output", out)])
+    outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
+    check_apart(inputs + config_inputs(cfg), outputs)
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
     progress = ProgressBar(cfg.iterations, ns.quiet, None, 0)
     try:
         result = transfer.run(on_step=progress)
     finally:
         progress.close()
-    if result.interrupted:
-        print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
     sources = {"coarse": str(ns.coarse), "fine": str(ns.fine)}
     meta = {**result.metadata(sources), "impasto:command": "mix-styles"}
+    if result.interrupted:  # as transfer does: the best image so far, beside the output
+        partial = imageio.save_image(result.image, interrupted_path(out), metadata=meta)
+        print(
+            f"{PROG}: interrupted at iteration {result.iterations}/{cfg.iterations}; "
+            f"best image so far saved to {partial}",
+            file=sys.stderr,
+        )
+        return ExitStatus.INTERRUPTED
     imageio.save_image(result.image, out, metadata=meta)
     if not ns.quiet:
         w, h = result.image.size

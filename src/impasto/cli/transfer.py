@@ -19,7 +19,7 @@ from .. import animate, experiments, imageio
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..optimize import Result, Step, Transfer
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import (
     add_common,
@@ -172,12 +172,6 @@ def _save_watch(
         plot(ns.plot)
         if not ns.quiet:
             print(f"wrote {ns.plot}", file=sys.stderr)
-
-
-def interrupted_path(out: Path) -> Path:
-    """Where an interrupted run leaves its best image: ``OUT.interrupted.EXT`` beside ``OUT``
-    (``photo.jpg`` -> ``photo.interrupted.jpg``), in the output's own format."""
-    return out.with_name(f"{out.stem}.interrupted{out.suffix}")
 
 
 def _watch_outputs(ns: argparse.Namespace) -> list[Named]:

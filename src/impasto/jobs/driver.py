@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes
 from ..errors import ExitStatus, ImpastoError
+from ..paths import interrupted_path
 from .executor import Executor
 from .spec import JobSpec, Outcome, Source, Task, file_sha256
 from .store import Job, Store, worker_id
@@ -91,8 +92,7 @@ class Summary:
 
 def interrupted_name(output: str) -> str:
     """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes."""
-    p = Path(output)
-    return str(p.with_name(f"{p.stem}.interrupted{p.suffix}"))
+    return str(interrupted_path(Path(output)))
 
 
 def _read(source: Source) -> bytes:

@@ -209,6 +209,18 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "ratio 0": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "0"], 2, "--ratios"),
     "ratio inf": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "1,inf"], 2, "--ratios"),
     "ratio nan": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "nan"], 2, "--ratios"),
+    "ratios empty": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", ""], 2, "at least one"),
+    "ratios only a comma": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", ","], 2, "one"),
+    "grid layers only a comma": (
+        ["grid", "p.png", "s.png", "-o", "o.png", "--layers", ","],
+        2,
+        "--layers needs at least one value",
+    ),
+    "reconstruct layers empty": (
+        ["reconstruct", "style", "p.png", "-o", "o.png", "--layers", ""],
+        2,
+        "--layers needs at least one value",
+    ),
     "fps 1e300": ([*V, "-o", "o.mp4", "--fps", "1e300", "--frames", "2"], 2, "frame rate"),
     "fps 0": ([*V, "-o", "o.mp4", "--fps", "0"], 2, "frame rate"),
     "fps nan": ([*V, "-o", "o.mp4", "--fps", "nan"], 2, "frame rate"),
@@ -353,6 +365,11 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "batch jobs file with a NUL": ([*B, "j_nul.jsonl", "-o", "outs"], 2, "NUL character"),
     "batch jobs file nested deep": ([*B, "j_deep.jsonl", "-o", "outs"], 2, "nested too deeply"),
     "batch jobs file huge field": ([*B, "j_field.csv", "-o", "outs"], 2, "field larger than"),
+    "batch sweep init missing": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "outs", "--sweep", "init=content,no.png"],
+        3,
+        "cannot read the --init image 'no.png': file not found",
+    ),
     "batch status of nothing": (["batch", "status", "frames"], 3, "no batch in 'frames'"),
     "batch status of two": (["batch", "status", "frames", "styles"], 2, "one OUTDIR"),
     # --- spatial and scale control: masks, label maps, a fine style -----------------------------

@@ -146,6 +146,21 @@ def test_jobs_files_csv_and_json_lines(images: Path) -> None:
     assert job.options["size"] == 32 and job.output == "first.png"
 
 
+def test_files_a_jobs_file_names_are_read_from_its_folder(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = images / "jobs.csv"
+    jobs.write_text("content,style,weights,init\nc/a.png,s/x.png,w/vgg.pth,c/b.png\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not the jobs file's folder
+    (job,) = jobs_from_file(str(jobs), {})
+    assert job.options["weights"] == str(images / "w" / "vgg.pth")
+    assert job.options["init"] == str(images / "c" / "b.png")
+    jobs.write_text("content,style,init\nc/a.png,s/x.png,noise\n")
+    (noise,) = jobs_from_file(str(jobs), {})
+    assert noise.options["init"] == "noise"  # a word, not a file
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

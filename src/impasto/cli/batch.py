@@ -135,6 +135,9 @@ def _run_batch(ns: argparse.Namespace) -> int:
         inputs += [("the style image", s.path) for s in spec.styles]
         inputs += config_inputs(spec.config())
     inputs = list(dict.fromkeys(inputs))
+    for what, path in inputs:  # an --init or --weights file (swept, say) missing: before any work
+        if what != "the content image" and what != "the style image" and not os.path.exists(path):
+            raise InputError(f"cannot read {what} '{os.fspath(path)}': file not found")
     if ns.jobs is not None:
         inputs.append(("the jobs file", ns.jobs))
     check_apart(inputs, [("the output folder", outdir)])

@@ -212,6 +212,7 @@ def _check_outputs(specs: list[JobSpec]) -> list[JobSpec]:
 # --- jobs files -----------------------------------------------------------------------------------
 
 _STYLE_COLUMNS = ("style", "styles")
+_INIT_WORDS = ("noise", "content", "style")  # --init's choices that are not files
 
 
 def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
@@ -322,6 +323,12 @@ def _row_spec(
 
     def at(p: str) -> str:
         return p if os.path.isabs(p) else os.path.normpath(folder / p)
+
+    # The files an option names are read from the jobs file's folder too, as the images are.
+    if isinstance(options.get("weights"), str):
+        options["weights"] = at(options["weights"])
+    if isinstance(options.get("init"), str) and options["init"] not in _INIT_WORDS:
+        options["init"] = at(options["init"])
 
     c = source(at(content))
     ss = tuple(source(at(s)) for s in names)

@@ -168,7 +168,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "video name too long": (["video", "f" * 300, "s.png", "-o", "o.mp4"], 3, "too long"),
     "output under a file": ([*T, "-o", "p.png/o.png"], 3, "is not a directory"),
     # --- numbers: every one has a range, checked before any work ----------------------------------
-    "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 1"),
+    "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 16, not 0"),
     "size huge": ([*T, "-o", "o.png", "--size", "100000"], 2, "--size must be between 16 and"),
     "iterations 0": ([*T, "-o", "o.png", "--iterations", "0"], 2, "--iterations must be"),
     "iterations 5e7": ([*T, "-o", "o.png", "--iterations", "50000000"], 2, "between 1 and"),

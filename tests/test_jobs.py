@@ -166,7 +166,7 @@ def test_files_a_jobs_file_names_are_read_from_its_folder(
     [
         ("content,style\nc/a.png,s/nope.png\n", "line 2: cannot read image"),
         ("content,style,sise\nc/a.png,s/x.png,3\n", "line 2: unknown option 'sise'"),
-        ("content,style,size\nc/a.png,s/x.png,0\n", "line 2: --size must be at least 1"),
+        ("content,style,size\nc/a.png,s/x.png,0\n", "line 2: --size must be at least 16"),
         ("content,style,output\nc/a.png,s/x.png,../up.png\n", "a name inside OUTDIR"),
         ("content,style,output\nc/a.png,s/x.png,a.gif\n", "must end in .png"),
         ("content,style\nc/a.png,\n", "no 'style'"),

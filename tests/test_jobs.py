@@ -6,6 +6,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -640,3 +641,27 @@ def test_a_store_damaged_outside_impasto_is_one_line_exit_3(
     assert main(["batch", "status", str(tmp_path)]) == 3
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("impasto: error: ") and words in err
+
+
+def test_batch_status_reads_a_store_on_read_only_media(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch's folder on a read-only file system (a bind mount, as root; else skipped): SQLite
+    cannot make the WAL index file there, and status still reads the table."""
+    src, ro = tmp_path / "batch", tmp_path / "ro"
+    ro.mkdir()
+    with Store.in_folder(src) as store:
+        store.add(_specs(2))
+    bind = ["mount", "--bind", "-o", "ro", str(src), str(ro)]
+    mounted = (
+        subprocess.run(bind, check=False, capture_output=True) if shutil.which("mount") else None
+    )
+    if mounted is None or mounted.returncode != 0:
+        pytest.skip("needs a read-only bind mount (root)")
+    try:
+        assert not os.access(ro, os.W_OK) or os.statvfs(ro).f_flag & os.ST_RDONLY
+        assert main(["batch", "status", str(ro)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == "2 jobs: 2 queued" and len(out) == 4
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)

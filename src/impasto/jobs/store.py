@@ -223,6 +223,7 @@ class Store:
         self, path: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> None:
         self.path = Path(path)
+        self._db: sqlite3.Connection
         if (readonly or not create) and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
         if not readonly:
@@ -231,15 +232,14 @@ class Store:
             except OSError as e:
                 raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
         try:
-            self._db = self._connect(readonly, shared)
             try:
-                if readonly:
-                    version = self._read_version()
-                else:
-                    self._open_for_writing()
-            except BaseException:
-                self._db.close()
-                raise
+                version = self._open(readonly, shared)
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                # Read-only media: SQLite cannot make the WAL's index file beside the store, so
+                # it reads the file as one that nothing changes (nothing can, there).
+                version = self._open(readonly, shared, immutable=True)
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot use the job store '{self.path}': {e}") from e
         if readonly and (version or 0) < SCHEMA_VERSION:  # new or older: made or migrated first
@@ -248,8 +248,23 @@ class Store:
                 pass
             self._db = self._connect(readonly, shared)
 
-    def _connect(self, readonly: bool, shared: bool) -> sqlite3.Connection:
-        target = f"file:{quote(str(self.path.absolute()))}?mode=ro" if readonly else self.path
+    def _open(self, readonly: bool, shared: bool, immutable: bool = False) -> int | None:
+        """Connect, and make or check the schema (writable) or read its version (readonly)."""
+        self._db = self._connect(readonly, shared, immutable)
+        try:
+            if readonly:
+                return self._read_version()
+            self._open_for_writing()
+            return SCHEMA_VERSION
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect(self, readonly: bool, shared: bool, immutable: bool = False) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro" + (
+            "&immutable=1" if immutable else ""
+        )
+        target = uri if readonly else self.path
         db = sqlite3.connect(
             target,
             timeout=BUSY_TIMEOUT_MS / 1000,

@@ -253,3 +253,27 @@ def test_cli_mix_styles_keeps_its_best_image_when_interrupted(
     meta = imageio.read_metadata(spatial_dir / "mixed.interrupted.png")
     assert meta["impasto:command"] == "mix-styles"
     assert not (spatial_dir / "mixed.png").exists()
+
+
+def test_a_mask_whose_name_holds_a_comma_can_be_given(
+    spatial_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole (the file exists) or with the comma escaped among others."""
+    import argparse
+
+    from impasto.cli.spatial import regions_from_args, spatial_inputs
+
+    monkeypatch.chdir(spatial_dir)
+    half = Image.new("L", (32, 32), 0)
+    half.paste(255, (0, 0, 16, 32))
+    half.save("left,half.png")
+    half.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save("right.png")
+    blank = {"style_masks": None, "segmentation": None, "style_segmentation": None}
+    whole = argparse.Namespace(masks="left,half.png", fine_style=None, **blank)
+    assert spatial_inputs(whole) == [("the mask", "left,half.png")]
+    regions = regions_from_args(whole, 1)
+    assert regions is not None and len(regions.masks) == 1
+    escaped = argparse.Namespace(masks="left\\,half.png,right.png", fine_style=None, **blank)
+    assert [p for _, p in spatial_inputs(escaped)] == ["left,half.png", "right.png"]
+    regions = regions_from_args(escaped, 2)
+    assert regions is not None and len(regions.masks) == 2

@@ -11,6 +11,8 @@ the server use too.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from dataclasses import fields
 from typing import Any
@@ -18,7 +20,6 @@ from typing import Any
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
-from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
 from ..optimize import Transfer
 from ..paths import Named, check_apart, interrupted_path
@@ -42,7 +43,8 @@ def add_spatial_options(p: argparse.ArgumentParser) -> None:
         metavar="MASKS",
         help="comma-separated masks, one per style image in order: style i paints mask i; a "
         "mask written FILE:none is kept as the photo (soft edge: --keep-feather) and needs no "
-        "style (only FILE:none masks: the styles paint the rest as usual)",
+        "style (only FILE:none masks: the styles paint the rest as usual); a comma in a file "
+        "name is written \\,",
     )
     g.add_argument(
         "--style-masks",
@@ -102,7 +104,14 @@ def check_no_spatial(ns: argparse.Namespace) -> None:
 
 
 def _split(text: str | None) -> list[str]:
-    return split_list(text) if text is not None else []
+    """A comma-separated list of files; a file whose name holds a comma is given whole (it
+    exists) or with the comma escaped (``a\\,b.png``)."""
+    if text is None:
+        return []
+    if "," in text and os.path.isfile(text.removesuffix(KEEP_SUFFIX)):
+        return [text]
+    parts = re.split(r"(?<!\\),", text)  # at the commas not escaped
+    return [p.replace("\\,", ",").strip() for p in parts if p.strip()]
 
 
 def spatial_inputs(ns: argparse.Namespace) -> list[Named]:

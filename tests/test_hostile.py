@@ -167,6 +167,11 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "output name too long": ([*T, "-o", "a" * 300 + ".png"], 3, "File name too long"),
     "video name too long": (["video", "f" * 300, "s.png", "-o", "o.mp4"], 3, "too long"),
     "output under a file": ([*T, "-o", "p.png/o.png"], 3, "is not a directory"),
+    "interrupted name too long": (
+        [*T, "-o", "i" * 245 + ".png"],
+        3,
+        f"cannot write '{'i' * 245}.interrupted.png': File name too long (261 bytes",
+    ),
     # --- numbers: every one has a range, checked before any work ----------------------------------
     "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 16, not 0"),
     "size huge": ([*T, "-o", "o.png", "--size", "100000"], 2, "--size must be between 16 and"),

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .atomic import NAME_MAX, atomic_write
+from .atomic import atomic_write
 from .errors import InputError, UsageError, first_line, unreadable
+from .paths import check_name_length
 
 try:
     from PIL import ImageCms
@@ -363,12 +364,7 @@ def check_writable(path: StrPath, formats: Sequence[str], what: str) -> pathlib.
         raise UsageError(f"{kind} for '{name}'; use {choices}")
     if "\0" in name:
         raise UsageError(f"the path {name!r} holds a NUL character")
-    for part in p.parts:
-        if len(os.fsencode(part)) > NAME_MAX:
-            raise InputError(
-                f"cannot write '{name}': File name too long ({len(os.fsencode(part))} bytes in "
-                f"one name; at most {NAME_MAX})"
-            )
+    check_name_length(p)
     if p.is_dir():
         raise InputError(f"cannot write '{name}': it is a directory")
     # The writers create missing folders, so what matters is the nearest one that exists.

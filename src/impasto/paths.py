@@ -15,9 +15,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import UsageError
+from .atomic import NAME_MAX
+from .errors import InputError, UsageError
 
-__all__ = ["Named", "check_apart", "check_distinct", "interrupted_path"]
+__all__ = ["Named", "check_apart", "check_distinct", "check_name_length", "interrupted_path"]
 
 Named = tuple[str, "str | os.PathLike[str]"]
 """(what it is, for the message: "the content image", "--work-dir"; its path)."""
@@ -85,8 +86,11 @@ class _Index:
 
 def check_apart(inputs: Sequence[Named], outputs: Sequence[Named]) -> None:
     """Raise :class:`UsageError` (exit 2) when an output is, is inside or contains an input, or
-    two outputs are, or hold, one another. Creates and reads nothing but the file system's
-    metadata."""
+    two outputs are, or hold, one another; :class:`InputError` (exit 3) when an output's name is
+    longer than a file system takes (a run would fail only when it came to write it). Creates
+    and reads nothing but the file system's metadata."""
+    for _, out in outputs:
+        check_name_length(out)
     index = _Index()
     for item in inputs:
         index.add(item)
@@ -99,6 +103,17 @@ def check_apart(inputs: Sequence[Named], outputs: Sequence[Named]) -> None:
                 "pick another path, so as not to overwrite the input"
             )
     check_distinct(outputs)
+
+
+def check_name_length(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`InputError` when a part of ``path`` is over :data:`NAME_MAX` bytes."""
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise InputError(
+                f"cannot write '{os.fspath(path)}': File name too long ({size} bytes in one "
+                f"name; at most {NAME_MAX})"
+            )
 
 
 def check_distinct(outputs: Sequence[Named]) -> None:

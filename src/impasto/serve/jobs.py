@@ -121,7 +121,8 @@ class JobManager:
         try:
             self.store = Store.in_folder(self.data_dir, shared=True)
             try:
-                self._home = (_identity(os.fstat(self._lock_file.fileno())), self._store_id())
+                # The lock file as it is now that this server holds it, and the store it opened.
+                self._home = (_identity(os.stat(self.data_dir / LOCK_NAME)), self._store_id())
                 self._reopen()
             except BaseException:
                 self.store.close()

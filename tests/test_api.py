@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 import impasto
 from impasto import UsageError, imageio, prepare
+from impasto.config import TransferConfig
 from impasto.vgg import VGG
 
 # A few cheap iterations; weights given explicitly so that retuned defaults change nothing here.
@@ -137,3 +139,47 @@ def test_all_names_import() -> None:
     assert {"stylize", "Transfer", "TransferConfig", "Result", "Step"} <= set(impasto.__all__)
     assert isinstance(impasto.__version__, str)
     assert impasto.__version__[0].isdigit()
+
+
+# --- wrong types and shapes: one UsageError line, never a raw error or a white picture ----------
+
+API_CASES: dict[str, tuple[Callable[[], object], str]] = {
+    "an empty tensor": (lambda: _run(torch.rand(3, 0, 64)), "not (3, 0, 64)"),
+    "a grey tensor": (lambda: _run(torch.rand(1, 32, 32)), "(3, H, W) or (1, 3, H, W)"),
+    "a uint8 tensor": (
+        lambda: _run((torch.rand(3, 32, 32) * 255).to(torch.uint8)),
+        "not torch.uint8 (divide 0-255 values by 255)",
+    ),
+    "0-255 floats": (lambda: _run(torch.rand(3, 32, 32) * 255), "divide 0-255 values by 255"),
+    "a NaN tensor": (lambda: _run(torch.full((3, 32, 32), float("nan"))), "not NaN or inf"),
+    "a number as an image": (lambda: _run(12), "not int"),
+    "size 64.7": (lambda: TransferConfig.from_options({"size": 64.7}), "'size' must be an integer"),
+    "iterations 2.5": (lambda: TransferConfig.from_options({"iterations": 2.5}), "an integer"),
+    "a float seed": (lambda: TransferConfig.from_options({"seed": 1.5}), "'seed' must be"),
+    "size 0": (lambda: TransferConfig.from_options({"size": 0}), "--size must be at least 16"),
+    "layers not a list": (
+        lambda: TransferConfig.from_options({"content_layers": 4}),
+        "'content_layers' must be a list of names",
+    ),
+}
+
+
+def _run(content: object) -> object:
+    return impasto.stylize(content, torch.rand(3, 32, 32), size=32, iterations=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_wrong_types_and_shapes_are_one_usage_error(case: str) -> None:
+    call, words = API_CASES[case]
+    with pytest.raises(UsageError) as caught:
+        call()
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_layer_name_is_a_list_of_one_and_null_is_none_on_the_command_line() -> None:
+    config = TransferConfig.from_options({"content_layers": "conv4_2", "scales": "16,32"})
+    assert config.content_layers == ("conv4_2",)  # not "unknown layer 'c'"
+    assert tuple(config.scales)[:2] == (16, 32)
+    from impasto.fieldtypes import parse_text
+
+    assert parse_text(int | None, "null", "--seed") is None

@@ -57,3 +57,11 @@ def test_write_bytes_replaces_the_file_whole_or_leaves_it(tmp_path: Path) -> Non
         raise KeyboardInterrupt  # Ctrl-C half way: the old file stays, no temporary is left
     assert out.read_bytes() == b"second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.bin"]
+
+
+def test_a_name_near_the_file_systems_limit_is_written(tmp_path: Path) -> None:
+    """A 251-byte name (255 with its extension) is a legal name; its temporary must be too."""
+    target = tmp_path / ("n" * 251 + ".png")
+    atomic.write_bytes(target, b"result")
+    assert target.read_bytes() == b"result"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left

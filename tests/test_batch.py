@@ -204,6 +204,37 @@ def test_a_killed_batch_resumes_without_redoing_finished_jobs(inputs: Path) -> N
 
 
 @pytest.mark.slow
+def test_a_batch_beside_one_killed_holding_a_job_runs_that_job_too(inputs: Path) -> None:
+    """Two batches on one folder; the first killed (SIGKILL) while it holds a job and the
+    second is running one of its own: the second takes the dead one's job over (its pid is
+    gone) and exits 0 only once every job is done, rather than "1 running in another process"."""
+    args = ["batch", "c", "--styles", "s", "-o", "out", *SLOW]
+    out = inputs / "out"
+
+    def workers() -> set[str]:
+        if not (out / "impasto.sqlite").exists():
+            return set()
+        return {j.worker or "" for j in rows(out).values() if j.state == "running"}
+
+    with impasto_process(args, inputs) as first:
+        wait_until(lambda: len(workers()) == 1, "the first batch's job", proc=first)
+        with impasto_process(args, inputs) as second:
+            wait_until(lambda: len(workers()) == 2, "a job of each batch", proc=second)
+            first.kill()  # SIGKILL while it holds a job
+            finish(first)
+            mine = f":{first.pid}:"
+            (held,) = [
+                k for k, j in rows(out).items() if j.state == "running" and mine in (j.worker or "")
+            ]
+            _, err = finish(second)
+    assert second.returncode == 0, err
+    after = rows(out)
+    assert {j.state for j in after.values()} == {"done"} and len(after) == 4
+    assert after[held].attempts == 2 and f":{second.pid}:" in (after[held].worker or "")
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(after)
+
+
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
     inputs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,7 +111,7 @@ def test_layer_weights_uses_given_weights() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"size": 0}, "--size must be at least 1"),
+        ({"size": 0}, "--size must be at least 16"),
         ({"size": 8}, "too small"),
         ({"iterations": 0}, "--iterations must be at least 1"),
         ({"lr_decay_every": 0}, "--lr-decay-every"),

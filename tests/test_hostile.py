@@ -9,10 +9,13 @@ real process, is at the end; signals are in test_signals.py.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -26,7 +29,8 @@ def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     """p.png (photo), s.png (painting), g.gif, frames/ (three frames), styles/s2.png, links to
     p.png (symbolic and hard), a photo inside x_steps/, a photo named like the interrupted
     file of p.png, masks (m.png: the left half, black.png, white.png, empty.png, notes.png) and
-    label maps (seg.png: two colours, seg3.png: three)."""
+    label maps (seg.png: two colours, seg3.png: three); a batch's output folder outs/ (a link
+    to the inputs' folder, a file f.png), a photo with a 240-character name and jobs files."""
     d = tmp_path / "in"
     d.mkdir()
     (d / "p.png").write_bytes(content_path.read_bytes())
@@ -57,7 +61,34 @@ def hostile_dir(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
     seg.save(d / "seg.png")
     seg.paste((255, 0, 0), (0, 0, 4, 4))
     seg.save(d / "seg3.png")
+    # Batch: an output folder with a way back to the inputs, and jobs files.
+    (d / "outs").mkdir()
+    (d / "outs" / "link").symlink_to(d, target_is_directory=True)
+    (d / "outs" / "f.png").write_bytes(b"a finished result")
+    (d / f"{'c' * 240}.png").write_bytes(content_path.read_bytes())
+    for name, text in JOBS_FILES.items():
+        (d / name).write_text(text, encoding="utf-8")
     return d
+
+
+def _csv(*outputs: str) -> str:
+    return "content,style,output\n" + "".join(f"p.png,s.png,{o}\n" for o in outputs)
+
+
+JOBS_FILES = {
+    "j_link.csv": _csv("link/p.png"),
+    "j_interrupted.csv": _csv("a.interrupted.png", "a.png"),
+    "j_x.csv": _csv("x.png"),
+    "j_long.csv": _csv("a" * 245 + ".png"),
+    "j_under.csv": _csv("f.png/x.png"),
+    "j_nul.jsonl": '{"content": "p\\u0000.png", "style": "s.png"}\n',
+    "j_deep.jsonl": '{"content": "p.png", "style": "s.png", "x": '
+    + "[" * 100_000
+    + "]" * 100_000
+    + "}\n",
+    "j_field.csv": "content,style\np.png," + "s" * 200_000 + ".png\n",
+}
+B = ["batch", "--jobs"]
 
 
 T = ["transfer", "p.png", "s.png"]
@@ -136,8 +167,13 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "output name too long": ([*T, "-o", "a" * 300 + ".png"], 3, "File name too long"),
     "video name too long": (["video", "f" * 300, "s.png", "-o", "o.mp4"], 3, "too long"),
     "output under a file": ([*T, "-o", "p.png/o.png"], 3, "is not a directory"),
+    "interrupted name too long": (
+        [*T, "-o", "i" * 245 + ".png"],
+        3,
+        f"cannot write '{'i' * 245}.interrupted.png': File name too long (261 bytes",
+    ),
     # --- numbers: every one has a range, checked before any work ----------------------------------
-    "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 1"),
+    "size 0": ([*T, "-o", "o.png", "--size", "0"], 2, "--size must be at least 16, not 0"),
     "size huge": ([*T, "-o", "o.png", "--size", "100000"], 2, "--size must be between 16 and"),
     "iterations 0": ([*T, "-o", "o.png", "--iterations", "0"], 2, "--iterations must be"),
     "iterations 5e7": ([*T, "-o", "o.png", "--iterations", "50000000"], 2, "between 1 and"),
@@ -178,6 +214,18 @@ CASES: dict[str, tuple[list[str], int, str]] = {
     "ratio 0": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "0"], 2, "--ratios"),
     "ratio inf": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "1,inf"], 2, "--ratios"),
     "ratio nan": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", "nan"], 2, "--ratios"),
+    "ratios empty": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", ""], 2, "at least one"),
+    "ratios only a comma": (["grid", "p.png", "s.png", "-o", "o.png", "--ratios", ","], 2, "one"),
+    "grid layers only a comma": (
+        ["grid", "p.png", "s.png", "-o", "o.png", "--layers", ","],
+        2,
+        "--layers needs at least one value",
+    ),
+    "reconstruct layers empty": (
+        ["reconstruct", "style", "p.png", "-o", "o.png", "--layers", ""],
+        2,
+        "--layers needs at least one value",
+    ),
     "fps 1e300": ([*V, "-o", "o.mp4", "--fps", "1e300", "--frames", "2"], 2, "frame rate"),
     "fps 0": ([*V, "-o", "o.mp4", "--fps", "0"], 2, "frame rate"),
     "fps nan": ([*V, "-o", "o.mp4", "--fps", "nan"], 2, "frame rate"),
@@ -291,6 +339,41 @@ CASES: dict[str, tuple[list[str], int, str]] = {
         ["batch", "p.png", "--styles", "s.png", "-o", "out", "--size", "0"],
         2,
         "size",
+    ),
+    "batch output through a link": (
+        [*B, "j_link.csv", "-o", "outs"],
+        2,
+        "the batch output 'outs/link/p.png' is the content image",
+    ),
+    "batch outputs clash with interrupted": (
+        [*B, "j_interrupted.csv", "-o", "outs"],
+        2,
+        "the batch output 'outs/a.interrupted.png' is the interrupted file",
+    ),
+    "batch sheet is a result": (
+        [*B, "j_x.csv", "-o", "outs", "--contact-sheet", "outs/x.png"],
+        2,
+        "the batch output 'outs/x.png' is the contact sheet 'outs/x.png'",
+    ),
+    "batch output name too long": ([*B, "j_long.csv", "-o", "outs"], 3, "File name too long"),
+    "batch planned name too long": (
+        ["batch", f"{'c' * 240}.png", "--styles", "s.png", "-o", "outs"],
+        3,
+        "File name too long",
+    ),
+    "batch output under a file": ([*B, "j_under.csv", "-o", "outs"], 3, "is not a directory"),
+    "batch folder inside the photos' folder": (
+        ["batch", "styles", "--styles", "s.png", "-o", "styles/out"],
+        2,
+        "is inside the content folder 'styles'",
+    ),
+    "batch jobs file with a NUL": ([*B, "j_nul.jsonl", "-o", "outs"], 2, "NUL character"),
+    "batch jobs file nested deep": ([*B, "j_deep.jsonl", "-o", "outs"], 2, "nested too deeply"),
+    "batch jobs file huge field": ([*B, "j_field.csv", "-o", "outs"], 2, "field larger than"),
+    "batch sweep init missing": (
+        ["batch", "p.png", "--styles", "s.png", "-o", "outs", "--sweep", "init=content,no.png"],
+        3,
+        "cannot read the --init image 'no.png': file not found",
     ),
     "batch status of nothing": (["batch", "status", "frames"], 3, "no batch in 'frames'"),
     "batch status of two": (["batch", "status", "frames", "styles"], 2, "one OUTDIR"),
@@ -495,3 +578,71 @@ def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> N
     assert len(run.stderr.splitlines()) == 1 and "cannot write 'big.png'" in run.stderr
     assert "Traceback" not in run.stderr
     assert snapshot(hostile_dir) == before  # no partial big.png, no temporary left
+
+
+# --- the studio's guards: any header value is 400 or 403, never a 500 -----------------------------
+
+# name: (method, headers as sent, status)
+SERVER_CASES: dict[str, tuple[str, dict[bytes, bytes], int]] = {
+    "host an open bracket": ("GET", {b"host": b"[::1"}, 400),
+    "host a lone bracket": ("GET", {b"host": b"["}, 400),
+    "host brackets around a name": ("GET", {b"host": b"[localhost]:8000"}, 400),
+    "host with a closing bracket": ("POST", {b"host": b"local]host"}, 400),
+    "host of bytes": ("GET", {b"host": b"\xff\xfe[\x00"}, 400),
+    "host empty": ("GET", {b"host": b""}, 403),
+    "host with a user": ("GET", {b"host": b"evil@localhost"}, 400),
+    "host with a path": ("GET", {b"host": b"localhost/x"}, 400),
+    "origin an open bracket": ("POST", {b"host": b"localhost", b"origin": b"http://[::1"}, 403),
+    "origin a lone bracket": ("POST", {b"host": b"localhost", b"origin": b"http://["}, 403),
+    "origin not a url": ("POST", {b"host": b"localhost", b"origin": b"null"}, 403),
+    "origin of bytes": ("POST", {b"host": b"localhost", b"origin": b"http://\xe7[\xff"}, 403),
+}
+
+
+def _ask(app: Any, method: str, headers: dict[bytes, bytes]) -> tuple[int, dict[str, Any]]:
+    """One request straight to an ASGI app (no HTTP client normalises the headers): its status
+    and JSON body."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": list(headers.items()),
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+        "root_path": "",
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+@pytest.mark.parametrize("case", sorted(SERVER_CASES))
+def test_malformed_headers_are_refused_by_the_studios_guard(case: str) -> None:
+    from impasto.serve.guards import SameSite
+
+    method, headers, status = SERVER_CASES[case]
+    reached: list[str] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(case)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = SameSite(route, loopback_only=True)
+    got, body = _ask(guard, method, headers)
+    assert got == status, body
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"]
+    assert not reached  # refused before any route ran
+    assert _ask(guard, "POST", {b"host": b"localhost:8000"})[0] == 200

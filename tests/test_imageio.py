@@ -471,3 +471,21 @@ def test_unwritable_directory(tmp_path: Path) -> None:
             imageio.save_image(noise(), locked / "sub" / "out.png")
     finally:
         locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_large_image_wanted_small_is_decoded_small(tmp_path: Path, fmt: str) -> None:
+    """``at_least``: a 4000x3000 picture wanted at about 500 px comes back between 500 and 1000
+    px (JPEG decodes at an eighth, others are reduced by a whole factor), colours kept, and
+    exactly as it was without ``at_least`` when it is small already."""
+    path = tmp_path / f"big.{fmt.lower()}"
+    img = Image.new("RGB", (4000, 3000), (200, 40, 90))
+    img.paste((10, 220, 30), (0, 0, 2000, 3000))  # the left half green
+    img.save(path, format=fmt)
+    small = imageio.load_image(path, at_least=500)
+    assert 500 <= max(small.size) < 1000 and small.size[0] * 3 == small.size[1] * 4
+    left, right = small.getpixel((10, 10)), small.getpixel((small.width - 10, 10))
+    assert np.abs(np.subtract(left, (10, 220, 30))).max() <= 6
+    assert np.abs(np.subtract(right, (200, 40, 90))).max() <= 6
+    whole = imageio.load_image(path, at_least=3000)  # under twice at_least: not reduced
+    assert whole.size == (4000, 3000)

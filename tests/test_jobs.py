@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 
 from helpers import dead_pid
+from impasto.cli import main
 from impasto.errors import InputError, UsageError
 from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
@@ -141,12 +147,27 @@ def test_jobs_files_csv_and_json_lines(images: Path) -> None:
     assert job.options["size"] == 32 and job.output == "first.png"
 
 
+def test_files_a_jobs_file_names_are_read_from_its_folder(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = images / "jobs.csv"
+    jobs.write_text("content,style,weights,init\nc/a.png,s/x.png,w/vgg.pth,c/b.png\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not the jobs file's folder
+    (job,) = jobs_from_file(str(jobs), {})
+    assert job.options["weights"] == str(images / "w" / "vgg.pth")
+    assert job.options["init"] == str(images / "c" / "b.png")
+    jobs.write_text("content,style,init\nc/a.png,s/x.png,noise\n")
+    (noise,) = jobs_from_file(str(jobs), {})
+    assert noise.options["init"] == "noise"  # a word, not a file
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
         ("content,style\nc/a.png,s/nope.png\n", "line 2: cannot read image"),
         ("content,style,sise\nc/a.png,s/x.png,3\n", "line 2: unknown option 'sise'"),
-        ("content,style,size\nc/a.png,s/x.png,0\n", "line 2: --size must be at least 1"),
+        ("content,style,size\nc/a.png,s/x.png,0\n", "line 2: --size must be at least 16"),
         ("content,style,output\nc/a.png,s/x.png,../up.png\n", "a name inside OUTDIR"),
         ("content,style,output\nc/a.png,s/x.png,a.gif\n", "must end in .png"),
         ("content,style\nc/a.png,\n", "no 'style'"),
@@ -541,3 +562,106 @@ def test_ctrl_c_keeps_best_images_and_leaves_the_store_consistent(tmp_path: Path
     assert not (out / first.output).exists()
     assert (second.state, second.attempts, second.worker) == ("queued", 1, None)  # let go
     assert (third.state, third.attempts) == ("queued", 0)
+
+
+def test_a_result_deleted_or_changed_since_is_run_again(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    with Store.in_folder(out) as store:
+        run_jobs(specs, store, out, FakeExecutor())
+        (out / specs[0].output).unlink()  # the user deleted one result ...
+        (out / specs[1].output).write_bytes(b"image of picture X")  # ... and replaced another
+        summary = run_jobs(specs, store, out, FakeExecutor())
+        jobs = store.jobs([s.id for s in specs])
+    assert (summary.missing, summary.done, summary.skipped) == (2, 2, 1)
+    assert "2 redone (the result was gone or changed)" in str(summary)
+    assert [j.attempts for j in jobs] == [2, 2, 1] and {j.state for j in jobs} == {"done"}
+    assert (out / specs[0].output).read_bytes() == b"image of picture 0"
+    assert (out / specs[1].output).read_bytes() == b"image of picture 1"
+    assert jobs[0].extra["bytes"] == len(b"image of picture 0")
+
+
+def test_a_finished_result_named_like_an_interrupted_file_is_kept(tmp_path: Path) -> None:
+    first, second = _real_specs(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    kept = dataclasses.replace(first, output="a.interrupted.png")
+    later = dataclasses.replace(second, output="a.png")
+    with Store.in_folder(out) as store:
+        run_jobs([kept], store, out, FakeExecutor())
+        run_jobs([later], store, out, FakeExecutor())  # another run, the other job
+    assert (out / "a.interrupted.png").read_bytes() == b"image of picture 0"
+    assert (out / "a.png").read_bytes() == b"image of picture 1"
+
+
+def test_a_job_held_by_a_process_that_dies_is_taken_over(tmp_path: Path) -> None:
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = worker_id().split(":")[0]
+    with Store.in_folder(out) as store:
+        ids = store.add(specs)
+        held = store.claim(f"{host}:{holder.pid}:0", ids)  # alive, with a fresh lease
+        assert held is not None
+
+        def kill() -> None:
+            holder.kill()  # SIGKILL while it holds the job
+            holder.wait()
+
+        timer = threading.Timer(1.0, kill)
+        timer.start()
+        try:
+            summary = run_jobs(specs, store, out, FakeExecutor())
+        finally:
+            timer.cancel()
+            kill()
+        job = store.get(held.id)
+    assert summary.done == 3 and summary.elsewhere == 0
+    assert job is not None and job.state == "done" and job.attempts == 2
+    assert (out / job.output).read_bytes().startswith(b"image of picture")
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("UPDATE jobs SET options = '{not json'", "has a damaged row"),
+        ("UPDATE jobs SET seconds = 'slow', state = 'done'", "seconds is 'slow'"),
+        ("UPDATE jobs SET labels = '[1, 2]'", "labels is list"),
+        ("UPDATE meta SET value = '-1' WHERE key = 'schema'", "unreadable schema version '-1'"),
+    ],
+)
+def test_a_store_damaged_outside_impasto_is_one_line_exit_3(
+    tmp_path: Path, damage: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.in_folder(tmp_path) as store:
+        store.add(_specs(2))
+    db = sqlite3.connect(tmp_path / "impasto.sqlite")
+    db.execute(damage)
+    db.commit()
+    db.close()
+    assert main(["batch", "status", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("impasto: error: ") and words in err
+
+
+def test_batch_status_reads_a_store_on_read_only_media(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch's folder on a read-only file system (a bind mount, as root; else skipped): SQLite
+    cannot make the WAL index file there, and status still reads the table."""
+    src, ro = tmp_path / "batch", tmp_path / "ro"
+    ro.mkdir()
+    with Store.in_folder(src) as store:
+        store.add(_specs(2))
+    bind = ["mount", "--bind", "-o", "ro", str(src), str(ro)]
+    mounted = (
+        subprocess.run(bind, check=False, capture_output=True) if shutil.which("mount") else None
+    )
+    if mounted is None or mounted.returncode != 0:
+        pytest.skip("needs a read-only bind mount (root)")
+    try:
+        assert not os.access(ro, os.W_OK) or os.statvfs(ro).f_flag & os.ST_RDONLY
+        assert main(["batch", "status", str(ro)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == "2 jobs: 2 queued" and len(out) == 4
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)

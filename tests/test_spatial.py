@@ -226,3 +226,54 @@ def test_cli_mix_styles_writes_a_reusable_style(spatial_dir: Path) -> None:
     # Blue's colours (the shallow layers) over red's coarse layout: more blue than red overall.
     r, _, b = np.asarray(mixed.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0)
     assert b > r
+
+
+def test_cli_mix_styles_keeps_its_best_image_when_interrupted(
+    spatial_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C at the third iteration (a listener raising, as the signal handler does): the best
+    image so far is kept beside the output, as transfer keeps it."""
+    from impasto.cli import main, progress
+
+    heard = progress.ProgressBar.__call__
+
+    def interrupted(self: progress.ProgressBar, step: Any) -> None:
+        heard(self, step)
+        if step.iteration == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress.ProgressBar, "__call__", interrupted)
+    monkeypatch.chdir(spatial_dir)
+    args = ["mix-styles", "red.png", "blue.png", "-o", "mixed.png", "--size", "48"]
+    assert main([*args, "--iterations", "50", "-q"]) == 130
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "interrupted at iteration 3/50" in err, err
+    assert "best image so far saved to mixed.interrupted.png" in err
+    assert imageio.load_image(spatial_dir / "mixed.interrupted.png").size == (48, 48)
+    meta = imageio.read_metadata(spatial_dir / "mixed.interrupted.png")
+    assert meta["impasto:command"] == "mix-styles"
+    assert not (spatial_dir / "mixed.png").exists()
+
+
+def test_a_mask_whose_name_holds_a_comma_can_be_given(
+    spatial_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole (the file exists) or with the comma escaped among others."""
+    import argparse
+
+    from impasto.cli.spatial import regions_from_args, spatial_inputs
+
+    monkeypatch.chdir(spatial_dir)
+    half = Image.new("L", (32, 32), 0)
+    half.paste(255, (0, 0, 16, 32))
+    half.save("left,half.png")
+    half.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save("right.png")
+    blank = {"style_masks": None, "segmentation": None, "style_segmentation": None}
+    whole = argparse.Namespace(masks="left,half.png", fine_style=None, **blank)
+    assert spatial_inputs(whole) == [("the mask", "left,half.png")]
+    regions = regions_from_args(whole, 1)
+    assert regions is not None and len(regions.masks) == 1
+    escaped = argparse.Namespace(masks="left\\,half.png,right.png", fine_style=None, **blank)
+    assert [p for _, p in spatial_inputs(escaped)] == ["left,half.png", "right.png"]
+    regions = regions_from_args(escaped, 2)
+    assert regions is not None and len(regions.masks) == 2

@@ -1,7 +1,8 @@
 """Atomic files: a file (or a folder) appears whole under its name or not at all, and what a killed
 writer left behind is cleaned up by the next one.
 
-A writer works on a hidden temporary beside the target (``.NAME.impasto-PID-XXXX.EXT``), fsyncs it
+A writer works on a hidden temporary beside the target (``.NAME.impasto-PID-XXXX.EXT``, ``NAME``
+cut to its first 64 bytes, so a temporary's name is never much longer than a short one), fsyncs it
 and renames it over the target; on any exception, Ctrl-C included, the temporary is removed and
 the target left untouched. The writer's process id is in the temporary's name, so that a later
 write can tell one left by a process that died (SIGKILL, a power cut) from one another process is
@@ -24,6 +25,7 @@ from .errors import InputError
 from .process import pid_alive
 
 __all__ = [
+    "NAME_MAX",
     "atomic_write",
     "remove_stale_temporaries",
     "replace_folder",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 StrPath = str | os.PathLike[str]
+
+NAME_MAX = 255  # bytes in one file name: Linux's ext4, XFS, Btrfs, tmpfs; macOS's APFS
+_STEM_BYTES = 64  # of the target's name in a temporary's: the rest of it fits under NAME_MAX
 
 
 @contextlib.contextmanager
@@ -71,7 +76,8 @@ def atomic_write(path: StrPath) -> Iterator[IO[bytes]]:
 def _temp_prefix(p: pathlib.Path, pid: int | None = None) -> str:
     # The writer's process id is in the name, so that a later run can tell a temporary file
     # left by a killed process (SIGKILL, a power cut) from one another run is writing now.
-    base = f".{p.stem}.impasto-"
+    stem = os.fsencode(p.stem)[:_STEM_BYTES].decode("utf-8", "ignore") if p.stem else ""
+    base = f".{stem}.impasto-"
     return base if pid is None else f"{base}{pid}-"
 
 

@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import UsageError
+from .fieldtypes import parse_value
 from .vgg import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
 
 Optimizer = Literal["lbfgs", "adam"]
@@ -543,7 +544,14 @@ class TransferConfig:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise UsageError(f"unknown option '{key}'{hint}")
-        return cls(**options)
+        # Each value read by its field's type, as the command line and the server read theirs
+        # (size=64.7 or a float seed is refused in one line; "conv4_2" is a list of one layer).
+        hints = typing.get_type_hints(cls)
+        typed: dict[str, Any] = {
+            k: v if v is None or isinstance(v, Auto) else parse_value(k, hints[k], v)
+            for k, v in options.items()
+        }
+        return cls(**typed)
 
 
 def _flag(name: str) -> str:
@@ -636,7 +644,7 @@ def _refusal(flag: str, v: float, lo: float, hi: float, below: str | None, kind:
     if math.isfinite(v) and v > hi:
         return f"{flag} must be {within}, not {_num(v)}"
     if counted and lo >= 1 > v:
-        return f"{flag} must be at least 1, not {_num(v)}"
+        return f"{flag} must be at least {_num(lo)}, not {_num(v)}"
     if below is not None and math.isfinite(v):
         return f"{flag} {_num(v)} is too small; {below}"
     if lo == POSITIVE:

@@ -35,7 +35,12 @@ def parse_value(name: str, hint: Any, value: Any) -> Any:
 
 
 def parse_text(hint: Any, text: str, flag: str) -> Any:
-    """Command-line ``text`` for the option ``flag`` of type ``hint``."""
+    """Command-line ``text`` for the option ``flag`` of type ``hint``; ``null`` (or ``none``) is
+    None for an option that may be None, as in JSON (the messages offer it)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional and text.strip().lower() in ("null", "none"):
+        return None
     try:
         return _as(hint, text)
     except _Mismatch:

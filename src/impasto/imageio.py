@@ -27,6 +27,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, Unidentifi
 
 from .atomic import atomic_write
 from .errors import InputError, UsageError, first_line, unreadable
+from .paths import check_name_length
 
 try:
     from PIL import ImageCms
@@ -73,23 +74,30 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 def load_image(
-    source: str | os.PathLike[str] | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: str | os.PathLike[str] | Image.Image,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    at_least: int | None = None,
 ) -> Image.Image:
-    """Load a file (or take a PIL image) as a new, fully loaded 8-bit sRGB ``RGB`` image."""
+    """Load a file (or take a PIL image) as a new, fully loaded 8-bit sRGB ``RGB`` image.
+
+    ``at_least``: the caller wants the image no larger than about this many pixels on its
+    longer side; it is then decoded small where the format can (JPEG's scaled decoding) and
+    halved, quartered... (by whole factors, never below ``at_least``) as soon as it is decoded,
+    before any colour conversion copies it, so that a large picture is held at full size once,
+    briefly. The caller resizes it exactly."""
     if isinstance(source, Image.Image):
         name = os.fsdecode(getattr(source, "filename", "") or "<image>")
         with _bomb_guard(name):
             _check_size(source, name, max_pixels)
-            _decode(source, name)
-            return _to_srgb(source, name)
+            return _to_srgb(_decode_small(source, name, at_least), name)
 
     name = os.fspath(source)
     with _open_file(name) as fp, _bomb_guard(name):
         im = _identify(fp, name)
         try:
             _check_size(im, name, max_pixels)  # from the header, before any pixel is decoded
-            _decode(im, name)
-            return _to_srgb(im, name)
+            return _to_srgb(_decode_small(im, name, at_least), name)
         finally:
             im.close()
 
@@ -156,6 +164,25 @@ def _check_size(im: Image.Image, name: str, max_pixels: int) -> None:
             f"'{name}' is {width}x{height} pixels ({_pixels(width * height)}); "
             f"the limit is {_pixels(max_pixels)}"
         )
+
+
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"})  # what Image.reduce takes
+
+
+def _decode_small(im: Image.Image, name: str, at_least: int | None) -> Image.Image:
+    """``im`` decoded (:func:`_decode`), at a reduced scale when ``at_least`` allows one."""
+    if at_least is None or max(im.size) < 2 * at_least:
+        _decode(im, name)
+        return im
+    with contextlib.suppress(ValueError, OSError):  # only JPEG decodes small; others ignore it
+        im.draft(im.mode, (at_least, at_least))  # the scaled size is at least at_least a side
+    _decode(im, name)
+    factor = max(im.size) // at_least
+    if factor < 2 or im.mode not in _REDUCIBLE:
+        return im
+    small = im.reduce(factor)  # box averages; keeps im.info (the ICC profile, EXIF)
+    im.close()  # the full-size pixels go now, not when the caller is done
+    return small
 
 
 def _decode(im: Image.Image, name: str) -> None:
@@ -335,6 +362,9 @@ def check_writable(path: StrPath, formats: Sequence[str], what: str) -> pathlib.
         shown = [f for f in formats if f != ".jpeg"]  # .jpeg works, but .jpg is the one to offer
         choices = ", ".join(shown[:-1]) + f" or {shown[-1]}" if len(shown) > 1 else shown[0]
         raise UsageError(f"{kind} for '{name}'; use {choices}")
+    if "\0" in name:
+        raise UsageError(f"the path {name!r} holds a NUL character")
+    check_name_length(p)
     if p.is_dir():
         raise InputError(f"cannot write '{name}': it is a directory")
     # The writers create missing folders, so what matters is the nearest one that exists.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -133,10 +134,45 @@ def check_spatial(
 
 
 def as_image(source: ImageLike) -> PIL.Image.Image:
-    """A path, PIL image or RGB tensor in [0, 1] as an 8-bit RGB image."""
+    """A path, PIL image or RGB tensor in [0, 1] as an 8-bit RGB image; anything else, or a
+    tensor that is not one (its shape, an integer dtype, NaN, values past [0, 1]), is a
+    :class:`UsageError` that says so."""
     if isinstance(source, Tensor):
+        check_image_tensor(source)
         return imageio.to_image(source)
+    if not isinstance(source, (str, os.PathLike, PIL.Image.Image)):
+        raise UsageError(
+            f"an image must be a path, a PIL image or a tensor, not {type(source).__name__}"
+        )
     return imageio.load_image(source)
+
+
+def check_image_tensor(t: Tensor) -> None:
+    """Refuse a tensor that is not an RGB image in [0, 1] of shape (3, H, W) or (1, 3, H, W)."""
+    shape = tuple(t.shape)
+    rgb = shape[-3:] == (3, *shape[-2:]) and (len(shape) == 3 or shape[:1] == (1,))
+    if len(shape) not in (3, 4) or not rgb or min(shape[-2:], default=0) < 1:
+        raise UsageError(
+            f"an image tensor must be (3, H, W) or (1, 3, H, W) with H and W at least 1, "
+            f"not {shape}"
+        )
+    if not t.is_floating_point():
+        raise UsageError(
+            f"an image tensor must hold floats in [0, 1], not {t.dtype} (divide 0-255 values "
+            "by 255)"
+        )
+    values = t.detach().float()
+    if not bool(torch.isfinite(values).all()):
+        raise UsageError("an image tensor must hold finite values in [0, 1], not NaN or inf")
+    low, high = float(values.min()), float(values.max())
+    if low < -IMAGE_SLACK or high > 1 + IMAGE_SLACK:
+        raise UsageError(
+            f"an image tensor must hold values in [0, 1], not {low:g} to {high:g}"
+            + (" (divide 0-255 values by 255)" if high > 2 else "")
+        )
+
+
+IMAGE_SLACK = 1e-3  # past [0, 1] by rounding: clamped, not refused
 
 
 def as_images(sources: Sequence[ImageLike]) -> list[PIL.Image.Image]:

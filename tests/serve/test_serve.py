@@ -568,3 +568,36 @@ def test_fuzzed_requests_never_get_a_server_error(tmp_path: Path) -> None:
                 run(operation.as_strategy(path_parameters={"job_id": real["id"]}))
     finally:
         app.state.jobs.close()
+
+
+def test_uploads_are_decoded_a_few_at_a_time_on_the_same_threads() -> None:
+    """However many requests decode at once, at most DECODES_AT_ONCE do, always on the same
+    threads (what bounds the server's memory: see intake.DECODES_AT_ONCE)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1200, 900), (9, 99, 199)).save(buf, format="PNG")
+    now, most, threads = 0, 0, set()
+    lock = threading.Lock()
+    decode = intake._decode_upload
+
+    def counted(*args: Any) -> Image.Image:
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+            threads.add(threading.get_ident())
+        try:
+            return decode(*args)
+        finally:
+            with lock:
+                now -= 1
+
+    limits = Limits(max_size=64)
+    with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(12) as pool:
+        mp.setattr(intake, "_decode_upload", counted)
+        images = list(
+            pool.map(lambda i: intake.decode_upload(buf.getvalue(), f"p{i}", limits, 64), range(24))
+        )
+    assert all(im.size == (64, 48) for im in images)
+    assert most <= intake.DECODES_AT_ONCE and len(threads) <= intake.DECODES_AT_ONCE

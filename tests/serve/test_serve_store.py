@@ -218,3 +218,30 @@ def test_a_bad_data_dir_is_one_line_at_start(
         "unwritable": "cannot write --data-dir",
     }[problem]
     assert message in err[0]
+
+
+def test_a_data_folder_deleted_under_the_server_is_never_written_again(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """The whole data folder deleted (not just its jobs/): the server refuses new jobs rather
+    than record them in a deleted store, makes no folder, and a server started there since
+    owns the folder alone."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    client = make_client(data_dir=data)
+    assert data.stat().st_mode & 0o777 == 0o700  # people's photos: private, even if made open
+    shutil.rmtree(data)  # a /tmp cleaner, a user
+    form = {"options": TINY, "content_example": "tubingen", "style_examples": ["shipwreck"]}
+    r = submit(client, **form)
+    assert r.status_code == 503 and "was deleted or replaced" in r.json()["detail"], r.text
+    assert not data.exists()  # not made again, and no job recorded in the deleted store
+
+    second = make_client(data_dir=data)  # the lock went with the folder: a new server may start
+    assert data.stat().st_mode & 0o777 == 0o700
+    ours = submit(second, **form)
+    assert ours.status_code == 202, ours.text
+    assert submit(client, **form).status_code == 503  # the first still writes nothing there
+    assert wait_for_job(second, ours.json()["id"])["state"] == "done"
+    assert [p.name for p in (data / "jobs").iterdir()] == [ours.json()["id"]]

@@ -16,6 +16,7 @@ import argparse
 import difflib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -180,34 +181,36 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as e:  # --help and --version exit through argparse
         return int(e.code or 0)
     except ImpastoError as e:
-        if show_traceback:
-            raise
+        _trace(show_traceback)
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.exit_status
     except KeyboardInterrupt as e:
-        if show_traceback:
-            raise
+        _trace(show_traceback)
         signals.forget_unhandled_interrupt()  # handled: the exit status is ours to give
         what = "terminated (SIGTERM)" if isinstance(e, signals.Terminated) else "interrupted"
         print(f"{PROG}: {what}", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     except OSError as e:  # the file system said no where no check foresaw it (a name too long)
-        if show_traceback:
-            raise
+        _trace(show_traceback)
         name = f" '{os.fsdecode(e.filename)}'" if e.filename is not None else ""
         print(f"{PROG}: error: cannot use{name}: {e.strerror or e}", file=sys.stderr)
         return ExitStatus.INPUT
     except MemoryError:
-        if show_traceback:
-            raise
+        _trace(show_traceback)
         print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
         return ExitStatus.RESOURCE
     except Exception as e:  # a bug: say so in one line, show it with --traceback
-        if show_traceback:
-            raise
+        _trace(show_traceback)
         print(
             f"{PROG}: unexpected error: {type(e).__name__}: {e} "
             "(run again with --traceback and report it)",
             file=sys.stderr,
         )
         return ExitStatus.ERROR
+
+
+def _trace(show: bool) -> None:
+    """With ``--traceback``, the trace of the error being handled, before its one line: the
+    exit status stays the one the error has without it."""
+    if show:
+        traceback.print_exc(file=sys.stderr)

@@ -34,6 +34,7 @@ from ..jobs import (
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
+from ..jobs.spec import JobSpec
 from ..jobs.store import STORE_NAME, Job, abandoned
 from ..paths import Named, check_apart
 from . import PROG
@@ -146,23 +147,32 @@ def _run_batch(ns: argparse.Namespace) -> int:
         specs = plan(contents, styles, options, pairs=ns.pairs, blend=ns.blend, sweeps=sweeps)
     outdir = Path(ns.output)
     inputs: list[Named] = []
+    for arg in [] if ns.jobs is not None else ns.contents:
+        if os.path.isdir(arg):
+            inputs.append(("the content folder", arg))
+    for arg in [] if ns.jobs is not None else ns.styles:
+        if os.path.isdir(arg):
+            inputs.append(("the style folder", arg))
     for spec in specs:
         inputs.append(("the content image", spec.content.path))
         inputs += [("the style image", s.path) for s in spec.styles]
         inputs += config_inputs(spec.config())
     inputs = list(dict.fromkeys(inputs))
+    for what, path in inputs:  # an --init or --weights file (swept, say) missing: before any work
+        if what != "the content image" and what != "the style image" and not os.path.exists(path):
+            raise InputError(f"cannot read {what} '{os.fspath(path)}': file not found")
     if ns.jobs is not None:
         inputs.append(("the jobs file", ns.jobs))
     check_apart(inputs, [("the output folder", outdir)])
     sheet = None
     if ns.contact_sheet is not None:
-        # A relative name is in OUTDIR, with the results it shows.
+        # A relative name is in OUTDIR, with the results it shows (checked with them below).
         sheet = imageio.check_output_path(outdir / ns.contact_sheet)
-        check_apart(inputs, [("the contact sheet", sheet)])
         if sheet.resolve() == (outdir / STORE_NAME).resolve():
             raise UsageError("the contact sheet cannot be the job store")
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
+    check_apart(inputs, _batch_outputs(specs, outdir, sheet))
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -214,7 +224,31 @@ def _run_batch(ns: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitStatus.FAILED_JOBS
+    undone = [j for j in jobs if j.state != "done"]
+    if undone:  # cancelled elsewhere, or held by a process still running: never a success
+        states = ", ".join(sorted({j.state for j in undone}))
+        print(
+            f"{PROG}: error: {len(undone)} of {len(jobs)} jobs not done ({states}); run the "
+            f"same command again, or see '{PROG} batch status {outdir}'",
+            file=sys.stderr,
+        )
+        return ExitStatus.FAILED_JOBS
     return ExitStatus.OK
+
+
+def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> list[Named]:
+    """Every file the batch may write, each a name the file system takes: the results, the
+    best images of stopped jobs, the contact sheet."""
+    outputs: list[Named] = []
+    for spec in specs:
+        for what, name in (
+            ("the batch output", spec.output),
+            ("the interrupted file", interrupted_name(spec.output)),
+        ):
+            outputs.append((what, imageio.check_output_path(outdir / name)))
+    if sheet is not None:
+        outputs.append(("the contact sheet", sheet))
+    return outputs
 
 
 def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> Executor:

@@ -163,8 +163,23 @@ def bounded_int(flag: str, lo: int, hi: int) -> Callable[[str], int]:
 
 
 def comma_floats(flag: str) -> Callable[[str], tuple[float, ...]]:
-    return _argparse_type(tuple[float, ...], flag)
+    return _nonempty(_argparse_type(tuple[float, ...], flag), flag)
 
 
 def comma_strings(flag: str) -> Callable[[str], tuple[str, ...]]:
-    return _argparse_type(tuple[str, ...], flag)
+    return _nonempty(_argparse_type(tuple[str, ...], flag), flag)
+
+
+def _nonempty(parse: Callable[[str], Any], flag: str) -> Callable[[str], Any]:
+    """A command's own list option: ``''`` or ``','`` is a mistake, never "the defaults" (which
+    leaving the flag out gives)."""
+
+    def parse_some(text: str) -> Any:
+        values = parse(text)
+        if not values:
+            raise argparse.ArgumentTypeError(
+                f"{flag} needs at least one value, not '{text}' (leave it out for the defaults)"
+            )
+        return values
+
+    return parse_some

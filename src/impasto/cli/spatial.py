@@ -11,6 +11,8 @@ the server use too.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from dataclasses import fields
 from typing import Any
@@ -19,10 +21,9 @@ from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
-from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
 from ..optimize import Transfer, stage_plan
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import ConfigFlags, add_common, add_config_options, config_inputs
 from .progress import ProgressBar
@@ -44,7 +45,8 @@ def add_spatial_options(p: argparse.ArgumentParser) -> None:
         metavar="MASKS",
         help="comma-separated masks, one per style image in order: style i paints mask i; a "
         "mask written FILE:none is kept as the photo (soft edge: --keep-feather) and needs no "
-        "style (only FILE:none masks: the styles paint the rest as usual) (default: none)",
+        "style (only FILE:none masks: the styles paint the rest as usual); a comma in a file "
+        "name is written \\, (default: none)",
     )
     g.add_argument(
         "--style-masks",
@@ -104,7 +106,14 @@ def check_no_spatial(ns: argparse.Namespace) -> None:
 
 
 def _split(text: str | None) -> list[str]:
-    return split_list(text) if text is not None else []
+    """A comma-separated list of files; a file whose name holds a comma is given whole (it
+    exists) or with the comma escaped (``a\\,b.png``)."""
+    if text is None:
+        return []
+    if "," in text and os.path.isfile(text.removesuffix(KEEP_SUFFIX)):
+        return [text]
+    parts = re.split(r"(?<!\\),", text)  # at the commas not escaped
+    return [p.replace("\\,", ",").strip() for p in parts if p.strip()]
 
 
 def spatial_inputs(ns: argparse.Namespace) -> list[Named]:
@@ -182,7 +191,8 @@ def _run_mix(ns: argparse.Namespace) -> int:
     given.setdefault("init", "noise")
     cfg = TransferConfig.from_options(given)
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
-    check_apart(inputs + config_inputs(cfg), [("the output", out)])
+    outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
+    check_apart(inputs + config_inputs(cfg), outputs)
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
     plan = stage_plan(cfg, transfer.smallest_size)
     work = WorkPlan.from_sizes([(st.size, st.iterations) for st in plan])
@@ -191,11 +201,16 @@ def _run_mix(ns: argparse.Namespace) -> int:
         result = transfer.run(on_step=progress)
     finally:
         progress.close()
-    if result.interrupted:
-        print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
     sources = {"coarse": str(ns.coarse), "fine": str(ns.fine)}
     meta = {**result.metadata(sources), "impasto:command": "mix-styles"}
+    if result.interrupted:  # as transfer does: the best image so far, beside the output
+        partial = imageio.save_image(result.image, interrupted_path(out), metadata=meta)
+        print(
+            f"{PROG}: interrupted at iteration {result.iterations}/{cfg.iterations}; "
+            f"best image so far saved to {partial}",
+            file=sys.stderr,
+        )
+        return ExitStatus.INTERRUPTED
     imageio.save_image(result.image, out, metadata=meta)
     if not ns.quiet:
         print(result_line(out, result, plan), file=sys.stderr)

@@ -21,7 +21,7 @@ from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
 from ..optimize import Step, Transfer, stage_plan
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -195,12 +195,6 @@ def _save_watch(
         plot(ns.plot)
         if not ns.quiet:
             print(f"wrote {ns.plot}", file=sys.stderr)
-
-
-def interrupted_path(out: Path) -> Path:
-    """Where an interrupted run leaves its best image: ``OUT.interrupted.EXT`` beside ``OUT``
-    (``photo.jpg`` -> ``photo.interrupted.jpg``), in the output's own format."""
-    return out.with_name(f"{out.stem}.interrupted{out.suffix}")
 
 
 def _watch_outputs(ns: argparse.Namespace) -> list[Named]:

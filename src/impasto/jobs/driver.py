@@ -3,9 +3,13 @@
 Only the driver writes the store and the output folder. It submits the jobs of one plan, claims
 them one at a time while the executor has a free slot (so two drivers on one folder share the
 work and never run a job twice), renews its claims' lease while they run, writes each result
-atomically and then records it. On Ctrl-C it stops the executor's running jobs, writes their
-best images as ``NAME.interrupted.png``, records them cancelled (the next run queues them
-again) and raises :class:`KeyboardInterrupt` on, with the store consistent.
+atomically and then records it with its size and hash. A job recorded done whose file is gone
+or changed since is run again: done means the result is there. Jobs another process holds are
+waited for, and taken over when that process dies (its pid, on this host) or stops renewing its
+lease (elsewhere), so a run ends only when every job of its plan has ended. On Ctrl-C it stops
+the executor's running jobs, writes their best images as ``NAME.interrupted.png``, records them
+cancelled (the next run queues them again) and raises :class:`KeyboardInterrupt` on, with the
+store consistent.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from pathlib import Path
 
 from ..atomic import write_bytes
 from ..errors import ExitStatus, ImpastoError
+from ..paths import interrupted_path
 from .executor import Executor
-from .spec import JobSpec, Outcome, Source, Task
+from .spec import JobSpec, Outcome, Source, Task, file_sha256
 from .store import Job, Store, worker_id
 
 __all__ = ["BatchListener", "Summary", "interrupted_name", "run_jobs"]
 
 HEARTBEAT_S = 5.0  # lease renewal; well under store.STALE_AFTER_S
 POLL_S = 0.2
+WAIT_S = 1.0  # how often a driver with nothing to run looks at the jobs another process holds
 
 
 class BatchListener:
@@ -57,6 +63,7 @@ class Summary:
     failed_before: int = 0  # failed in an earlier run, not retried
     cancelled: int = 0  # stopped by Ctrl-C in this run (their best images kept)
     elsewhere: int = 0  # running in another process when this one finished
+    missing: int = 0  # recorded done, but the result was gone or changed: run again
     seconds: float = 0.0
     interrupted: bool = False
     errors: list[tuple[str, str]] = field(default_factory=list)  # (output, error) of failures
@@ -64,6 +71,8 @@ class Summary:
 
     def __str__(self) -> str:
         parts = [f"{self.done} done"]
+        if self.missing:
+            parts.append(f"{self.missing} redone (the result was gone or changed)")
         if self.skipped:
             parts.append(f"{self.skipped} done before")
         if self.failed:
@@ -83,8 +92,7 @@ class Summary:
 
 def interrupted_name(output: str) -> str:
     """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes."""
-    p = Path(output)
-    return str(p.with_name(f"{p.stem}.interrupted{p.suffix}"))
+    return str(interrupted_path(Path(output)))
 
 
 def _read(source: Source) -> bytes:
@@ -139,6 +147,7 @@ class _Driver:
         started = time.monotonic()
         ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
         self.store.recover()
+        self.summary.missing = self._check_done(ids)
         before = {job.id: job.state for job in self.store.jobs(ids)}
         self.summary.total = len(ids)
         self.summary.skipped = sum(state == "done" for state in before.values())
@@ -150,7 +159,13 @@ class _Driver:
                 try:
                     self._fill(ids)
                     if not self.running:
-                        break
+                        if self.stopping or not self.store.counts(ids)["running"]:
+                            break
+                        # Another process holds some of our jobs: wait for it to end them, or
+                        # take them over if it dies.
+                        time.sleep(WAIT_S)
+                        self.store.recover()
+                        continue
                     self._wait()
                     if time.monotonic() - last_beat > HEARTBEAT_S:
                         self.store.heartbeat(self.worker)
@@ -169,6 +184,26 @@ class _Driver:
         if self.summary.interrupted:
             raise KeyboardInterrupt
         return self.summary
+
+    def _check_done(self, ids: Sequence[str]) -> int:
+        """Queue again the done jobs whose result is gone, or is not the file recorded (another
+        size or hash); how many."""
+        lost: list[str] = []
+        for job in self.store.jobs(ids):
+            if job.state != "done":
+                continue
+            path = self.folder / job.output
+            want_size, want_hash = job.extra.get("bytes"), job.extra.get("sha256")
+            try:
+                size = path.stat().st_size if path.is_file() else None
+                same = size is not None and (want_size is None or size == want_size)
+                if same and want_hash is not None:
+                    same = file_sha256(path) == want_hash
+            except OSError:
+                same = False
+            if not same:
+                lost.append(job.id)
+        return self.store.requeue(lost)
 
     def _fill(self, ids: Sequence[str]) -> None:
         """Claim and submit jobs while the executor has room."""
@@ -221,9 +256,13 @@ class _Driver:
         except ImpastoError as e:
             self._record(job, outcome, "failed", str(e), e.exit_status)
             return
-        # An earlier attempt's best image is superseded by the result.
-        (self.folder / interrupted_name(job.output)).unlink(missing_ok=True)
-        self._record(job, outcome, "done")
+        # An earlier attempt's best image is superseded by the result (unless that name is
+        # another job's result).
+        stale = interrupted_name(job.output)
+        if not self.store.has_output(stale):
+            (self.folder / stale).unlink(missing_ok=True)
+        written = {"bytes": len(outcome.image), "sha256": hashlib.sha256(outcome.image).hexdigest()}
+        self._record(job, outcome, "done", extra=written)
 
     def _write(self, name: str, data: bytes) -> None:
         write_bytes(self.folder / name, data)
@@ -235,6 +274,7 @@ class _Driver:
         state: str,
         error: str | None = None,
         status: int = 0,
+        extra: dict[str, object] | None = None,
     ) -> None:
         self.store.finish(
             job.id,
@@ -245,6 +285,7 @@ class _Driver:
             terms=outcome.terms if outcome and outcome.terms else None,
             error=error,
             retries=outcome.retries if outcome else 0,
+            extra=extra,
         )
         if state == "done":
             self.summary.done += 1

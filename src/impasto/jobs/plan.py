@@ -130,6 +130,8 @@ class _Hasher:
         self._seen: dict[str, Source] = {}
 
     def __call__(self, path: str) -> Source:
+        if "\0" in path:
+            raise UsageError(f"the path {path!r} holds a NUL character")
         if path not in self._seen:
             try:  # absolute: another process (another cwd) may run the job
                 self._seen[path] = Source(os.path.abspath(path), file_sha256(path))
@@ -213,6 +215,7 @@ def _check_outputs(specs: list[JobSpec]) -> list[JobSpec]:
 # --- jobs files -----------------------------------------------------------------------------------
 
 _STYLE_COLUMNS = ("style", "styles")
+_INIT_WORDS = ("noise", "content", "style")  # --init's choices that are not files
 
 
 def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
@@ -227,6 +230,9 @@ def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
         raise InputError(f"cannot read jobs file '{path}': file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read jobs file '{path}': {e}") from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise UsageError(f"{path}, line {line}: holds a NUL character")
     jsonl = path.lower().endswith((".jsonl", ".ndjson")) or text.lstrip().startswith("{")
     rows = _json_rows(path, text) if jsonl else _csv_rows(path, text)
     if not rows:
@@ -254,6 +260,8 @@ def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
             row = json.loads(line)
         except ValueError as e:
             raise UsageError(f"{path}, line {n}: not JSON ({e})") from None
+        except RecursionError:
+            raise UsageError(f"{path}, line {n}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise UsageError(f"{path}, line {n}: a job must be a JSON object")
         rows.append((n, row, True))
@@ -262,6 +270,13 @@ def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
 
 def _csv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
     reader = csv.DictReader(text.splitlines())
+    try:
+        return _read_csv(path, reader)
+    except csv.Error as e:  # a field past the csv module's limit (128 KiB), say
+        raise UsageError(f"{path}, line {reader.line_num}: {e}") from None
+
+
+def _read_csv(path: str, reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any], bool]]:
     if not reader.fieldnames or "content" not in reader.fieldnames:
         raise UsageError(f"jobs file '{path}' needs a header row with a 'content' column")
     rows: list[tuple[int, dict[str, Any], bool]] = []
@@ -312,6 +327,12 @@ def _row_spec(
     def at(p: str) -> str:
         return p if os.path.isabs(p) else os.path.normpath(folder / p)
 
+    # The files an option names are read from the jobs file's folder too, as the images are.
+    if isinstance(options.get("weights"), str):
+        options["weights"] = at(options["weights"])
+    if isinstance(options.get("init"), str) and options["init"] not in _INIT_WORDS:
+        options["init"] = at(options["init"])
+
     c = source(at(content))
     ss = tuple(source(at(s)) for s in names)
     labels = {"content": c.name, "style": "+".join(s.name for s in ss)}
@@ -322,6 +343,8 @@ def _check_output(output: Any) -> str:
     """A file name inside OUTDIR: relative, no ``..``, a picture's extension."""
     if not isinstance(output, str) or not output.strip():
         raise UsageError("'output' must be a file name")
+    if "\0" in output:
+        raise UsageError(f"'output' {output!r} holds a NUL character")
     p = Path(output)
     if p.is_absolute() or ".." in p.parts:
         raise UsageError(f"'output' must be a name inside OUTDIR, not '{output}'")

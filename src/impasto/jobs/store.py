@@ -166,27 +166,47 @@ class Job:
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Job:
+        """The row as a Job; TypeError or ValueError for a row no impasto wrote (SQLite keeps
+        whatever a column is given)."""
         return cls(
-            id=row["id"],
-            seq=row["seq"],
-            inputs=json.loads(row["inputs"]),
-            options=json.loads(row["options"]),
-            output=row["output"],
-            labels=json.loads(row["labels"]),
+            id=_typed(row, "id", str),
+            seq=_typed(row, "seq", int),
+            inputs=_json(row, "inputs", dict),
+            options=_json(row, "options", dict),
+            output=_typed(row, "output", str),
+            labels=_json(row, "labels", dict),
             state=row["state"],
-            attempts=row["attempts"],
-            worker=row["worker"],
-            device=row["device"],
-            lease=row["lease"],
-            created=row["created"],
-            started=row["started"],
-            finished=row["finished"],
-            seconds=row["seconds"],
-            terms=json.loads(row["losses"]) if row["losses"] else None,
-            error=row["error"],
-            kind=row["kind"],
-            extra=json.loads(row["extra"]),
+            attempts=_typed(row, "attempts", int),
+            worker=_typed(row, "worker", str, None),
+            device=_typed(row, "device", str, None),
+            lease=_typed(row, "lease", float, None),
+            created=_typed(row, "created", float),
+            started=_typed(row, "started", float, None),
+            finished=_typed(row, "finished", float, None),
+            seconds=_typed(row, "seconds", float, None),
+            terms=_json(row, "losses", dict) if row["losses"] else None,
+            error=_typed(row, "error", str, None),
+            kind=_typed(row, "kind", str),
+            extra=_json(row, "extra", dict),
         )
+
+
+def _typed(row: sqlite3.Row, key: str, kind: type, *none: None) -> Any:
+    value = row[key]
+    if value is None and none:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind):
+        raise TypeError(f"{key} is {value!r}, not {kind.__name__}")
+    return value
+
+
+def _json(row: sqlite3.Row, key: str, kind: type) -> Any:
+    value = json.loads(_typed(row, key, str))
+    if not isinstance(value, kind):
+        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
+    return value
 
 
 class Store:
@@ -203,6 +223,7 @@ class Store:
         self, path: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> None:
         self.path = Path(path)
+        self._db: sqlite3.Connection
         if (readonly or not create) and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
         if not readonly:
@@ -211,15 +232,14 @@ class Store:
             except OSError as e:
                 raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
         try:
-            self._db = self._connect(readonly, shared)
             try:
-                if readonly:
-                    version = self._read_version()
-                else:
-                    self._open_for_writing()
-            except BaseException:
-                self._db.close()
-                raise
+                version = self._open(readonly, shared)
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                # Read-only media: SQLite cannot make the WAL's index file beside the store, so
+                # it reads the file as one that nothing changes (nothing can, there).
+                version = self._open(readonly, shared, immutable=True)
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot use the job store '{self.path}': {e}") from e
         if readonly and (version or 0) < SCHEMA_VERSION:  # new or older: made or migrated first
@@ -228,8 +248,23 @@ class Store:
                 pass
             self._db = self._connect(readonly, shared)
 
-    def _connect(self, readonly: bool, shared: bool) -> sqlite3.Connection:
-        target = f"file:{quote(str(self.path.absolute()))}?mode=ro" if readonly else self.path
+    def _open(self, readonly: bool, shared: bool, immutable: bool = False) -> int | None:
+        """Connect, and make or check the schema (writable) or read its version (readonly)."""
+        self._db = self._connect(readonly, shared, immutable)
+        try:
+            if readonly:
+                return self._read_version()
+            self._open_for_writing()
+            return SCHEMA_VERSION
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect(self, readonly: bool, shared: bool, immutable: bool = False) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro" + (
+            "&immutable=1" if immutable else ""
+        )
+        target = uri if readonly else self.path
         db = sqlite3.connect(
             target,
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -317,6 +352,10 @@ class Store:
             raise InputError(
                 f"the job store '{self.path}' has an unreadable schema version {row['value']!r}"
             ) from None
+        if version < 1:
+            raise InputError(
+                f"the job store '{self.path}' has an unreadable schema version {row['value']!r}"
+            )
         if version > SCHEMA_VERSION:
             raise InputError(
                 f"the job store '{self.path}' was made by a newer impasto "
@@ -455,7 +494,7 @@ class Store:
                 f"{only} ORDER BY seq LIMIT 1) AND state = 'queued' RETURNING *",
                 (worker, now, now, *params),
             ).fetchone()
-        return Job._from_row(row) if row is not None else None
+        return self._job(row) if row is not None else None
 
     def heartbeat(self, worker: str) -> None:
         """Renew the lease of every job ``worker`` holds."""
@@ -502,6 +541,26 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def requeue(self, ids: Sequence[str]) -> int:
+        """Queue again the done jobs of ``ids`` (their results were lost); how many."""
+        if not ids:
+            return 0
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'queued', worker = NULL, lease = NULL, "
+                "extra = json_remove(extra, '$.bytes', '$.sha256') "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'done'",
+                (json.dumps(list(ids)),),
+            )
+            return cur.rowcount
+
+    def has_output(self, output: str, kind: str = "transfer") -> bool:
+        """Whether a job of ``kind`` writes ``output`` (a path relative to the store's folder)."""
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE output = ? AND kind = ? LIMIT 1", (output, kind)
+        ).fetchone()
+        return row is not None
+
     def release(self, worker: str) -> int:
         """Queue again every job ``worker`` still holds (a driver stopping halfway); how many."""
         with self._write() as db:
@@ -546,7 +605,7 @@ class Store:
                 (kind,),
             ).fetchall()
             gone = [
-                Job._from_row(r)
+                self._job(r)
                 for i, r in enumerate(rows)
                 if i >= keep or now - (r["finished"] or now) > max_age_s
             ]
@@ -557,9 +616,20 @@ class Store:
         return gone
 
     # --- reading ------------------------------------------------------------------------------
+    def _job(self, row: sqlite3.Row) -> Job:
+        """A row as a Job; a row damaged outside impasto (JSON that does not parse, a value of
+        the wrong type) is an input error that names it."""
+        try:
+            return Job._from_row(row)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise InputError(
+                f"the job store '{self.path}' has a damaged row ({str(row['id'])[:40]!r}): "
+                f"{type(e).__name__}: {e}"
+            ) from None
+
     def get(self, job_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return Job._from_row(row) if row is not None else None
+        return self._job(row) if row is not None else None
 
     def jobs(self, ids: Sequence[str] | None = None, kind: str = "transfer") -> list[Job]:
         """Jobs in submission order: those of ``ids`` when given, else every job of ``kind``."""
@@ -572,7 +642,7 @@ class Store:
                 "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq",
                 (json.dumps(list(ids)),),
             ).fetchall()
-        return [Job._from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     def recent(self, kind: str, limit: int | None = None) -> list[Job]:
         """The jobs of ``kind``, newest first (the ``limit`` newest, when given)."""
@@ -580,7 +650,7 @@ class Store:
             "SELECT * FROM jobs WHERE kind = ? ORDER BY seq DESC LIMIT ?",
             (kind, -1 if limit is None else limit),
         ).fetchall()
-        return [Job._from_row(r) for r in rows]
+        return [self._job(r) for r in rows]
 
     def counts(self, ids: Sequence[str] | None = None) -> dict[str, int]:
         """How many jobs are in each state (every state present, zeros included)."""

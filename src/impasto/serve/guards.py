@@ -57,15 +57,33 @@ class SameSite:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            host = headers.get("host", "")
-            refusal = None
-            if self.loopback_only and urlsplit("//" + host).hostname not in LOOPBACK_NAMES:
-                refusal = "this server answers to 127.0.0.1 and localhost only"
-            origin = headers.get("origin")
-            if origin and scope["method"] == "POST" and urlsplit(origin).netloc != host:
-                refusal = f"requests from {origin[:60]} are refused (another site)"
+            refusal = self._refusal(scope)
             if refusal is not None:
-                await JSONResponse({"detail": refusal}, status_code=403)(scope, receive, send)
+                status, detail = refusal
+                await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """(status, why) for a request to refuse; a header no URL parser takes is 400 or 403,
+        never an error of ours."""
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        try:
+            parts = urlsplit("//" + host)
+            hostname = parts.hostname
+            if parts.username is not None or parts.path or parts.query or parts.fragment:
+                raise ValueError(host)  # a Host header is a name and a port, nothing more
+        except ValueError:
+            return 400, "the request's Host header is malformed"
+        if self.loopback_only and hostname not in LOOPBACK_NAMES:
+            return 403, "this server answers to 127.0.0.1 and localhost only"
+        origin = headers.get("origin")
+        if origin and scope["method"] == "POST":
+            try:
+                netloc = urlsplit(origin).netloc
+            except ValueError:
+                netloc = None
+            if netloc != host:
+                return 403, f"requests from {origin[:60]} are refused (another site)"
+        return None

@@ -14,6 +14,7 @@ import re
 import typing
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,16 @@ def describe_options(
 # --- images ---------------------------------------------------------------------------------------
 
 
+DECODES_AT_ONCE = 2
+"""Uploads are decoded on this many threads of their own; the others wait their turn. With the
+full-size pixels held once per decode and briefly (:func:`imageio.load_image`'s ``at_least``),
+this bounds what decoding adds to the server's memory however many requests come at once. The
+threads are few and always the same because the C allocator keeps what a thread freed for that
+thread's next use (one arena each): decoding on every request's thread would keep a full-size
+image's worth of memory per thread, for good."""
+_DECODER = ThreadPoolExecutor(DECODES_AT_ONCE, thread_name_prefix="impasto-decode")
+
+
 class TooLarge(InputError):
     """An upload over the byte limit (HTTP 413); other InputErrors are 422."""
 
@@ -224,6 +235,10 @@ def decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.
         )
     if not data:
         raise InputError(f"'{label}' is empty")
+    return _DECODER.submit(_decode_upload, data, label, limits, longest).result()
+
+
+def _decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", PIL.Image.DecompressionBombWarning)
         try:
@@ -238,7 +253,7 @@ def decode_upload(data: bytes, label: str, limits: Limits, longest: int) -> PIL.
             raise InputError(f"'{label}' is truncated or corrupt ({type(e).__name__})") from None
     with im:
         im.filename = label  # names the image in imageio's messages
-        img = imageio.load_image(im, max_pixels=limits.max_pixels)
+        img = imageio.load_image(im, max_pixels=limits.max_pixels, at_least=longest)
     if max(img.size) > longest:
         img = imageio.resize_longest(img, longest)
     return img

@@ -19,7 +19,10 @@ the jobs a stopped server left queued or running (a clean stop records them so, 
 them for the next start to find) are shown cancelled with :data:`INTERRUPTED` as the reason, and
 are not resumed by themselves: the page offers to run them again (:meth:`JobManager.rerun`).
 Finished jobs are forgotten, rows and files, beyond a count and an age (:meth:`Store.expire`).
-One server at a time uses a data folder (a lock file says so).
+One server at a time uses a data folder (a lock file says so). A server that finds its data
+folder deleted or replaced under it (its lock file or its store is not the file it opened: a
+/tmp cleaner, a user) writes nothing more there: no job is taken, no result or row is written
+into a folder another server may now own, and the folder is never made again by this one.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import shutil
@@ -116,6 +120,8 @@ class JobManager:
         try:
             self.store = Store.in_folder(self.data_dir, shared=True)
             try:
+                # The lock file as it is now that this server holds it, and the store it opened.
+                self._home = (_identity(os.stat(self.data_dir / LOCK_NAME)), self._store_id())
                 self._reopen()
             except BaseException:
                 self.store.close()
@@ -151,6 +157,26 @@ class JobManager:
                     if _JOB_ID.fullmatch(folder.name) and folder.name not in known:
                         shutil.rmtree(folder, ignore_errors=True)
 
+    def _store_id(self) -> tuple[int, int] | None:
+        try:
+            return _identity(os.stat(self.store.path))
+        except OSError:
+            return None
+
+    def _home_lost(self) -> str | None:
+        """Why the data folder is no longer this server's (its lock file or its store deleted or
+        replaced since it started), or None while it is."""
+        try:
+            lock = _identity(os.stat(self.data_dir / LOCK_NAME))
+        except OSError:
+            lock = None
+        if (lock, self._store_id()) == self._home:
+            return None
+        return (
+            f"the server's data folder '{self.data_dir}' was deleted or replaced while it ran; "
+            "nothing more is written there: restart the server"
+        )
+
     # --- what the web app calls -----------------------------------------------------------------
     def submit(
         self,
@@ -169,6 +195,9 @@ class JobManager:
                 raise ShuttingDown("the server is shutting down")
             if token is not None and token in self._tokens:
                 return self._status(self._jobs[self._tokens[token]]), False
+            lost = self._home_lost()
+            if lost is not None:
+                raise StorageError(lost)
             if len(self._queue) >= self.queue_limit:
                 raise QueueFull(
                     f"{len(self._queue)} jobs are waiting already (the limit); try again later"
@@ -377,6 +406,11 @@ class JobManager:
                 if self._stopping:
                     return
                 job = self._queue.popleft()
+                lost = self._home_lost()
+                if lost is not None:  # its result could not be kept: do not start it
+                    self._end(job, "failed", lost)
+                    self._touch_queue()
+                    continue
                 job.state, job.started = "running", time.time()
                 self._running[job.id] = job
                 self._persist(self.store.claim, self._worker, [job.id])
@@ -423,6 +457,9 @@ class JobManager:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next job may want another size
         written = False
+        lost = self._home_lost() if outcome.image is not None else None
+        if lost is not None:
+            outcome = Outcome(job.id, None, {}, outcome.seconds, outcome.device, error=lost)
         if outcome.image is not None:
             try:
                 write_bytes(job.result_file, outcome.image)
@@ -460,7 +497,7 @@ class JobManager:
         was = job.state
         job.state, job.error, job.finished = state, error, time.time()
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
-        if job.preview is not None:
+        if job.preview is not None and self._home_lost() is None:
             with contextlib.suppress(ImpastoError):
                 write_bytes(job.preview_file, job.preview)
                 job.preview, job.preview_saved = None, True
@@ -494,7 +531,7 @@ class JobManager:
     def _record_new(self, job: StudioJob) -> None:
         """Write a new job's inputs and its row (under the lock). The data folder may have been
         deleted under a long-running server (a /tmp cleaner): it is made again."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, exist_ok=True)  # never the data folder itself: see _home_lost
         job.folder.mkdir()
         assert job.content is not None
         images = [job.content, *job.styles]
@@ -531,7 +568,12 @@ class JobManager:
 
     def _persist(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """A write to the store that must not stop the worker: a failure (a full disk) is
-        logged, and the job goes on in memory."""
+        logged, and the job goes on in memory; none is made into a data folder that is no
+        longer this server's."""
+        lost = self._home_lost()
+        if lost is not None:
+            log.warning("the job store was not written: %s", lost)
+            return
         try:
             write(*args, **kwargs)
         except ImpastoError as e:
@@ -557,6 +599,8 @@ class JobManager:
     def _expire(self) -> None:
         """Forget finished jobs beyond the count and age limits (the store's retention policy),
         with their files."""
+        if self._home_lost() is not None:
+            return  # the rows and folders there may be another server's now
         try:
             gone = self.store.expire(KIND, self.keep, self.keep_seconds)
         except ImpastoError as e:
@@ -567,6 +611,10 @@ class JobManager:
             if job is not None and job.token is not None:
                 self._tokens.pop(job.token, None)
             shutil.rmtree(self.root / row.id, ignore_errors=True)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _lock(data_dir: Path) -> filelock.BaseFileLock:
@@ -580,6 +628,8 @@ def _lock(data_dir: Path) -> filelock.BaseFileLock:
     lock = filelock.FileLock(data_dir / LOCK_NAME, timeout=0, thread_local=False)
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # people's photos: private
+        if data_dir.stat().st_mode & 0o077:  # made by someone else, or by an older impasto
+            data_dir.chmod(0o700)
         lock.acquire()
     except filelock.Timeout:
         raise UsageError(

@@ -93,7 +93,9 @@ def test_paint_regions_and_get_a_result(url: str) -> None:
 
             def stroke(x0: float, y0: float, x1: float, y1: float) -> None:
                 """Drag the mouse over the canvas, in fractions of its width and height."""
-                canvas.scroll_into_view_if_needed()
+                # In the middle of the window: as a person would, clear of the form's Start bar,
+                # which stays at the bottom of the window (sticky) and covers what scrolls under.
+                canvas.evaluate("e => e.scrollIntoView({block: 'center'})")
                 box = canvas.bounding_box()
                 assert box is not None
                 page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
@@ -186,7 +188,7 @@ def test_uploaded_masks_are_sent_as_regions(url: str, tmp_path: Path) -> None:
             page.evaluate(RECORD_FORMS)
             page.click("#start")
             sync_api.expect(page.locator("#form-error")).to_contain_text(
-                "size 4096", timeout=TIMEOUT_MS
+                "Size 4096", timeout=TIMEOUT_MS
             )
             parts = sent_files(page)
         finally:

@@ -259,9 +259,9 @@ CASES: dict[str, tuple[list[str], int, str]] = {
         "is inside the content image",
     ),
     "batch sheet is the painting": (
-        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--contact-sheet", "s.png"],
+        ["batch", "p.png", "--styles", "s.png", "-o", "out", "--contact-sheet", "../s.png"],
         2,
-        "the contact sheet 's.png' is the style image",
+        "the contact sheet 'out/../s.png' is the style image",
     ),
     "batch sheet type": (
         ["batch", "p.png", "--styles", "s.png", "-o", "out", "--contact-sheet", "x.gif"],
@@ -351,7 +351,7 @@ CASES: dict[str, tuple[list[str], int, str]] = {
         "the batch output 'outs/a.interrupted.png' is the interrupted file",
     ),
     "batch sheet is a result": (
-        [*B, "j_x.csv", "-o", "outs", "--contact-sheet", "outs/x.png"],
+        [*B, "j_x.csv", "-o", "outs", "--contact-sheet", "x.png"],  # a relative sheet is in OUTDIR
         2,
         "the batch output 'outs/x.png' is the contact sheet 'outs/x.png'",
     ),

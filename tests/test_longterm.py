@@ -14,8 +14,9 @@ from impasto import video
 from impasto.config import TransferConfig
 from impasto.optimize import Step
 from impasto.vgg import VGG
-from impasto.video import VideoOptions
+from impasto.video import VideoOptions, painter
 from impasto.video.longterm import Tie, certainty_weights, stack_ties, sum_of_ties, tie
+from test_gpu import DEVICES, HostAllocations, HostReads
 from test_video import pan_frames
 
 
@@ -102,3 +103,31 @@ def test_temporal_frames_must_hold_the_previous_frame() -> None:
     for bad in [(5, 10), (1, 1), (), (0, 1)]:
         with pytest.raises(UsageError, match="temporal-frames"):
             VideoOptions(temporal_frames=bad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_temporal_terms_read_nothing_back_and_make_nothing_on_the_host(device: str) -> None:
+    """Each iteration evaluates the temporal, long-term and seam terms: like the rest of the
+    loop they may be captured in a CUDA graph, so they read no value back and build no tensor
+    from host data (their targets are made once, before the loop)."""
+    dev = torch.device(device)
+    cfg = TransferConfig(size=32, seed=0, device=device)
+    rng = np.random.default_rng(0)
+    ties = [
+        Tie(j, rng.uniform(0, 255, (8, 12, 3)).astype(np.float32),
+            (rng.uniform(size=(8, 12)) > 0.3).astype(np.float32))
+        for j in (1, 5, 10)
+    ]  # fmt: skip
+    weights = certainty_weights([t.certainty for t in ties])
+    terms = [
+        painter._term("temporal", 1.0, ties[:1], weights[:1], cfg, dev),
+        painter._term("longterm", 1.0, ties[1:], weights[1:], cfg, dev),
+        painter._term("seam", 0.5, ties[:1], None, cfg, dev),
+        painter._term("longterm", 1.0, [], None, cfg, dev),  # no tie yet: always 0
+    ]
+    x = torch.rand(1, 3, 8, 12, device=dev, requires_grad=True) * 255
+    with HostReads() as reads, HostAllocations() as made:
+        total = sum(t.fn(x, {}) for t in terms)
+        (grad,) = torch.autograd.grad(total, x)
+    assert reads.reads == 0 and made.calls == []
+    assert grad.shape == x.shape

@@ -37,8 +37,6 @@ from ..flow import FlowMethod
 __all__ = ["Tie", "certainty_weights", "stack_ties", "sum_of_ties", "tie"]
 
 Array = npt.NDArray[np.float32]
-SHARP = True
-FOLLOW_CONTENT = False
 
 
 def certainty_weights(certainties: Sequence[Array]) -> list[Array]:
@@ -81,11 +79,7 @@ def tie(
     the forward–backward certainty."""
     backward = flow.optical_flow(content, other_content, method)  # this -> other: where to fetch
     forward = flow.optical_flow(other_content, content, method)
-    if FOLLOW_CONTENT:
-        strokes = other_output.astype(np.float32) - other_content
-        warped = flow.warp(strokes, backward, sharp=SHARP) + content
-    else:
-        warped = flow.warp(other_output, backward, sharp=SHARP)
+    warped = flow.warp(other_output, backward, sharp=True)  # bicubic: the strokes stay sharp
     return Tie(distance, warped, flow.consistency(backward, forward))
 
 

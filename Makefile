@@ -10,7 +10,7 @@ OUT ?= out
 TORCH_VERSION := 2.13.0
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-$(TORCH_VERSION)+cpu-*.whl))
 
-.PHONY: demo test lint typecheck browser bench gpu-wheelhouse gpu-check install clean
+.PHONY: demo test test-fast lint typecheck browser bench gpu-wheelhouse gpu-check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ browser:
 
 test: lint typecheck browser
 	$(BIN)/python -m pytest -q
+
+# The quick loop while working: the tests not marked slow (no real-weight runs in processes, no
+# Ray, no browser). `make test` (what CI runs) is still the whole suite.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_speed.py

@@ -183,11 +183,11 @@ class Yardstick:
         x = imageio.to_tensor(image) * 255.0
         with torch.no_grad():
             feats = self.own.vgg(x, set(LAYERS) | {"conv4_2"})
-            scores = quality.style_errors(feats, self.own.style_targets)
-            squashed = quality.style_errors(feats, self.squashed.style_targets)
+            scores = quality.style_errors(feats, self.own.problem.targets.style)
+            squashed = quality.style_errors(feats, self.squashed.problem.targets.style)
             scores.update({f"sq:{k}": v for k, v in squashed.items()})
             scores["content"] = float(
-                content_loss(feats["conv4_2"], self.own.content_targets["conv4_2"])
+                content_loss(feats["conv4_2"], self.own.problem.targets.content["conv4_2"])
             )
         scores["grain"] = self.grain(image)
         return scores

@@ -196,6 +196,9 @@ def _pytest(
     argv = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", f"--junitxml={xml}"]
     if spread and importlib.util.find_spec("xdist") is not None:
         argv += ["-n", "8", "--dist", "loadfile"]
+        if importlib.util.find_spec("pytest_benchmark") is not None:
+            # pytest-benchmark warns under xdist, and the suite turns warnings into errors.
+            argv += ["-p", "no:benchmark"]
     left_out = {}
     for package, modules in NEEDS.items():
         if importlib.util.find_spec(package) is None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import pan_frames, two_shots
 from impasto import flow, video
 from impasto.config import TransferConfig
 from impasto.vgg import VGG
@@ -19,8 +20,6 @@ from impasto.video import chunked as video_chunked
 from impasto.video.cache import FrameCache, run_identity
 from impasto.video.chunks import Chunk, Stretch, plan_chunks, seam_share, stretches
 from impasto.video.workers import LocalRunner
-from test_cuts import two_shots
-from test_video import pan_frames
 
 
 def test_shots_are_split_into_near_equal_chunks() -> None:

@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from impasto import flow, imageio, video
+from helpers import SHOT_SIZE as SIZE
+from helpers import pan_frames, two_shots
+from impasto import flow, video
 from impasto.config import TransferConfig
 from impasto.optimize import Transfer
 from impasto.vgg import VGG
 from impasto.video import VideoOptions, cuts, frame_seed
-from test_video import EXAMPLES, pan_frames
-
-SIZE = (64, 48)
-
-
-def two_shots(first: int = 4, second: int = 3) -> list[np.ndarray]:
-    """A pan over tubingen.jpg, then a pan over shipwreck.jpg: a cut at frame ``first``."""
-    a = pan_frames(first, size=SIZE)
-    photo = imageio.load_image(EXAMPLES / "shipwreck.jpg")
-    wide = np.asarray(imageio.resize_to(photo, (SIZE[0] + 2 * second, SIZE[1])))
-    b = [np.ascontiguousarray(wide[:, 2 * k : 2 * k + SIZE[0]]) for k in range(second)]
-    return a + b
 
 
 def test_colour_histograms_and_their_distance() -> None:

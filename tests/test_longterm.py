@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import DEVICES, HostAllocations, HostReads, pan_frames
 from impasto import video
 from impasto.config import TransferConfig
 from impasto.optimize import Step
 from impasto.vgg import VGG
 from impasto.video import VideoOptions, painter
 from impasto.video.longterm import Tie, certainty_weights, stack_ties, sum_of_ties, tie
-from test_gpu import DEVICES, HostAllocations, HostReads
-from test_video import pan_frames
 
 
 def test_each_pixel_goes_to_the_nearest_frame_that_trusts_it() -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,13 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import finish, impasto_process, pan_frames, run_impasto, two_shots, wait_until
 from impasto import video
 from impasto.config import TransferConfig
 from impasto.jobs import ExecutorOptions
 from impasto.video import VideoOptions
-from test_cuts import two_shots
-from test_hostile import ENV, start_impasto, wait_for
-from test_video import pan_frames
 
 try:
     import ray
@@ -123,18 +119,14 @@ def test_video_on_ray_through_the_command_line_and_a_killed_driver(
     (tmp_path / "s.png").write_bytes(style_path.read_bytes())
     args = ["video", str(clip_dir), "s.png", "-o", "out", *FLAGS]
     work = tmp_path / "out.work"
-    proc = start_impasto(args, tmp_path, ENV)
-    try:
-        wait_for(lambda: len(list(work.glob("frame_*.png"))) >= 2, proc)
+    with impasto_process(args, tmp_path) as proc:
+        wait_until(lambda: len(list(work.glob("frame_*.png"))), "two cached frames",
+                   ok=lambda n: n >= 2, proc=proc)  # fmt: skip
         proc.kill()
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        finish(proc, timeout=60)
     kept = len(list(work.glob("frame_*.png")))
     assert 2 <= kept < 6
-    run = subprocess.run([sys.executable, "-m", "impasto", *args], cwd=tmp_path, env=ENV,
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = run_impasto(*args, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "2 Ray workers" in run.stderr and "in 2 chunks" in run.stderr
     assert f"{kept} reused from the work directory" in run.stderr

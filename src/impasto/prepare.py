@@ -1,11 +1,11 @@
 """Preparation of one size of a transfer: the images on the device, the targets, the start.
 
-:func:`prepare` turns loaded images and a config into a :class:`Problem`: the content and style
-images at this size as tensors in [0, 255], the colour views the network sees (luminance and
-histogram modes), the content features and style Gram matrices (:class:`~impasto.objective.Targets`)
-and the start image. It runs the network forward only; the loop in :mod:`impasto.optimize` never
-prepares anything. The device and network choices (:func:`resolve_device`, :func:`build_network`)
-live here too.
+:func:`prepare` turns loaded images and a config into a :class:`Prepared` problem: the content
+and style images at this size as tensors in [0, 255], the colour views the network sees
+(luminance and histogram modes), the content features and style Gram matrices
+(:class:`~impasto.objective.Targets`) and the start image. It runs the network forward only; the
+loop in :mod:`impasto.optimize` never prepares anything. The device and network choices
+(:func:`resolve_device`, :func:`build_network`) live here too.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from .guidance import Regions, propagate, resize_masks
 from .losses import blend_grams, gram, guided_gram, region_mass
 from .memory import output_size
 from .objective import Targets
-from .vgg import VGG, build_vgg
+from .vgg import MIN_SIDE, VGG, build_vgg
 
 ImageLike = str | PIL.Image.Image | Tensor
-
-MIN_SIDE = 16  # four 2x2 poolings before conv5_1
 
 
 def build_network(config: TransferConfig) -> VGG:
@@ -148,7 +146,7 @@ def as_images(sources: Sequence[ImageLike]) -> list[PIL.Image.Image]:
 def smallest_size(
     content: PIL.Image.Image, styles: Sequence[PIL.Image.Image], style_scale: float
 ) -> int:
-    """The smallest --size at which content and styles keep 16 px on their short sides."""
+    """The smallest --size at which content and styles keep MIN_SIDE on their short sides."""
 
     def need(img: PIL.Image.Image, scale: float) -> int:
         return math.ceil(MIN_SIDE * max(img.size) / min(img.size) / scale)
@@ -157,7 +155,7 @@ def smallest_size(
 
 
 @dataclass
-class Problem:
+class Prepared:
     """One size of one transfer, ready for the loop (all tensors (1, 3, H, W) in [0, 255])."""
 
     config: TransferConfig
@@ -212,7 +210,7 @@ def prepare(
     start: PIL.Image.Image | None = None,
     regions: Regions | None = None,
     fine_style: PIL.Image.Image | None = None,
-) -> Problem:
+) -> Prepared:
     """The problem at ``config.size``: ``content`` and ``styles`` (full-size originals) scaled,
     targets computed, and the start image built (``start`` resized, else ``config.init``).
     ``regions`` (masks at any size) are resized to this size and propagated to the style layers;
@@ -238,7 +236,7 @@ def prepare(
     keep = None
     if regions is not None:
         keep = regions.keep_alpha(size, config.keep_feather * max(size))
-    problem = Problem(
+    problem = Prepared(
         config, device, vgg, seed, size, content_img, style_imgs, content_rgb, targets, content_rgb
     )
     problem.keep = None if keep is None else keep.to(device)
@@ -376,7 +374,7 @@ def _region_target(
     return out
 
 
-def _initial_rgb(problem: Problem, init: str) -> Tensor:
+def _initial_rgb(problem: Prepared, init: str) -> Tensor:
     w, h = problem.size
     if init == "content":
         return problem.content_rgb.clone()

@@ -35,7 +35,7 @@ from ..prepare import (
     network_on,
     resolve_device,
 )
-from ..vgg import VGG
+from ..vgg import MIN_SIDE, VGG
 from . import cuts
 from .cache import FrameCache, run_identity
 from .options import VideoOptions
@@ -68,9 +68,9 @@ def frame_seed(seed: int, index: int) -> int:
 
 def frame_size(size: tuple[int, int], longest: int, even: bool = False) -> tuple[int, int]:
     """The (W, H) frames are stylised at: scaled down so the longer side is at most
-    ``longest`` (never up, except to VGG's 16 pixels), and with ``even`` rounded down to even
+    ``longest`` (never up, except to VGG's MIN_SIDE), and with ``even`` rounded down to even
     sides for yuv420p."""
-    bound = max(16, min(longest, max(size)))
+    bound = max(MIN_SIDE, min(longest, max(size)))
     w, h = imageio.fit_longest(size, bound)
     if even:
         w, h = max(2, w - w % 2), max(2, h - h % 2)

@@ -6,13 +6,20 @@ Like :class:`~impasto.config.TransferConfig`, every field carries its default, t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..config import MAX_ITERATIONS, MAX_WEIGHT, STYLE_WEIGHT, TransferConfig, _opt, check_bounds
+from ..config import (
+    MAX_ITERATIONS,
+    MAX_WEIGHT,
+    STYLE_WEIGHT,
+    TransferConfig,
+    check_bounds,
+    check_choices,
+    option,
+)
 from ..errors import UsageError
-from ..flow import FLOW_METHODS, FlowMethod
+from ..flow import FlowMethod
 from .clip import MAX_FRAMES
 
 TEMPORAL_WEIGHT = 1e8
@@ -33,25 +40,25 @@ MAX_REACH = 1000  # frames back a tie may reach (each one kept in memory at the 
 class VideoOptions:
     """How frames are tied together; the transfer itself is set by :class:`TransferConfig`."""
 
-    temporal: bool = _opt(
+    temporal: bool = option(
         True,
         "temporal consistency: start each frame from the previous output warped by optical flow "
         "and penalise departures from it (--no-temporal: each frame on its own, the naive method)",
     )
-    temporal_weight: float | None = _opt(
+    temporal_weight: float | None = option(
         None,
         "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
         f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
         f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
         bounds=(0, MAX_WEIGHT),
     )
-    frame_iterations: int | None = _opt(
+    frame_iterations: int | None = option(
         None,
         f"iterations of each frame after the first (default: --iterations/"
         f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
         bounds=(1, MAX_ITERATIONS),
     )
-    temporal_frames: tuple[int, ...] = _opt(
+    temporal_frames: tuple[int, ...] = option(
         TEMPORAL_FRAMES,
         "the earlier frames each frame is held to, by distance back (Ruder et al.'s J): 1 is "
         "the short-term loss toward the previous frame; further ones add their long-term loss, "
@@ -59,13 +66,13 @@ class VideoOptions:
         metavar="J",
         bounds=(1, MAX_REACH),
     )
-    cuts: bool = _opt(
+    cuts: bool = option(
         True,
         "detect scene cuts (the flow between two frames trusts almost nothing, or little and "
         "the colours jump) and start the new shot afresh, as a first frame",
     )
-    flow: FlowMethod = _opt("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
-    chunk_frames: int | None = _opt(
+    flow: FlowMethod = option("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
+    chunk_frames: int | None = option(
         None,
         "split each shot into chunks of about N frames that workers paint at once, tied at "
         f"keyframes so that the seams do not show (default: {CHUNK_FRAMES} with --executor ray; "
@@ -75,14 +82,7 @@ class VideoOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.temporal_weight is not None and (
-            not math.isfinite(self.temporal_weight) or self.temporal_weight < 0
-        ):
-            raise UsageError(
-                f"--temporal-weight must be a finite number >= 0, not {self.temporal_weight}"
-            )
-        if self.frame_iterations is not None and self.frame_iterations < 1:
-            raise UsageError(f"--frame-iterations must be at least 1, not {self.frame_iterations}")
+        check_choices(self)
         frames = self.temporal_frames
         if not frames or 1 not in frames or len(set(frames)) != len(frames):
             raise UsageError(
@@ -90,8 +90,6 @@ class VideoOptions:
                 f"frame), not {','.join(map(str, frames)) or 'nothing'}"
             )
         object.__setattr__(self, "temporal_frames", tuple(sorted(frames)))
-        if self.flow not in FLOW_METHODS:
-            raise UsageError(f"--flow {self.flow!r} is not valid; choose from dis, farneback")
         check_bounds(self)
 
     def temporal_weight_for(self, config: TransferConfig) -> float:

@@ -106,6 +106,7 @@ def test_a_killed_worker_loses_no_finished_frame(
     assert killed
     assert sorted(painted) == list(range(6))  # each frame painted once
     assert summary.reused == 0
+    assert any("worker died" in n and "submitted again" in n for n in summary.notices)
     for a, b in zip(frames_of(tmp_path / "out"), uninterrupted, strict=True):
         assert np.array_equal(a, b)
 

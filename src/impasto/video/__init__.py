@@ -327,7 +327,7 @@ def _stylize_chunked(
     try:
         run = paint_chunked(
             contents, styles, cfg, opts, runner, cache, on_frame=state.frame, on_step=on_step,
-            on_cuts=heard_cuts,
+            on_cuts=heard_cuts, notice=state.note,
         )  # fmt: skip
     except StretchFailed as e:
         cached = cached_count(work)

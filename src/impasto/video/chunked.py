@@ -106,11 +106,13 @@ def paint_chunked(
     on_frame: Callable[[FrameResult], None] | None = None,
     on_step: StepHook | None = None,
     on_cuts: Callable[[list[int]], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> ChunkedRun:
     """Paint every frame of ``contents`` (see the module notes); ``config`` carries the run's
     seed and ``options.chunk_frames`` the chunk length. Frames are reported to ``on_frame`` as
     they are reused or painted (in the order they finish), iterations to ``on_step``, the cuts
-    found to ``on_cuts`` before any painting. Raises KeyboardInterrupt after stopping the
+    found to ``on_cuts`` before any painting; ``notice`` hears of a worker lost and its stretch
+    submitted again. Raises KeyboardInterrupt after stopping the
     runner on Ctrl-C, :class:`StretchFailed` when a stretch cannot be painted."""
     temporal = options.temporal
     cuts = list(find_cuts(contents, options.flow)) if temporal and options.cuts else []
@@ -188,6 +190,12 @@ def paint_chunked(
                     raise StretchFailed(f"{job_id.split('#')[0]}: {event[2]} ({tries} tries)")
                 run.retries += 1
                 todo.insert(0, s)
+                if notice is not None:
+                    kept = len(set(s.frames) & done)
+                    notice(
+                        f"{job_id.split('#')[0]}: {event[2]}; submitted again, its {kept} "
+                        "finished frame(s) kept"
+                    )
             else:  # failed: an error no retry mends
                 raise StretchFailed(f"{job_id.split('#')[0]}: {event[2]}", *event[3:4])
     except BaseException:

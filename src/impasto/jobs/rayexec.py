@@ -147,6 +147,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        # Ray runs its workers at niceness 15 (for its own daemons' sake): on a machine shared
+        # with other work that made a local video run's two workers 4x slower per frame than
+        # one process (BENCHMARKS.md, "Video"). A Ray started for this command works at the
+        # command's own priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         # A Ray started here for this command: its start-up notes are noise (errors still show).
         kwargs["logging_level"] = logging.ERROR
     elif address != "auto" and not address.startswith("ray://"):

@@ -46,7 +46,7 @@ def test_a_chunk_is_its_keyframe_then_the_rest_tied_to_the_next_one() -> None:
 
 def test_the_seam_term_grows_through_the_chunk() -> None:
     shares = [seam_share(k, 10, 14) for k in range(10, 15)]
-    assert shares[0] == 0.0 and shares[-1] == pytest.approx(1.0)
+    assert shares[0] == 0.0 and shares[-1] == pytest.approx(chunks.SEAM_WEIGHT)
     assert shares == sorted(shares)
 
 

@@ -54,8 +54,9 @@ class VideoOptions:
     )
     frame_iterations: int | None = option(
         None,
-        f"iterations of each frame after the first (default: --iterations/"
-        f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
+        f"iterations of each frame after a shot's first (default: --iterations/"
+        f"{FRAME_ITERATIONS_FRACTION}); a shot's first frame, and every frame with "
+        "--no-temporal, gets --iterations",
         bounds=(1, MAX_ITERATIONS),
     )
     temporal_frames: tuple[int, ...] = option(

@@ -287,7 +287,8 @@ def cut_test(a: argparse.Namespace, cfg: TransferConfig, net: Any, size: int) ->
 
 
 def figure(prefix: Path, contents: Frames, rows: dict[str, dict[str, Any]], fps: float) -> None:
-    """input | naive | temporal, labelled: an MP4 of every frame, a GIF and a PNG strip."""
+    """input | naive | temporal, labelled: an MP4 of every frame, a GIF of every second one and
+    four frames in a JPEG (PREFIX_frames.jpg)."""
     label_h = 16
     h, w = contents[0].shape[:2]
     sheets = []
@@ -312,9 +313,9 @@ def figure(prefix: Path, contents: Frames, rows: dict[str, dict[str, Any]], fps:
     strip = PIL.Image.new("RGB", (sheets[0].width, len(strip_at) * sheets[0].height), "white")
     for i, k in enumerate(strip_at):
         strip.paste(sheets[k], (0, i * sheets[0].height))
-    strip.save(prefix.with_suffix(".png"))
-    for suffix in (".mp4", ".gif", ".png"):
-        p = prefix.with_suffix(suffix)
+    stills = prefix.with_name(prefix.name + "_frames.jpg")
+    strip.save(stills, quality=88)
+    for p in (prefix.with_suffix(".mp4"), prefix.with_suffix(".gif"), stills):
         print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
 
 
@@ -337,7 +338,9 @@ def main() -> None:
     ap.add_argument("--cut", action="store_true", help="also: the two-shot clip")
     ap.add_argument("--cut-at", type=int, default=6, help="frames of the first shot")
     ap.add_argument("--cut-after", type=int, default=3, help="frames of the second shot")
-    ap.add_argument("--figure", type=Path, default=None, help="write PREFIX.mp4/.gif/.png")
+    ap.add_argument(
+        "--figure", type=Path, default=None, help="write PREFIX.mp4, PREFIX.gif, PREFIX_frames.jpg"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()

@@ -10,7 +10,7 @@ OUT ?= out
 TORCH_VERSION := 2.13.0
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-$(TORCH_VERSION)+cpu-*.whl))
 
-.PHONY: demo test test-fast lint typecheck browser bench gpu-wheelhouse gpu-check install clean
+.PHONY: demo test test-fast lint typecheck docs browser bench gpu-wheelhouse gpu-check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,11 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "chromium is missing (apt-get install chromium, as root): the browser test skips"; fi
 
-test: lint typecheck browser
+# The manual into site/ (git-ignored), offline; --strict: a broken link or reference fails.
+docs: $(VENV)/.installed-test
+	$(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs browser
 	$(BIN)/python -m pytest -q
 
 # The quick loop while working: the tests not marked slow (no real-weight runs in processes, no
@@ -70,4 +74,4 @@ gpu-check:
 	bash benchmarks/gpu_check.sh $(OUT)/gpu-check
 
 clean:
-	rm -rf $(VENV) $(OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) site build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

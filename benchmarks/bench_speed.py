@@ -120,7 +120,7 @@ def score(image: Path, a: argparse.Namespace) -> float:
     import torch
 
     from impasto import Transfer, TransferConfig, imageio
-    from impasto.optimize import arithmetic
+    from impasto.precision import arithmetic
 
     cfg = TransferConfig(size=a.size, iterations=1, device=a.device, seed=0, precision="fp32")
     t = Transfer(str(a.content), [str(a.style)], cfg)

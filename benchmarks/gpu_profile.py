@@ -31,7 +31,8 @@ def main() -> None:
     a = p.parse_args()
     a.outdir.mkdir(parents=True, exist_ok=True)
     from impasto import Transfer, TransferConfig, graphs
-    from impasto.optimize import arithmetic, descend
+    from impasto.optimize import descend
+    from impasto.precision import arithmetic
 
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"

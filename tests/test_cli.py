@@ -62,6 +62,16 @@ def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
 Runs = dict[str, tuple[Path, subprocess.CompletedProcess[str]]]
 
 
+def summed_terms(summary: str) -> dict[str, float]:
+    """The terms of a summary's 'loss T = a A + b B', checked to add up to T (each is shown
+    to 3 significant figures)."""
+    found = re.search(r"loss (\S+) = ((?:\w+ \S+?)(?: \+ \w+ \S+?)*)(?:,|;|$)", summary, re.M)
+    assert found, summary
+    terms = {name: float(v) for name, v in (t.split(" ") for t in found.group(2).split(" + "))}
+    assert sum(terms.values()) == pytest.approx(float(found.group(1)), rel=5e-3)
+    return terms
+
+
 @pytest.fixture(scope="module")
 def good_runs(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("good")
@@ -108,6 +118,9 @@ def test_console_script_writes_png_with_metadata_and_steps(good_runs: Runs) -> N
     # The summary names the file and the seed, so that a good result can be made again.
     assert "out.png" in run.stderr
     assert f"seed {seed}" in run.stderr
+    # ... and every term of the loss, adding up to it (TV too).
+    terms = summed_terms(run.stderr)
+    assert set(terms) == {"content", "style", "tv"}
 
 
 @pytest.mark.slow
@@ -389,3 +402,68 @@ def test_coarse_to_fine_and_bf16_from_the_command_line(
     )
     assert bad.returncode == 2 and "--scales" in bad.stderr
     assert bad.stderr.count("\n") == 1  # one line, no traceback
+
+
+# --- what a mistyped command line is told (in process: parsing needs no weights) -------------
+
+TYPOS = {
+    # an option of another command: named as such, with this command's --help
+    "batch-animate": (
+        "batch a.jpg --styles b.jpg -o out --animate x.gif",
+        r"^unknown option '--animate': it is an option of 'impasto transfer'.*"
+        r"\(see 'impasto batch --help'\)$",
+    ),
+    "serve-size": ("serve --size 128", r"'--size': it is an option of .*'impasto serve --help'"),
+    "video-keep-feather": (
+        "video a.mp4 b.jpg -o c.mp4 --keep-feather 0.1",
+        r"'--keep-feather': it is an option of 'impasto transfer'.*'impasto video --help'",
+    ),
+    # a near miss of the command's own option
+    "own-near-miss": (
+        "transfer a.jpg b.jpg -o c.png --iteration 5",
+        r"unknown option '--iteration'; did you mean --iterations\? "
+        r"\(see 'impasto transfer --help'\)",
+    ),
+    # video never suggests a flag it refuses: --masks is transfer's
+    "video-maks": (
+        "video a.mp4 b.jpg -o c.mp4 --maks x",
+        r"'--maks'; did you mean --masks \(of 'impasto transfer'\)\?.*'impasto video --help'",
+    ),
+    # an unknown option is reported before a missing -o
+    "unknown-before-missing": (
+        "transfer a.jpg b.jpg --maks x",
+        r"unknown option '--maks'; did you mean --masks\?",
+    ),
+    "unknown-before-missing-eq": (
+        "grid a.jpg b.jpg --ratio=1e-3",
+        r"unknown option '--ratio'; did you mean --ratios\?",
+    ),
+    # commands and choices
+    "command": ("transfr a b", r"unknown command 'transfr'; did you mean transfer\?"),
+    "representation": (
+        "reconstruct contnet x.jpg -o y.png",
+        r"'contnet' is not content or style; did you mean content\?",
+    ),
+    "batch-status": (
+        "batch stauts out/",
+        r"unknown batch command 'stauts'; did you mean 'impasto batch status OUTDIR'\?",
+    ),
+    "option-before-command": ("--size 3 transfer", r"option '--size' before the command"),
+}
+
+
+@pytest.mark.parametrize("case", list(TYPOS))
+def test_a_typo_gets_a_suggestion_from_the_right_command(
+    case: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from impasto.cli import main
+
+    monkeypatch.chdir(tmp_path)  # 'out/' and the like must not exist
+    command, expected = TYPOS[case]
+    assert main(command.split()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    message = err.removeprefix("impasto: error: ")
+    assert re.search(expected, message), message
+    assert "kind" not in message and "argument " not in message
+    assert list(tmp_path.iterdir()) == []

@@ -226,7 +226,7 @@ def test_a_new_field_reaches_the_cli_the_api_and_the_server() -> None:
     and a server option (described for the page, parsed, validated) with no list touched."""
     import argparse
 
-    from impasto.cli.options import add_config_options, options_from_args
+    from impasto.cli.options import ConfigFlags, add_config_options, options_from_args
     from impasto.config import option
     from impasto.serve import intake
     from impasto.serve.settings import Limits
@@ -236,7 +236,7 @@ def test_a_new_field_reaches_the_cli_the_api_and_the_server() -> None:
         grain: float = option(0.5, "strength of a film grain")
 
     parser = argparse.ArgumentParser()
-    add_config_options(parser, Extended)
+    add_config_options(parser, ConfigFlags(Extended))
     assert "strength of a film grain (default: 0.5)" in parser.format_help()
     cli = options_from_args(parser.parse_args(["--grain", "0.7", "--size", "64"]), Extended)
     assert (cli.grain, cli.size) == (0.7, 64)

@@ -13,7 +13,8 @@ from PIL import Image
 
 from impasto import Transfer, TransferConfig, UsageError, imageio
 from impasto.config import scale_schedule
-from impasto.optimize import Step, arithmetic, resolve_precision
+from impasto.optimize import Step
+from impasto.precision import arithmetic, resolve_precision
 from impasto.vgg import VGG
 
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ import torch
 
 from helpers import CUDA, DEVICES, HostAllocations, HostReads, on_cuda
 from impasto import ResourceError, Transfer, TransferConfig, UsageError, imageio, memory
-from impasto.optimize import check_precision
+from impasto.precision import check_precision
 
 
 def fp32_score(image: Any, content: Path, style: Path, device: str) -> float:
@@ -52,7 +52,7 @@ def test_a_bf16_run_ends_within_two_percent_of_fp32(
 
 def test_bf16_autocasts_the_network_on_the_cpu(content_path: Path, style_path: Path) -> None:
     """The convolutions really run in bfloat16 under --precision bf16 (not fp32 in disguise)."""
-    from impasto.optimize import arithmetic
+    from impasto.precision import arithmetic
 
     cfg = TransferConfig(size=32, iterations=1, seed=0, device="cpu", precision="bf16")
     t = Transfer(content_path, [style_path], cfg)

@@ -46,6 +46,9 @@ def test_guided_regions_are_budgeted_per_pixel() -> None:
     assert 16 < guided < alone < 1024
 
 
+POSITIVE_GIB = 1e-6  # a --max-memory nothing fits in
+
+
 def test_refusal_names_a_size_that_fits() -> None:
     cfg = TransferConfig(size=1024, max_memory=2.0)
     with pytest.raises(ResourceError) as err:
@@ -95,7 +98,26 @@ def test_a_sliver_gets_crop_advice_not_a_size_that_fails(tmp_path: Path, style_p
     sliver = tmp_path / "sliver.png"
     Image.new("RGB", (1000, 2), "gray").save(sliver)  # needs --size 8000 for 16 px
     cfg = TransferConfig(size=64, iterations=1, max_memory=1.0)
-    with pytest.raises(UsageError, match="would not fit in memory: crop the image"):
+    with pytest.raises(UsageError, match=r"needs about .* GiB: crop the image"):
         Transfer(sliver, [style_path], cfg)
     with pytest.raises(UsageError, match="use --size 8000 or more"):
         Transfer(sliver, [style_path], cfg.replace(max_memory=None))
+
+
+@pytest.mark.parametrize(
+    "shape, advice",
+    [
+        (
+            (1024, 768),
+            r"--size \d+, the least this image allows, needs about .* raise --max-memory",
+        ),
+        ((4000, 500), r"--size \d+, the least .*: crop the image to a less extreme aspect ratio"),
+    ],
+)
+def test_advice_when_nothing_fits_suits_the_shape(shape: tuple[int, int], advice: str) -> None:
+    """A 4:3 photo that fits at no size under --max-memory is told to raise it, not to crop
+    it; only an image of an extreme shape is told to crop."""
+    cfg = TransferConfig(size=512, max_memory=POSITIVE_GIB)
+    smallest = -(-16 * max(shape) // min(shape))  # the --size that keeps 16 px on the short side
+    with pytest.raises(ResourceError, match=advice):
+        check_memory(_fit(shape, 512), cfg, CPU, smallest)

@@ -188,9 +188,10 @@ def test_cli_flag_end_to_end(
     t_norm = Transfer(content_path, [style_path], cfg, vgg=normalized)
     t_raw = Transfer(content_path, [style_path], cfg.replace(normalize_network=False), vgg=vgg19)
     start = imageio.to_tensor(imageio.resize_to(imageio.load_image(content_path), t_norm.size))
+    on_device = start.to(t_norm.device) * 255.0  # the recorded options may say cuda
     with torch.no_grad():
-        norm_start = float(t_norm.objective(start * 255.0)[0])
-        raw_start = float(t_raw.objective(start * 255.0)[0])
+        norm_start = float(t_norm.objective(on_device)[0])
+        raw_start = float(t_raw.objective(on_device)[0])
     final = float(meta["impasto:final_loss"])
     assert final < norm_start < raw_start / 100
     moved = imageio.to_tensor(imageio.load_image(out)) - start

@@ -65,9 +65,12 @@ class Recorder:
         self.frame_iterations: list[int] = []  # the iteration each frame shows
         # every iteration's total and terms by name, whatever ``every`` is
         self.history: list[tuple[int, dict[str, float]]] = []
+        self.stage_starts: list[tuple[int, int]] = []  # (first iteration, stage) of each stage
 
     def __call__(self, step: Step) -> None:
         self.history.append((step.iteration, {"total": step.loss, **step.terms}))
+        if not self.stage_starts or self.stage_starts[-1][1] != step.stage:
+            self.stage_starts.append((step.iteration, step.stage))
         if step.iteration % self.every and step.iteration != step.iterations:
             return
         img = step.image()  # a device-to-host copy: only for the frames we keep
@@ -130,15 +133,21 @@ def _rgb(img: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
 # --- loss plots -------------------------------------------------------------------------------
 
 
-def plot_terms(history: Sequence[tuple[int, Mapping[str, float]]], path: StrPath) -> pathlib.Path:
+def plot_terms(
+    history: Sequence[tuple[int, Mapping[str, float]]],
+    path: StrPath,
+    marks: Sequence[tuple[int, str]] = (),
+) -> pathlib.Path:
     """Every term and the total (as :attr:`Recorder.history`) against iteration, log scale; a
-    term that is zero throughout (TV when off) is left out."""
+    term that is zero throughout (TV when off) is left out. ``marks`` (iteration, label) are
+    drawn as vertical lines: where a coarse-to-fine stage starts, the loss jumps up (its sums
+    run over more pixels)."""
     names = [n for n in dict.fromkeys(k for _, values in history for k in values) if n != "total"]
     curves = {
         name: [(i, values.get(name, 0.0)) for i, values in history] for name in [*names, "total"]
     }
     # Total is dashed: it usually lies on top of the style curve, which would vanish under it.
-    return plot_curves(curves, path, dashed=("total",))
+    return plot_curves(curves, path, dashed=("total",), marks=marks)
 
 
 def plot_curves(
@@ -146,6 +155,7 @@ def plot_curves(
     path: StrPath,
     title: str | None = None,
     dashed: Collection[str] = (),
+    marks: Sequence[tuple[int, str]] = (),
 ) -> pathlib.Path:
     """Named (iteration, loss) series on one log-scale plot, written atomically (.png/.svg/.pdf).
 
@@ -178,6 +188,18 @@ def plot_curves(
         ax.legend()
     else:
         ax.text(0.5, 0.5, "no positive losses to show", ha="center", transform=ax.transAxes)
+    for x, text in marks:
+        ax.axvline(x - 0.5, color="0.5", linestyle=":", linewidth=1)
+        ax.annotate(
+            text,
+            (x - 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.35",
+            va="top",
+        )
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (weighted, log scale)")
     if title:

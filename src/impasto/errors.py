@@ -10,7 +10,7 @@ import enum
 
 
 class ExitStatus(enum.IntEnum):
-    """Exit codes of the ``impasto`` command; documented in the README."""
+    """Exit codes of the ``impasto`` command; documented in the manual (docs/guide/errors.md)."""
 
     OK = 0
     ERROR = 1  # a bug: anything not foreseen (shown with --traceback)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import psutil
 import torch
 
 from . import imageio
@@ -53,13 +54,8 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
+        # psutil reads it on Linux, macOS and Windows alike (MemAvailable on Linux).
+        return int(psutil.virtual_memory().available)
     return None
 
 
@@ -88,17 +84,33 @@ def check_memory(
     fits = largest_fitting_size(size, config, limit, regions)
     if fits >= max(MIN_SIDE, smallest):
         advice = f"try --size {fits} or less"
-    elif smallest > MIN_SIDE:
-        advice = (
-            f"this image's shape needs --size {smallest} or more, which does not fit either: "
-            "crop it to a less extreme aspect ratio"
-        )
     else:
-        advice = "not even the smallest size fits"
+        advice = too_little_memory(size, config, smallest, regions, limit)
     raise ResourceError(
         f"--size {config.size} ({size[0]}x{size[1]}) needs about {need / 2**30:.1f} GiB but "
         f"{limit / 2**30:.1f} GiB is available on {device.type}; {advice}"
     )
+
+
+# An image whose long side is more than this many times its short side is "extreme": only then
+# is cropping it the advice (a 4:3 photo needs a --size only a third above VGG's least).
+EXTREME_ASPECT = 2.0
+
+
+def too_little_memory(
+    size: tuple[int, int], config: TransferConfig, smallest: int, regions: int, limit: int
+) -> str:
+    """Advice when not even the least --size the image allows fits in ``limit`` bytes: crop an
+    image of an extreme shape; otherwise raise --max-memory when it is the limit, or free
+    memory."""
+    least = max(MIN_SIDE, smallest)
+    need = estimate_memory(imageio.fit_longest(size, least), config, regions) / 2**30
+    at_least = f"--size {least}, the least this image allows, needs about {need:.1f} GiB"
+    if smallest > EXTREME_ASPECT * MIN_SIDE:
+        return f"{at_least}: crop the image to a less extreme aspect ratio"
+    if config.max_memory is not None and limit <= int(config.max_memory * 2**30):
+        return f"{at_least}: raise --max-memory"
+    return f"{at_least}: free some memory, or run on a device with more"
 
 
 def memory_limit(config: TransferConfig, device: torch.device) -> int | None:

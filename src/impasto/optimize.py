@@ -16,7 +16,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,17 @@ from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
 from .lbfgs import HISTORY, DeviceLBFGS
-from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
+from .memory import (
+    check_memory,
+    fits_memory,
+    memory_limit,
+    out_of_memory,
+    output_size,
+    peak_memory,
+    too_little_memory,
+)
 from .objective import Objective, Term, transfer_terms
+from .precision import arithmetic, check_precision
 from .prepare import (
     ImageLike,
     Prepared,
@@ -56,12 +65,9 @@ __all__ = [
     "StageRun",
     "Step",
     "Transfer",
-    "arithmetic",
     "build_network",
-    "check_precision",
     "descend",
     "resolve_device",
-    "resolve_precision",
     "run_stages",
     "stage_plan",
 ]
@@ -116,7 +122,10 @@ class Result:
     iterations: int  # completed
     elapsed: float
     history: list[dict[str, float]]  # per iteration: "total" and every weighted term by name
-    final_loss: float  # objective of the returned image
+    # The objective of the returned image: the best iterate, which may be one step past the
+    # last Step (its loss evaluated after the last update), so at most the last Step's loss.
+    # The last Step's total and terms are history[-1] (what summaries show: they add up).
+    final_loss: float
     interrupted: bool = False
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
@@ -399,56 +408,6 @@ _LBFGS_MIN_COSINE = 0.01
 _CHECK_EVERY = 10
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is tf32 on CUDA (tensor cores, 10-bit mantissa) and fp32 elsewhere."""
-    if precision == "auto":
-        return "tf32" if device.type == "cuda" else "fp32"  # a no-op before Ampere: harmless
-    return precision
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision asked for that ``device`` cannot give (it would silently run another):
-    tf32 on anything but an Ampere or newer CUDA GPU, bf16 on a CUDA GPU without bfloat16. bf16
-    runs on the CPU (torch's autocast) through the same code as on a GPU."""
-    if precision == "tf32" and device.type != "cuda":
-        raise UsageError(
-            f"--precision tf32 needs a CUDA GPU (its tensor cores); this run is on {device.type}: "
-            "use fp32 or bf16"
-        )
-    if precision == "tf32":
-        major, minor = torch.cuda.get_device_capability(device)
-        if major < 8:
-            raise UsageError(
-                "--precision tf32 needs an Ampere or newer GPU (compute capability 8.0); this "
-                f"one is {major}.{minor}: use fp32"
-            )
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UsageError("--precision bf16: this GPU has no bfloat16 arithmetic; use fp32")
-
-
-@contextlib.contextmanager
-def arithmetic(precision: str, device: torch.device) -> Iterator[None]:
-    """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and
-    convolutions on CUDA (a no-op elsewhere); bf16: autocast of the convolutions to bfloat16.
-
-    cuDNN's autotuner (``torch.backends.cudnn.benchmark``) is left as the caller set it (off by
-    default): measured on an H200, it took 34 GB at a 512 px run whose tensors need 1 GB, and
-    nearly all of the GPU's 140 GB at 2048 px, in workspace for the algorithms it tries."""
-    mode = resolve_precision(precision, device)
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
-    try:
-        if mode == "bf16":
-            # No cast cache: cached casts made in one iteration would be stale in a replayed
-            # CUDA graph (PyTorch's advice for autocast with graphs).
-            with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
-                yield
-        else:
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 class _Values:
     """One step's total and terms, read back from the device once, on first use."""
 
@@ -575,13 +534,12 @@ class Transfer:
                 output_size(source.size, least), at_least, self.device, guided
             ):
                 hint = f"use --size {least} or more"
+            elif at_least is None:
+                hint = f"no --size up to {MAX_SIZE} is enough: crop the image to a less extreme "
+                hint += "aspect ratio"
             else:
-                why = (
-                    f"no --size up to {MAX_SIZE} is enough"
-                    if at_least is None
-                    else f"--size {least}, the least that is enough, would not fit in memory"
-                )
-                hint = f"{why}: crop the image to a less extreme aspect ratio"
+                limit = memory_limit(at_least, self.device) or 0
+                hint = too_little_memory(source.size, at_least, least, guided, limit)
             raise UsageError(
                 f"--size {cfg.size} leaves an image less than {MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"

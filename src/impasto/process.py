@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import psutil
+
 __all__ = ["pid_alive"]
 
 
@@ -12,10 +14,11 @@ def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine (another user's counts as running)."""
     if pid == os.getpid():
         return True
+    # psutil asks the OS (kill(pid, 0) on POSIX, OpenProcess on Windows, where os.kill would
+    # end the process); a zombie has finished its work.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except OSError:  # another user's process: alive
+    except psutil.Error:  # another user's process, not to be looked at: alive
         return True
-    return True

@@ -1,7 +1,7 @@
 """Measures of a finished picture, as pure tensor functions: chroma grain and the per-layer errors.
 
 Neither is in the paper. They are the yardsticks ``benchmarks/bench_quality.py`` uses to choose
-the defaults (README, "Defaults, and why"):
+the defaults (docs/method.md, "Defaults, and why"):
 
 * **Chroma grain**: how much pixel-scale colour noise an image holds. The I and Q (chroma)
   channels of YIQ, minus their Gaussian blur (σ = 1 px), as a root mean square over pixels of the

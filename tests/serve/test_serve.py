@@ -64,13 +64,20 @@ def test_options_are_the_configs(client: TestClient) -> None:
     assert by_name["style_layers"]["default"] == list(config.style_layers)
     assert by_name["init"]["choices"] == ["content", "noise", "style"]
     assert by_name["style_weight"]["help"].startswith("β")
+    # Every field has a label and a line of help for the page (no flags, no FILE, no raw name).
+    for name, opt in by_name.items():
+        assert opt["label"] and opt["label"] != name and opt["tip"], name
+        assert "--" not in opt["tip"] and "FILE" not in opt["tip"], name
+        assert opt["group"] in ("main", "more", "slider"), name
+    assert by_name["size"]["label"] == "Size (px)" and by_name["size"]["group"] == "main"
+    assert {by_name[n]["group"] for n in ("content_weight", "style_weight")} == {"slider"}
     # Server settings are not job options; the defaults respect this server's limits.
     assert not {"device", "weights", "weights_format", "model"} & set(by_name)
     assert by_name["size"]["default"] == 64
     assert info["limits"]["max_size"] == 64
     ratio = info["style_strength"]
     assert ratio["default_ratio"] == config.content_weight / config.style_weight
-    assert ratio["min_ratio"] < ratio["default_ratio"] < ratio["max_ratio"]
+    assert ratio["decades"] > 0
     assert info["examples"] == ["shipwreck", "starry_night", "the_scream", "tubingen"]
     assert client.get("/api/examples/tubingen").headers["content-type"] == "image/jpeg"
     assert client.get("/api/examples/..%2Fpyproject").status_code == 404
@@ -118,7 +125,8 @@ def test_job_streams_progress_then_result(
     assert preview.headers["content-type"] == "image/jpeg"
     result = client.get(done["result_url"])
     assert result.status_code == 200 and result.headers["content-type"] == "image/png"
-    assert f"impasto-{job['id']}.png" in result.headers["content-disposition"]
+    assert 'filename="photo__painting0.png"' in result.headers["content-disposition"]
+    assert done["download_name"] == "photo__painting0.png"
     with Image.open(io.BytesIO(result.content)) as img:
         assert max(img.size) == 32
         meta = {k: str(v) for k, v in img.info.items()}
@@ -173,26 +181,26 @@ def test_same_client_token_gives_the_same_job(client: TestClient) -> None:
 @pytest.mark.parametrize(
     "options, form, message",
     [
-        ({"sise": 32}, {}, "unknown option 'sise'; did you mean size?"),
-        ({"size": "big"}, {}, "option 'size' must be an integer"),
-        ({"size": True}, {}, "option 'size' must be an integer"),
-        ({"style_weight": [1]}, {}, "option 'style_weight' must be a number"),
-        ({"size": 65}, {}, "size 65 is over this server's limit of 64"),
-        ({"iterations": 501}, {}, "iterations 501 is over this server's limit of 500"),
-        ({"style_scale": 3}, {}, "style_scale 3"),
+        ({"sise": 32}, {}, "Unknown option 'sise'; did you mean size?"),
+        ({"size": "big"}, {}, "Size must be an integer"),
+        ({"size": True}, {}, "Size must be an integer"),
+        ({"style_weight": [1]}, {}, "Painting weight must be a number"),
+        ({"size": 65}, {}, "Size 65 px is over this server's limit of 64 px"),
+        ({"iterations": 501}, {}, "Iterations 501 is over this server's limit of 500"),
+        ({"style_scale": 3}, {}, "Brush scale 3 makes the paintings"),
         ({"optimizer": "adma"}, {}, "did you mean adam?"),
         ({"style_layers": "conv9_1"}, {}, "conv9_1"),
-        ({"weights": "/etc/passwd"}, {}, "option 'weights' is set by the server"),
-        ({"device": "cuda"}, {}, "option 'device' is set by the server"),
-        ({"init": "/etc/passwd"}, {}, "init must be one of content, noise, style"),
-        ({"seed": -1}, {}, "seed must be between"),
+        ({"weights": "/etc/passwd"}, {}, "Weights file is set by the server"),
+        ({"device": "cuda"}, {}, "Device is set by the server"),
+        ({"init": "/etc/passwd"}, {}, "Init must be one of content, noise, style"),
+        ({"seed": -1}, {}, "Seed must be between"),
         ({"style_blend_weights": [1, 2]}, {}, "2 values for 1 style images"),
-        ("[1, 2]", {}, "options must be a JSON object"),
-        ("{size: 3", {}, "options must be a JSON object"),
+        ("[1, 2]", {}, "Options must be a JSON object"),
+        ("{size: 3", {}, "Options must be a JSON object"),
         ('{"style_weight": NaN}', {}, "finite number"),
-        ({}, {"style_examples": []}, "give at least one style image"),
-        ({}, {"content_example": None}, "give a content image"),
-        ({}, {"content_example": "mona_lisa"}, "no example 'mona_lisa'; choose from shipwreck"),
+        ({}, {"style_examples": []}, "Give at least one style image"),
+        ({}, {"content_example": None}, "Give a content image"),
+        ({}, {"content_example": "mona_lisa"}, "No example 'mona_lisa'; choose from shipwreck"),
         ({}, {"style_examples": ["starry_night"] * 5}, "5 style images; this server takes 4"),
     ],
 )
@@ -339,7 +347,8 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
     diverged = submit(client, options={**TINY, "style_weight": 1e38}, **form).json()
     failed = wait_for_job(client, diverged["id"])
     assert failed["state"] == "failed"
-    assert failed["error"].startswith("the loss became inf at iteration 1")
+    assert failed["error"].startswith("The loss became inf at iteration 1")
+    assert "--" not in failed["error"] and "smaller Painting weight" in failed["error"]
     assert client.get(f"/api/jobs/{diverged['id']}/result").status_code == 409
 
     # A bug (which cannot be made on demand, hence the fake): one line, and the worker lives.
@@ -349,7 +358,7 @@ def test_failing_jobs_report_why_and_the_worker_goes_on(
     with monkeypatch.context() as patched:
         patched.setattr(Transfer, "run", broken)
         bug = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
-    assert bug["error"] == "unexpected error: ValueError: something unforeseen"
+    assert bug["error"] == "Unexpected error: ValueError: something unforeseen"
     ok = wait_for_job(client, submit(client, options=TINY, **form).json()["id"])
     assert ok["state"] == "done"
 

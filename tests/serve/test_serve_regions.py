@@ -147,11 +147,11 @@ def test_masks_are_kept_with_the_job_and_run_again(make_client: MakeClient, tmp_
     [
         ([(0, 0, 32, 24)], None, {}, "1 mask(s) for 2 style image(s): send one per style"),
         ([(0, 0, 9, 9)] * 3, None, {}, "3 mask(s) for 2 style image(s)"),
-        ([(0, 0, 16, 24), None], None, {}, "mask 'region1.png' covers nothing (it is all black)"),
+        ([(0, 0, 16, 24), None], None, {}, "Mask 'region1.png' covers nothing (it is all black)"),
         ([], None, {}, None),  # no masks: a plain blend, accepted (see below)
         ([(0, 0, 16, 24)] * 2, None, {"options": {"style_blend_weights": [1, 2]}}, "blend"),
         ([(0, 0, 16, 24), (16, 0, 32, 24)], (0, 0, 16, 24), {}, "covers all of mask 1"),
-        ([], (0, 0, 32, 24), {}, "the kept region covers the whole photo"),
+        ([], (0, 0, 32, 24), {}, "The kept region covers the whole photo"),
         ([], None, {"keep_": b"%PDF not a picture"}, "'keep.png' is not an image"),
     ],
 )

@@ -46,8 +46,8 @@ def test_a_deleted_storage_folder_is_made_again_and_lost_results_are_gone(
     ("options", "message"),
     [
         ({"size": 16, "style_scale": 0.05}, "less than 16 px on its short side"),
-        ({"size": 64, "iterations": 10**12}, "--iterations must be between 1 and"),
-        ({"size": 64, "style_weight": 1e300}, "--style-weight must be between 0 and"),
+        ({"size": 64, "iterations": 10**12}, "Iterations must be between 1 and"),
+        ({"size": 64, "style_weight": 1e300}, "Painting weight must be between 0 and"),
         ({"size": 64, "scales": list(range(16, 64))}, "stages"),
     ],
 )

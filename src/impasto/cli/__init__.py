@@ -17,7 +17,7 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..errors import ExitStatus, ImpastoError, UsageError
 from ..version import __version__
@@ -33,32 +33,94 @@ PROG = "impasto"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises :class:`UsageError` (one line, with a hint) instead of exiting."""
+    """argparse that raises :class:`UsageError` (one line, with a hint) instead of exiting.
+
+    A subcommand's parser reports its own unknown options (with a suggestion from its own flags,
+    or the name of the subcommand that has the option) before anything else is wrong, and its
+    own ``--help`` in the hint; a mistyped command or choice gets a "did you mean"."""
+
+    commands: dict[str, _Parser] | None = None  # every command's parser, set on each
+    _seen: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._seen = list(args) if args is not None else []
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras and self._is_command():
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return ns, extras
+
+    def _is_command(self) -> bool:
+        return self.prog != PROG
 
     def error(self, message: str) -> NoReturn:
-        if "unrecognized arguments:" in message:
-            bad = message.split(":", 1)[1].split()
-            flags = _all_flags(self)
-            for arg in bad:
-                close = difflib.get_close_matches(arg.split("=")[0], flags, n=1)
-                if close:
-                    message = f"unknown option '{arg}'; did you mean {close[0]}?"
-                    break
-            else:
-                message = f"unexpected argument(s): {' '.join(bad)}"
+        unknown = self._unknown_option()
+        if unknown is not None:
+            message = self._unknown_message(unknown)
+        elif "unrecognized arguments:" in message:
+            message = f"unexpected argument(s): {message.split(':', 1)[1].strip()}"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def _unknown_option(self) -> str | None:
+        """The first option on the command line that this parser does not know."""
+        for arg in self._seen:
+            if arg == "--" or (not self._is_command() and not arg.startswith("-")):
+                break  # the top parser's own options end at the command
+            if not arg.startswith("-") or arg == "-" or self._negative_number_matcher.match(arg):
+                continue
+            if arg.split("=", 1)[0] not in self._option_string_actions:
+                return arg
+        return None
 
-def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
-    """Option strings of ``parser`` and its subcommands: argparse reports a subcommand's
-    unknown options through the top-level parser, whose own actions lack the subcommand's flags."""
-    flags: list[str] = []
-    for action in parser._actions:
-        flags += action.option_strings
+    def _unknown_message(self, arg: str) -> str:
+        """Say what ``arg`` may have meant: an option of another command that has it as typed,
+        else the closest of this command's options, else the closest of another command's."""
+        name = arg.split("=", 1)[0]
+        others = {
+            command: _visible_flags(parser)
+            for command, parser in (self.commands or {}).items()
+            if parser is not self
+        }
+        having = [command for command, flags in others.items() if name in flags]
+        if having and not self._is_command():
+            return f"option '{name}' before the command: it goes after it ('{PROG} COMMAND {name}')"
+        if having:
+            where = " and ".join(f"'{PROG} {c}'" for c in having[:2])
+            more = " (and others)" if len(having) > 2 else ""
+            return f"unknown option '{name}': it is an option of {where}{more}, not of this command"
+        close = difflib.get_close_matches(name, _visible_flags(self), n=1)
+        if close:
+            return f"unknown option '{name}'; did you mean {close[0]}?"
+        for command, flags in others.items():
+            close = difflib.get_close_matches(name, flags, n=1)
+            if close:
+                return f"unknown option '{name}'; did you mean {close[0]} (of '{PROG} {command}')?"
+        return f"unknown option '{name}'"
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is None or value in action.choices:
+            return
+        allowed = [str(c) for c in action.choices]
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
         if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                flags += _all_flags(sub)
-    return flags
+            raise argparse.ArgumentError(None, f"unknown command '{value}'{hint}")
+        if action.option_strings:
+            what = f"{action.option_strings[-1]} '{value}' is not valid"
+        else:
+            what = f"'{value}' is not {' or '.join(allowed)}"
+        raise argparse.ArgumentError(None, f"{what}{hint}")
+
+
+def _visible_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """The option strings ``parser --help`` shows."""
+    return [
+        flag
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for flag in action.option_strings
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for family in (transfer, spatial, batch, video, serve):
         family.register(sub)
+    commands = {name: p for name, p in sub.choices.items() if isinstance(p, _Parser)}
+    parser.commands = commands
+    for command in commands.values():
+        command.commands = commands
     return parser
 
 
@@ -85,9 +151,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
 
 
+# The commands that load torch and the network before their first output.
+_WORKING = {"transfer", "reconstruct", "grid", "mix-styles", "video", "batch"}
+
+
+def _loading_line(args: Sequence[str]) -> None:
+    """Say so while torch and the network load (seconds of nothing on the screen otherwise):
+    on a terminal only, not with --quiet, --help or --version, and not for 'batch status'."""
+    quiet = {"-q", "--quiet", "-h", "--help", "--version"} & set(args)
+    if quiet or not args or args[0] not in _WORKING or args[1:2] == ["status"]:
+        return
+    if sys.stderr.isatty():
+        print("loading the network…", file=sys.stderr, flush=True)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    _loading_line(args)
     try:
         with signals.deferred():  # Ctrl-C while torch imports: delivered once it has
             parser = build_parser()

@@ -10,9 +10,11 @@ content image called ``status`` still works with ``--styles``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,19 @@ from ..jobs import (
     run_jobs,
 )
 from ..jobs.driver import interrupted_name
-from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
+from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
-from ..jobs.store import STORE_NAME, abandoned
+from ..jobs.store import STORE_NAME, Job, abandoned
 from ..paths import Named, check_apart
 from . import PROG
-from .options import add_common, add_config_options, config_inputs, options_from_args
+from .options import (
+    SPATIAL_FIELDS,
+    ConfigFlags,
+    add_common,
+    add_config_options,
+    config_inputs,
+    options_from_args,
+)
 from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
 
@@ -55,9 +64,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "contents", metavar="CONTENT", nargs="*", help="content images, folders or globs"
     )
     b.add_argument(
-        "--styles", nargs="+", metavar="STYLE", default=None, help="style images, folders, globs"
+        "--styles",
+        nargs="+",
+        metavar="STYLE",
+        default=None,
+        help="style images, folders, globs (required, unless --jobs)",
     )
-    b.add_argument("-o", "--output", metavar="OUTDIR", default=None, help="output folder")
+    b.add_argument(
+        "-o",
+        "--output",
+        metavar="OUTDIR",
+        default=None,
+        help="output folder (required, but for 'batch status')",
+    )
     how = b.add_mutually_exclusive_group()
     how.add_argument(
         "--pairs", action="store_true", help="the i-th content with the i-th style only"
@@ -71,23 +90,26 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=[],
         metavar="NAME=V1,V2",
         help="run every value of a transfer option (several --sweep multiply); values of a list "
-        "option are separated by ';'",
+        "option are separated by ';' (default: none)",
     )
     b.add_argument(
         "--jobs",
         metavar="FILE",
         default=None,
-        help="CSV or JSON Lines: one job a row (content, style(s), output, any options)",
+        help="CSV or JSON Lines: one job a row (content, style(s), output, any options) "
+        "(default: none)",
     )
     b.add_argument("--retry-failed", action="store_true", help="run jobs that failed before again")
     b.add_argument(
         "--contact-sheet",
         metavar="SHEET",
         default=None,
-        help="also lay the results out, labelled, on one picture",
+        help="also lay the results out, labelled, on one picture; a relative SHEET goes in "
+        "OUTDIR (default: none)",
     )
-    add_config_options(b, ExecutorOptions)
-    add_config_options(b)
+    add_config_options(b, ConfigFlags(ExecutorOptions))
+    seed = {"seed": f"{BATCH_DEFAULT_SEED}, so that a job is the same job on the next run"}
+    add_config_options(b, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(b, "batch")
     add_common(b)
     b.set_defaults(run=_run_batch)
@@ -104,6 +126,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
         return _run_status(ns)
+    _refuse_mistyped_status(ns)
     where = options_from_args(ns, ExecutorOptions)
     if where.executor == "ray":
         require_ray()
@@ -133,7 +156,8 @@ def _run_batch(ns: argparse.Namespace) -> int:
     check_apart(inputs, [("the output folder", outdir)])
     sheet = None
     if ns.contact_sheet is not None:
-        sheet = imageio.check_output_path(ns.contact_sheet)
+        # A relative name is in OUTDIR, with the results it shows.
+        sheet = imageio.check_output_path(outdir / ns.contact_sheet)
         check_apart(inputs, [("the contact sheet", sheet)])
         if sheet.resolve() == (outdir / STORE_NAME).resolve():
             raise UsageError("the contact sheet cannot be the job store")
@@ -145,7 +169,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
     executor = _executor(where, ns.quiet, options)
-    progress = BatchProgress(ns.quiet, executor.slots)
+    progress = BatchProgress(ns.quiet, executor.slots, ns.print_every)
     with Store.in_folder(outdir) as store:
         try:
             summary = run_jobs(
@@ -203,6 +227,35 @@ def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> E
     return LocalExecutor(local_devices(options.get("device", "auto")))
 
 
+def varying_options(jobs: Sequence[Job]) -> list[str]:
+    """The options whose values differ across ``jobs`` (what a sweep varies), in name order:
+    the columns that tell the jobs of one batch apart."""
+    names = sorted({name for j in jobs for name in j.options})
+    return [n for n in names if len({_shown(j.options.get(n)) for j in jobs}) > 1]
+
+
+def _shown(value: Any) -> str:
+    """An option's value in a column: lists joined by commas, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _refuse_mistyped_status(ns: argparse.Namespace) -> None:
+    """``batch stauts OUTDIR``: a first word close to 'status' that names no file, with neither
+    --styles nor --jobs, is a mistyped command, not a content image."""
+    first = ns.contents[0] if ns.contents else None
+    if first is None or ns.styles is not None or ns.jobs is not None or os.path.exists(first):
+        return
+    if difflib.get_close_matches(first, ["status"], n=1, cutoff=0.6):
+        raise UsageError(
+            f"unknown batch command '{first}'; did you mean '{PROG} batch status OUTDIR'? "
+            f"(see '{PROG} batch --help')"
+        )
+
+
 def _run_status(ns: argparse.Namespace) -> int:
     rest = ns.contents[1:] + ([ns.output] if ns.output else [])
     if len(rest) != 1:
@@ -213,16 +266,19 @@ def _run_status(ns: argparse.Namespace) -> int:
     with Store.in_folder(folder, readonly=True) as store:
         jobs = store.jobs()
     now = time.time()
-    rows = [("state", "tries", "seconds", "device", "output", "error")]
+    varying = varying_options(jobs)
+    rows = [("state", "tries", "seconds", "device", *varying, "output", "error")]
     for j in jobs:
         state: str = j.state
         if state == "running" and abandoned(j.worker, j.lease, now):
             state = "running?"  # no heartbeat lately: abandoned; the next run takes it
         seconds = f"{j.seconds:.1f}" if j.seconds is not None else "-"
-        rows.append((state, str(j.attempts), seconds, j.device or "-", j.output, j.error or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        values = [_shown(j.options.get(name)) for name in varying]
+        row = (state, str(j.attempts), seconds, j.device or "-", *values, j.output, j.error or "")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[5]
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
         print(line.rstrip())
     counts: dict[str, int] = {}
     for j in jobs:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import typing
-from collections.abc import Callable
-from dataclasses import MISSING, fields
+from collections.abc import Callable, Mapping
+from dataclasses import Field, dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any, TypeVar
 
-from ..config import TransferConfig
+from ..config import MAX_ITERATIONS, TransferConfig, help_text
 from ..errors import UsageError
 from ..fieldtypes import parse_text
 from ..paths import Named
@@ -33,44 +34,60 @@ def _argparse_type(annotation: object, flag: str) -> Callable[[str], Any]:
     return parse
 
 
-def _shown(default: Any) -> str:
-    if isinstance(default, tuple):
-        return ",".join(map(str, default))
-    if isinstance(default, float):
-        return f"{default:g}"
-    return str(default)
+@dataclass(frozen=True)
+class ConfigFlags:
+    """Which fields of an options dataclass a command takes as flags, and how their defaults
+    read there: ``leave_out`` fields the command sets itself or cannot use, ``preset`` a preset
+    the command fixes (its values are then the defaults), ``given`` defaults the command sets
+    itself (a batch's seed is 0). Kept on the command's parser (``config_flags``) so that the
+    options reference and the tests read the same list the flags were made from."""
+
+    options: type[Any] = TransferConfig
+    leave_out: frozenset[str] = frozenset()
+    preset: str | None = None
+    given: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+    def fields(self) -> list[Field[Any]]:
+        return [f for f in fields(self.options) if f.name not in self.leave_out]
+
+    def help(self, f: Field[Any]) -> str:
+        return help_text(f, self.preset, self.given)
+
+
+def flag_of(f: Field[Any]) -> str:
+    return str(f.metadata.get("flag") or "--" + f.name.replace("_", "-"))
 
 
 def add_config_options(
-    parser: argparse._ActionsContainer, options: type[Any] = TransferConfig
+    parser: argparse.ArgumentParser,
+    spec: ConfigFlags | None = None,
+    group: argparse._ActionsContainer | None = None,
 ) -> None:
-    """One ``--flag`` per field of an options dataclass, with its help from the field."""
-    hints = typing.get_type_hints(options)
-    defaults = options()
-    for f in fields(options):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name) if f.default is not MISSING else None
-        help_text = f.metadata.get("help", "")
+    """One ``--flag`` per field of ``spec`` (by default every TransferConfig field), with its
+    help and default from the field, into ``group`` (else the parser itself)."""
+    spec = spec or ConfigFlags()
+    parser.set_defaults(config_flags=[*(parser.get_default("config_flags") or []), spec])
+    into = group if group is not None else parser
+    hints = typing.get_type_hints(spec.options)
+    for f in spec.fields():
+        flag = flag_of(f)
         if hints[f.name] is bool:
             # --flag / --no-flag; None (not given) leaves the config's default in charge.
-            parser.add_argument(
+            into.add_argument(
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{help_text} (default: {'on' if default else 'off'})",
+                help=spec.help(f),
             )
             continue
-        # A None default, or one that depends on other options, is explained by the help.
-        if default is not None and not f.metadata.get("auto"):
-            help_text = f"{help_text} (default: {_shown(default)})"
-        parser.add_argument(
+        into.add_argument(
             flag,
             dest=f.name,
             type=_argparse_type(hints[f.name], flag),
-            default=None,
+            default=None,  # None: not given, so the dataclass decides
             metavar=f.metadata.get("metavar") or f.name.split("_")[-1].upper(),
-            help=help_text,
+            help=spec.help(f),
         )
 
 
@@ -97,9 +114,29 @@ def config_inputs(cfg: TransferConfig) -> list[Named]:
     return named
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    """-q and --traceback, on every command."""
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+# The TransferConfig fields of spatial and scale control: transfer's (and mix-styles' split).
+SPATIAL_FIELDS = frozenset({"mask_propagation", "keep_feather", "scale_split"})
+
+PRINT_EVERY = 50  # as the Lua reference's -print_iter
+
+
+def add_common(
+    p: argparse.ArgumentParser,
+    quiet_help: str = "no progress bar, log lines or summary",
+    progress: bool = True,
+) -> None:
+    """-q, --traceback and (for commands that iterate) --print-every."""
+    p.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    if progress:
+        p.add_argument(
+            "--print-every",
+            type=bounded_int("--print-every", 0, MAX_ITERATIONS),
+            default=PRINT_EVERY,
+            metavar="N",
+            help="when stderr is not a terminal (a log file, CI), print a line every N "
+            "iterations with the losses and the time; 0: none "
+            f"(default: {PRINT_EVERY})",
+        )
     p.add_argument(
         "--traceback",
         action="store_true",

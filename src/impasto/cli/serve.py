@@ -14,7 +14,7 @@ from typing import Any
 from .. import serve as server
 from ..errors import ExitStatus
 from ..serve.settings import ServeOptions
-from .options import add_common, add_config_options, options_from_args
+from .options import ConfigFlags, add_common, add_config_options, options_from_args
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -27,8 +27,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "per Ray worker at once.",
         allow_abbrev=False,
     )
-    add_config_options(p, ServeOptions)
-    add_common(p)
+    add_config_options(p, ConfigFlags(ServeOptions))
+    add_common(p, "print nothing but errors (not the address, nor the line at the stop)", False)
     p.set_defaults(run=_run)
 
 

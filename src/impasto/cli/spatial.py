@@ -18,13 +18,15 @@ from typing import Any
 from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
+from ..eta import WorkPlan
 from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
-from ..optimize import Transfer
+from ..optimize import Transfer, stage_plan
 from ..paths import Named, check_apart
 from . import PROG
-from .options import add_common, add_config_options, config_inputs
+from .options import ConfigFlags, add_common, add_config_options, config_inputs
 from .progress import ProgressBar
+from .summary import result_line
 
 KEEP_SUFFIX = ":none"
 
@@ -42,14 +44,14 @@ def add_spatial_options(p: argparse.ArgumentParser) -> None:
         metavar="MASKS",
         help="comma-separated masks, one per style image in order: style i paints mask i; a "
         "mask written FILE:none is kept as the photo (soft edge: --keep-feather) and needs no "
-        "style (only FILE:none masks: the styles paint the rest as usual)",
+        "style (only FILE:none masks: the styles paint the rest as usual) (default: none)",
     )
     g.add_argument(
         "--style-masks",
         default=None,
         metavar="MASKS",
         help="comma-separated masks, one per style image, over that painting: its statistics "
-        "are taken from that part only ('-' for all of it)",
+        "are taken from that part only ('-' for all of it) (default: none)",
     )
     g.add_argument(
         "--segmentation",
@@ -57,20 +59,20 @@ def add_spatial_options(p: argparse.ArgumentParser) -> None:
         metavar="MAP",
         help="a colour-coded label map of the photo (flat colours, PNG); with "
         "--style-segmentation, each colour is painted from the same colour's region of the one "
-        "painting",
+        "painting (default: none)",
     )
     g.add_argument(
         "--style-segmentation",
         default=None,
         metavar="MAP",
-        help="the painting's label map, with the same colours as --segmentation",
+        help="the painting's label map, with the same colours as --segmentation (default: none)",
     )
     g.add_argument(
         "--fine-style",
         default=None,
         metavar="FILE",
         help="scale control: this painting gives the fine strokes (the style layers before "
-        "--scale-split), the STYLE image(s) the coarse shapes",
+        "--scale-split), the STYLE image(s) the coarse shapes (default: none)",
     )
 
 
@@ -164,7 +166,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     m.add_argument("coarse", metavar="COARSE", help="painting that gives the large-scale shapes")
     m.add_argument("fine", metavar="FINE", help="painting that gives the fine strokes")
     m.add_argument("-o", "--output", required=True, metavar="OUT", help="the new style image")
-    add_config_options(m)
+    # One coarse painting, no content: no blending, masks or colours to keep.
+    mix = {"content_weight": "0 (texture synthesis: no content)", "init": "noise"}
+    unused = {"mask_propagation", "keep_feather", "style_blend_weights", "preserve_colors"}
+    add_config_options(m, ConfigFlags(leave_out=frozenset(unused), given=mix))
     add_common(m)
     m.set_defaults(run=_run_mix)
 
@@ -179,7 +184,9 @@ def _run_mix(ns: argparse.Namespace) -> int:
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
     check_apart(inputs + config_inputs(cfg), [("the output", out)])
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
-    progress = ProgressBar(cfg.iterations, ns.quiet, None, 0)
+    plan = stage_plan(cfg, transfer.smallest_size)
+    work = WorkPlan.from_sizes([(st.size, st.iterations) for st in plan])
+    progress = ProgressBar(cfg.iterations, ns.quiet, None, 0, plan=work, print_every=ns.print_every)
     try:
         result = transfer.run(on_step=progress)
     finally:
@@ -191,6 +198,5 @@ def _run_mix(ns: argparse.Namespace) -> int:
     meta = {**result.metadata(sources), "impasto:command": "mix-styles"}
     imageio.save_image(result.image, out, metadata=meta)
     if not ns.quiet:
-        w, h = result.image.size
-        print(f"wrote {out} ({w}x{h}) in {result.elapsed:.1f} s", file=sys.stderr)
+        print(result_line(out, result, plan), file=sys.stderr)
     return ExitStatus.OK

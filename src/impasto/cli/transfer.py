@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ import PIL.Image
 from .. import animate, experiments, imageio
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
-from ..optimize import Result, Step, Transfer
+from ..eta import WorkPlan
+from ..optimize import Step, Transfer, stage_plan
 from ..paths import Named, check_apart
 from . import PROG
 from .options import (
+    SPATIAL_FIELDS,
+    ConfigFlags,
     add_common,
     add_config_options,
     add_styles_and_output,
@@ -33,6 +37,16 @@ from .options import (
 )
 from .progress import ProgressBar, panel_progress
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
+from .summary import result_line, wrote_line
+
+# What the paper's experiments set themselves (experiments.py): the preset (paper's), the
+# weights and layers each panel varies; and what they cannot use (blends, masks, colours).
+_EXPERIMENTS_SET = {"preset", "style_weight", "style_layer_weights", "style_layers"}
+_ONE_STYLE = {"style_blend_weights", *SPATIAL_FIELDS}
+RECONSTRUCT_SETS = frozenset(
+    {*_EXPERIMENTS_SET, *_ONE_STYLE, "content_weight", "content_layers", "init", "preserve_colors"}
+)
+GRID_SETS = frozenset({*_EXPERIMENTS_SET, *_ONE_STYLE, "content_weight"})
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -66,7 +80,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "results out as one labelled contact sheet.",
         allow_abbrev=False,
     )
-    r.add_argument("kind", choices=("content", "style"), help="which representation")
+    r.add_argument(
+        "representation",
+        metavar="{content,style}",
+        choices=("content", "style"),
+        help="which representation: each layer's responses (content) or the Gram matrices of "
+        "growing layer sets (style)",
+    )
     r.add_argument("image", metavar="IMAGE", help="the image to reconstruct")
     r.add_argument("-o", "--output", required=True, metavar="SHEET", help="contact sheet image")
     r.add_argument(
@@ -74,15 +94,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=comma_strings("--layers"),
         default=None,
         metavar="LAYERS",
-        help="comma-separated layers (default: conv1_1,conv2_1,conv3_1,conv4_1,"
-        "conv5_1); for style, set k uses the first k",
+        help="comma-separated layers; for style, set k uses the first k (default: conv1_1,"
+        "conv2_1,conv3_1,conv4_1,conv5_1)",
     )
     r.add_argument(
         "--each",
         action="store_true",
         help="also write each panel as SHEET_<layer>.png beside the sheet",
     )
-    add_config_options(r)
+    add_config_options(r, ConfigFlags(leave_out=RECONSTRUCT_SETS, preset="paper"))
     add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
     r.set_defaults(run=_run_experiment)
@@ -94,8 +114,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "ratios; each cell a full transfer of CONTENT in the style of STYLE.",
         allow_abbrev=False,
     )
-    g.add_argument("content", metavar="CONTENT")
-    g.add_argument("style", metavar="STYLE")
+    g.add_argument("content", metavar="CONTENT", help="content image (photo)")
+    g.add_argument("style", metavar="STYLE", help="style image (painting)")
     g.add_argument("-o", "--output", required=True, metavar="GRID", help="grid image")
     g.add_argument(
         "--ratios",
@@ -111,7 +131,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="LAYERS",
         help="style layers; row k uses the first k (default: conv1_1..conv5_1)",
     )
-    add_config_options(g)
+    add_config_options(
+        g, ConfigFlags(leave_out=GRID_SETS, preset="paper", given={"init": "content"})
+    )
     add_common(g)
     g.set_defaults(run=_run_experiment)
 
@@ -123,7 +145,8 @@ def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
         "--animate",
         default=None,
         metavar="ANIM",
-        help="also write the iterates as an animation: .gif (looping) or .mp4 (H.264)",
+        help="also write the iterates as an animation: .gif (looping) or .mp4 (H.264) "
+        "(default: off)",
     )
     g.add_argument(
         "--animate-every",
@@ -136,7 +159,7 @@ def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
         "--plot",
         default=None,
         metavar="PLOT",
-        help=f"also plot {plot_help} on a log scale: .png, .svg or .pdf",
+        help=f"also plot {plot_help} on a log scale: .png, .svg or .pdf (default: off)",
     )
 
 
@@ -224,7 +247,15 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     regions = regions_from_args(ns, len(ns.styles))
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg, regions=regions, fine_style=ns.fine_style)
-    progress = ProgressBar(cfg.iterations, ns.quiet, steps_dir, ns.save_every)
+    plan = stage_plan(cfg, transfer.smallest_size)
+    progress = ProgressBar(
+        cfg.iterations,
+        ns.quiet,
+        steps_dir,
+        ns.save_every,
+        plan=WorkPlan.from_sizes([(st.size, st.iterations) for st in plan]),
+        print_every=ns.print_every,
+    )
     try:
         result = transfer.run(on_step=animate.chain(progress, recorder))
     finally:
@@ -233,7 +264,13 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     def save_watch() -> None:  # after the image itself: it matters more than the film
         if recorder is not None:
             history = recorder.history
-            _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path))
+            sizes = {k + 1: st.size for k, st in enumerate(plan)}
+            marks = [
+                (i, f"stage {k}: {sizes.get(k, '?')} px")
+                for i, k in recorder.stage_starts
+                if len(plan) > 1
+            ]
+            _save_watch(ns, recorder.frames, lambda path: animate.plot_terms(history, path, marks))
 
     sources = {"content": str(ns.content), "styles": ",".join(map(str, ns.styles))}
     sources |= spatial_sources(ns)
@@ -249,7 +286,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
         return ExitStatus.INTERRUPTED
     imageio.save_image(result.image, out, metadata=result.metadata(sources))
     if not ns.quiet:
-        print(_summary(result, out), file=sys.stderr)
+        print(result_line(out, result, plan), file=sys.stderr)
     save_watch()
     return ExitStatus.OK
 
@@ -289,7 +326,8 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     inputs += config_inputs(cfg)
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs, outputs + _watch_outputs(ns))
-    listen = panel_progress(ns.quiet)
+    started = time.perf_counter()
+    listen = panel_progress(ns.quiet, ns.print_every)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS
     recorded: list[tuple[str, animate.Recorder]] = []  # (panel label, its recording)
     title = ""
@@ -298,11 +336,11 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         listen = _recording_panels(listen, every, recorded)
         fn = (
             experiments.reconstruct_content
-            if ns.kind == "content"
+            if ns.representation == "content"
             else (experiments.reconstruct_style)
         )
         panels = fn(ns.image, cfg, layers, on_panel=listen)
-        title = f"{ns.kind} reconstructions of {Path(ns.image).name} from white noise"
+        title = f"{ns.representation} reconstructions of {Path(ns.image).name} from white noise"
         sheet = experiments.contact_sheet([panels], title=title)
         interrupted = panels[-1].interrupted
         if ns.each and not interrupted:
@@ -311,7 +349,10 @@ def _run_experiment(ns: argparse.Namespace) -> int:
                 panel = out.with_name(f"{out.stem}_{name}.png")
                 check_apart(inputs, [("the panel", panel)])
                 imageio.save_image(p.image, panel)
-        meta = {"impasto:command": f"reconstruct {ns.kind}", "impasto:options": cfg.to_json()}
+        meta = {
+            "impasto:command": f"reconstruct {ns.representation}",
+            "impasto:options": cfg.to_json(),
+        }
     else:
         ratios = tuple(ns.ratios) if ns.ratios else experiments.DEFAULT_RATIOS
         rows = experiments.ratio_grid(ns.content, ns.style, cfg, ratios, layers, on_panel=listen)
@@ -332,18 +373,10 @@ def _run_experiment(ns: argparse.Namespace) -> int:
         return ExitStatus.INTERRUPTED
     imageio.save_image(sheet, out, metadata=meta)
     if not ns.quiet:
-        print(f"wrote {out} ({sheet.width}x{sheet.height})", file=sys.stderr)
+        count = len(panels) if ns.command == "reconstruct" else sum(len(r) for r in rows)
+        details = f"{count} panels of {cfg.iterations} iterations"
+        line = wrote_line(out, sheet.size, time.perf_counter() - started, details=details)
+        print(line, file=sys.stderr)
     if recorded:
         _save_panel_watch(ns, recorded, title)
     return ExitStatus.OK
-
-
-def _summary(result: Result, out: Path) -> str:
-    last = result.history[-1] if result.history else {}
-    c, s = last.get("content", 0.0), last.get("style", 0.0)
-    w, h = result.image.size
-    return (
-        f"wrote {out} ({w}x{h}) in {result.elapsed:.1f} s on {result.device}: "
-        f"{result.iterations} iterations, loss {result.final_loss:.4g} "
-        f"(content {c:.3g}, style {s:.3g}), seed {result.seed}"
-    )

@@ -30,6 +30,8 @@ from ..video import (
 from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
 from . import PROG
 from .options import (
+    SPATIAL_FIELDS,
+    ConfigFlags,
     add_common,
     add_config_options,
     add_styles_and_output,
@@ -39,6 +41,7 @@ from .options import (
 )
 from .progress import VideoProgress, notice
 from .spatial import check_no_spatial, refuse_spatial_options
+from .summary import wrote_line
 
 _MAX_SECONDS = 1e7  # --start and --end: about four months
 
@@ -66,12 +69,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="stop before TIME (default: the end)")  # fmt: skip
     g.add_argument("--frames", type=_frame_range, default=None, metavar="[A]:B",
                    help="only frames A (0-based, default 0) to B-1 of those left by --start/--end; "
-                   "N alone means the first N")  # fmt: skip
+                   "N alone means the first N (default: all)")  # fmt: skip
     g.add_argument("--fps", type=_fps, default=None, metavar="RATE",
                    help="resample to RATE frames per second (default: the input's average rate; "
                    f"a folder of images: {FOLDER_RATE})")  # fmt: skip
-    add_config_options(v.add_argument_group("temporal consistency"), VideoOptions)
-    add_config_options(v.add_argument_group("where it runs"), ExecutorOptions)
+    add_config_options(v, ConfigFlags(VideoOptions), v.add_argument_group("temporal consistency"))
+    add_config_options(v, ConfigFlags(ExecutorOptions), v.add_argument_group("where it runs"))
     r = v.add_argument_group("resuming")
     r.add_argument("--work-dir", default=None, metavar="DIR",
                    help="cache of finished frames (default: OUT.work beside OUT)")  # fmt: skip
@@ -79,7 +82,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="discard frames cached by a run with other settings")  # fmt: skip
     r.add_argument("--keep-work", action="store_true",
                    help="keep the work directory after a successful run")  # fmt: skip
-    add_config_options(v)
+    seed = {"seed": "0, so that a re-run finds the frames cached"}
+    add_config_options(v, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(v, "video")
     add_common(v)
     v.set_defaults(run=_run_video)
@@ -145,7 +149,7 @@ def _run_video(ns: argparse.Namespace) -> int:
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)
-    progress = VideoProgress(len(clip), ns.quiet, where.workers or 1)
+    progress = VideoProgress(len(clip), ns.quiet, ns.print_every, where.workers or 1)
     try:
         summary = stylize_video(
             clip,
@@ -174,21 +178,24 @@ def _run_video(ns: argparse.Namespace) -> int:
 
 
 def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
-    w, h = s.size
     weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
     mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
     if opts.long_term:
         mode += f", held to frames {','.join(map(str, opts.temporal_frames))} back"
     reused = f", {s.reused} reused from the work directory" if s.reused else ""
-    per = f", {s.seconds_per_frame:.2f} s per frame" if s.computed_seconds else ""
     where = f" by {s.workers}" if s.workers != "this process" else ""
     chunks = f" in {s.chunks} chunks" if s.chunks else ""
     cuts = ""
     if opts.temporal and opts.cuts:
         found = ", ".join(str(i + 1) for i in s.cuts)
         cuts = f"; scene cuts before frame(s) {found}" if s.cuts else "; no scene cut"
-    return (
-        f"wrote {s.output} ({w}x{h}, {s.frames} frames at {float(s.rate):.4g} fps, audio "
-        f"{s.audio}) in {s.seconds:.1f} s on {s.device}{where}{chunks}{per}{reused}; {mode}"
-        f"{cuts}"
+    per = ""
+    if s.first_seconds is not None:
+        per = f", the first frame {s.first_seconds:.2f} s"
+    if s.seconds_per_frame:
+        per += f", {'then ' if per else ''}{s.seconds_per_frame:.2f} s per frame"
+    details = (
+        f"{s.frames} frames at {float(s.rate):.4g} fps, audio {s.audio}{where}{chunks}{per}"
+        f"{reused}; {mode}, seed {cfg.seed if cfg.seed is not None else 0}{cuts}"
     )
+    return wrote_line(s.output, s.size, s.seconds, s.device, details)

@@ -49,13 +49,14 @@ class ExecutorOptions:
     ray_address: str | None = option(
         None,
         "with --executor ray: 'auto' joins the cluster of this machine (ray start), "
-        "ray://HOST:10001 connects as a Ray Client; default: a local Ray on this machine's CPUs",
+        "ray://HOST:10001 connects as a Ray Client",
+        shown="a local Ray on this machine's CPUs",
         metavar="ADDRESS",
     )
     workers: int | None = option(
         None,
-        "with --executor ray: how many workers, i.e. jobs at once (default: one per GPU of the "
-        "cluster, else one per node, sharing its CPUs)",
+        "with --executor ray: how many workers, i.e. jobs at once",
+        shown="one per GPU of the cluster, else one per node, sharing its CPUs",
         metavar="N",
         bounds=(1, MAX_WORKERS),
     )

@@ -55,6 +55,7 @@ def option_name(name: str) -> str:
 
 
 _HINTS = typing.get_type_hints(TransferConfig)
+SWEPT = "sweep:"  # labels["sweep:NAME"]: the value of swept option NAME, as given
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ def plan(
             labels = {"content": content.name, "style": "+".join(s.name for s in group)}
             if combo:
                 labels["sweep"] = _sweep_label(combo)
+                # each swept option's value apart, for the sheet's rows and columns
+                labels |= {f"{SWEPT}{s.name}": s.texts[i] for s, i in combo}
             specs.append(_spec(content, group, opts, None, labels))
     return _check_outputs(specs)
 

@@ -2,6 +2,7 @@
 
     GET  /api/options             options a job may set (from TransferConfig), limits, examples
     GET  /api/examples/{name}     a bundled example image
+    POST /api/options/resolve     the options as a job would run with them (β for the size)
     POST /api/jobs                create a job: multipart images (and masks) + options   -> 202
     GET  /api/jobs                every job kept, newest first
     GET  /api/jobs/{id}           status and progress
@@ -11,12 +12,14 @@
     GET  /api/jobs/{id}/preview   the latest iterate (JPEG)
     GET  /api/jobs/{id}/result    the result (PNG with the parameters in its metadata)
 
-The OpenAPI schema is at /openapi.json, browsable at /docs.
+The OpenAPI schema is at /openapi.json, browsable at /docs and /redoc (serve/docs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,10 +41,11 @@ from ..prepare import check_styles
 from ..version import __version__
 from ..vgg import MIN_SIDE
 from . import intake
+from .docs import add_api_pages
 from .guards import BodyLimit, SameSite
 from .jobs import JobManager
 from .records import JobStatus, Refused
-from .settings import RATIO_RANGE, Limits, Settings
+from .settings import BALANCE_DECADES, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 EVENT_POLL_S = 0.1
@@ -59,20 +63,29 @@ class OptionInfo(BaseModel):
     type: str = Field(description="JSON type: integer, number, boolean, string or array")
     default: Any
     choices: list[str] | None
-    help: str
+    help: str = Field(description="the command line's help")
     group: str = Field(description="where the page shows it: main, more, or slider (α and β)")
-    label: str
+    label: str = Field(description="the page's name for it")
+    tip: str = Field(description="the page's help: a line for a person, no flags")
     min: float | None
     max: float | None
     step: float | None
 
 
 class StyleStrength(BaseModel):
-    """The page's slider: α/β (content_weight / style_weight) on a log scale."""
+    """The page's balance slider: β on a log scale around the default β of the options chosen
+    (POST /api/options/resolve says it), ``decades`` powers of ten either way."""
 
-    min_ratio: float
-    max_ratio: float
-    default_ratio: float
+    decades: float
+    default_ratio: float = Field(description="α/β with the default options")
+
+
+class ResolvedOptions(BaseModel):
+    """A job's options as it would run, with every default resolved."""
+
+    options: dict[str, Any]
+    ratio: float | None = Field(description="α/β: content_weight / style_weight")
+    stages: list[int] = Field(description="the longest side of each coarse-to-fine stage")
 
 
 class LimitsInfo(BaseModel):
@@ -172,6 +185,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         "at a time on this machine's device (or one per worker at once on a Ray cluster); "
         "options are those of `impasto transfer`.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files (serve/docs.py): they work with no network
+        redoc_url=None,
     )
     app.state.jobs = jobs
     app.state.settings = settings
@@ -189,6 +204,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     app.add_middleware(BodyLimit, limit=limits.body_limit())
     app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_api_pages(app, STATIC)
 
     def known(job_id: str) -> JobStatus:
         status = jobs.status(job_id)
@@ -216,12 +232,33 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
                 queue_limit=limits.queue_limit,
             ),
             style_strength=StyleStrength(
-                min_ratio=RATIO_RANGE[0],
-                max_ratio=RATIO_RANGE[1],
+                decades=BALANCE_DECADES,
                 default_ratio=default.content_weight / default.style_weight,
             ),
             examples=sorted(examples),
             version=__version__,
+        )
+
+    @app.post(
+        "/api/options/resolve",
+        response_model=ResolvedOptions,
+        tags=["options"],
+        responses=_problems(400),
+    )
+    def resolve_options(given: dict[str, Any]) -> ResolvedOptions:
+        """What a job with these options would run with: every option, the defaults that
+        depend on others resolved (β follows the size, the preset and the network), or 422 with
+        why they make no configuration (this server's limits are checked at POST /api/jobs).
+        The page's balance slider starts at the resolved β."""
+        try:
+            config = intake.parse_options(given, limits, settings.device, within_limits=False)
+        except UsageError as e:
+            raise HTTPException(422, intake.for_page(str(e))) from None
+        plan = config.stage_plan()
+        return ResolvedOptions(
+            options=json.loads(config.to_json()),
+            ratio=config.content_weight / config.style_weight if config.style_weight else None,
+            stages=[size for size, _ in plan],
         )
 
     @app.get(
@@ -287,6 +324,8 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         """Queue a style transfer; follow it with the events or status endpoints."""
         try:
             config = intake.parse_options(options, limits, settings.device)
+            if config.seed is None:  # drawn here, so that the job's status shows it
+                config = config.replace(seed=secrets.randbits(31))
             inputs = _inputs(content, styles or [], content_example, style_examples or [], examples)
             count = len(inputs) - 1
             if count == 0:
@@ -308,7 +347,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         except intake.TooLarge as e:
             raise HTTPException(413, str(e)) from None
         except (UsageError, InputError) as e:
-            raise HTTPException(422, str(e)) from None
+            raise HTTPException(422, intake.for_page(str(e))) from None
         labels = (inputs[0][0], [label for label, _ in inputs[1:]])
         return _submit(response, config, images, labels, client_token, painted)
 
@@ -347,7 +386,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             if masks is not None:
                 intake.check_masks(masks, config, len(images) - 1)
         except UsageError as e:
-            raise HTTPException(422, str(e)) from None
+            raise HTTPException(422, intake.for_page(str(e))) from None
         return _submit(response, config, images, labels, masks=masks)
 
     @app.get("/api/jobs", response_model=list[JobStatus], tags=["jobs"])
@@ -451,7 +490,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         return Response(
             data,
             media_type="image/png",
-            headers={"Content-Disposition": f'attachment; filename="impasto-{job_id}.png"'},
+            headers={"Content-Disposition": f'attachment; filename="{status.download_name}"'},
         )
 
     return app

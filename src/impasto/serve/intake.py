@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import typing
 import warnings
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from typing import Any
 import PIL.Image
 
 from .. import imageio
-from ..config import TransferConfig, choices
+from ..config import TransferConfig, choices, help_text
 from ..errors import InputError, UsageError
 from ..fieldtypes import json_type, parse_value
 from ..guidance import Regions, build_regions
@@ -34,9 +35,12 @@ def parse_options(
     limits: Limits,
     device: str,
     config: type[TransferConfig] = TransferConfig,
+    *,
+    within_limits: bool = True,
 ) -> TransferConfig:
     """The config for one job from a JSON object (text or parsed); :class:`UsageError` says why
-    not. Omitted ``size`` and ``iterations`` default to the config's, capped by ``limits``."""
+    not. Omitted ``size`` and ``iterations`` default to the config's, capped by ``limits``;
+    ``within_limits`` refuses one over them (off: what the options resolve to, for the page)."""
     options = _json_object(raw)
     hints = typing.get_type_hints(config)
     given: dict[str, Any] = {}
@@ -55,25 +59,55 @@ def parse_options(
     for name, cap in (("size", limits.max_size), ("iterations", limits.max_iterations)):
         given.setdefault(name, min(_default(config, name), cap))
     result = config.from_options(given).replace(device=device)
-    check_limits(result, limits)
+    if within_limits:
+        check_limits(result, limits)
     return result
+
+
+def label(name: str, config: type[TransferConfig] = TransferConfig) -> str:
+    """Option ``name`` as the page names it, for a message: its label without a unit in
+    brackets ("Size", not "Size (px)"); the name itself for an option without one."""
+    for f in fields(config):
+        if f.name == name and f.metadata.get("label"):
+            return str(f.metadata["label"]).split(" (")[0]
+    return name
+
+
+_FLAG = re.compile(r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)|option '([a-z_0-9]+)'")
+
+
+def for_page(message: str) -> str:
+    """A refusal in the page's words: the config's checks name command-line flags
+    ("--iterations must be at least 1") and the type checks "option 'size'"; each becomes the
+    option's label ("Iterations must be at least 1"). Other words are left as they are."""
+    known = {f.name for f in fields(TransferConfig)}
+
+    def named(m: re.Match[str]) -> str:
+        name = (m.group(1) or "").replace("-", "_") or m.group(2)
+        return label(name) if name in known else m.group(0)
+
+    text = _FLAG.sub(named, message)
+    return text[:1].upper() + text[1:]
 
 
 def check_limits(config: TransferConfig, limits: Limits) -> None:
     """Refuse a config over this server's limits (also one stored by an earlier server)."""
     if config.size > limits.max_size:
-        raise UsageError(f"size {config.size} is over this server's limit of {limits.max_size}")
+        raise UsageError(
+            f"{label('size')} {config.size} px is over this server's limit of {limits.max_size} px"
+        )
     if config.iterations > limits.max_iterations:
         raise UsageError(
-            f"iterations {config.iterations} is over this server's limit of {limits.max_iterations}"
+            f"{label('iterations')} {config.iterations} is over this server's limit of "
+            f"{limits.max_iterations}"
         )
     # The style images are scaled to size x style_scale: the limit applies to them too (doubled,
     # so that a large-brush style at the largest size is still possible).
     if config.size * config.style_scale > 2 * limits.max_size:
         raise UsageError(
-            f"style_scale {config.style_scale} makes the style images "
+            f"{label('style_scale')} {config.style_scale:g} makes the paintings "
             f"{config.size * config.style_scale:.0f} px; this server's limit is "
-            f"{2 * limits.max_size}"
+            f"{2 * limits.max_size} px"
         )
     if config.scales is not None and len(config.scales) > MAX_STAGES:
         raise UsageError(f"scales has {len(config.scales)} stages; at most {MAX_STAGES}")
@@ -127,7 +161,7 @@ def describe_options(
     limits: Limits, config: type[TransferConfig] = TransferConfig
 ) -> list[dict[str, Any]]:
     """Every option a job may set: name, JSON type, default, choices, the config's help, and how
-    the page shows it (group, label, bounds: :data:`~impasto.serve.settings.PAGE`).
+    the page shows it (group, label, tip: the field's metadata; bounds: this server's).
 
     The page builds its controls from this, so a new option or choice in the config shows up
     there (under "more options") without touching the page."""
@@ -148,8 +182,8 @@ def describe_options(
                 "type": json_type(hints[f.name]),
                 "default": list(default) if isinstance(default, tuple) else default,
                 "choices": list(allowed) if allowed is not None else None,
-                "help": f.metadata.get("help", ""),
-                **page_control(f.name, limits),
+                "help": help_text(f),  # as `impasto transfer --help` says it
+                **page_control(f.name, f.metadata, limits),
             }
         )
     return out

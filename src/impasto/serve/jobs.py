@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import functools
 import hashlib
-import io
 import json
 import logging
 import math
@@ -44,6 +42,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import filelock
 import PIL.Image
 import torch
 
@@ -54,7 +53,7 @@ from ..errors import ImpastoError, InputError, UsageError
 from ..jobs.executor import Executor, LocalExecutor
 from ..jobs.spec import Outcome, Report
 from ..jobs.store import FINISHED, State, Store, worker_id
-from .intake import Masks
+from .intake import Masks, for_page
 from .records import (
     INTERRUPTED,
     JobStatus,
@@ -122,7 +121,7 @@ class JobManager:
                 self.store.close()
                 raise
         except BaseException:
-            self._lock_file.close()
+            self._lock_file.release()
             raise
         # One worker on this machine's device (a job's --device, or the best there is), which
         # keeps its network between jobs that want the same one (loading takes a second).
@@ -359,7 +358,7 @@ class JobManager:
             while self._queue:
                 self._end(self._queue.popleft(), "cancelled", INTERRUPTED)
             self.store.close()
-            self._lock_file.close()
+            self._lock_file.release()
         if self._temporary:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -439,8 +438,8 @@ class JobManager:
             terms = dict(outcome.terms)
             if "total" in terms:
                 job.loss, job.terms = terms.pop("total"), terms
-            if outcome.error is not None:
-                self._end(job, "failed", outcome.error.splitlines()[0])
+            if outcome.error is not None:  # said for the page: option labels, not flags
+                self._end(job, "failed", for_page(outcome.error.splitlines()[0]))
             elif outcome.interrupted:
                 self._end(job, "cancelled", self._cancel_reason(job))
             else:
@@ -570,22 +569,22 @@ class JobManager:
             shutil.rmtree(self.root / row.id, ignore_errors=True)
 
 
-def _lock(data_dir: Path) -> io.BufferedRandom:
+def _lock(data_dir: Path) -> filelock.BaseFileLock:
     """Make ``data_dir`` and hold its lock file for the life of the server: two servers on one
     folder would each take the other's running jobs for interrupted ones."""
     shown = f"--data-dir '{data_dir}'"
     if data_dir.exists() and not data_dir.is_dir():
         raise InputError(f"{shown} is not a folder")
+    # filelock: flock on POSIX, msvcrt's locking on Windows; released by the server's close,
+    # which may run in another thread than the one that took it (not thread-local).
+    lock = filelock.FileLock(data_dir / LOCK_NAME, timeout=0, thread_local=False)
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # people's photos: private
-        f = open(data_dir / LOCK_NAME, "a+b")  # noqa: SIM115 (held until close)
-    except OSError as e:
-        raise InputError(f"cannot write {shown}: {e.strerror or e}") from None
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
+        lock.acquire()
+    except filelock.Timeout:
         raise UsageError(
             f"another impasto serve uses {shown}; stop it or give this one another --data-dir"
         ) from None
-    return f
+    except OSError as e:
+        raise InputError(f"cannot write {shown}: {e.strerror or e}") from None
+    return lock

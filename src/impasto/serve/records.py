@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import PIL.Image
 from pydantic import BaseModel, Field
 
 from ..config import TransferConfig
+from ..eta import WorkPlan
 from ..jobs.spec import Task, config_from
 from ..jobs.store import FINISHED, Job, State
 from .intake import Masks
@@ -45,6 +47,14 @@ class JobStatus(BaseModel):
         description="each weighted term of the objective by name (content, style, tv, ...)",
     )
     elapsed: float = Field(description="seconds of optimisation so far")
+    eta: float | None = Field(
+        default=None,
+        description="seconds left while it runs, from the plan of stages (an iteration costs "
+        "as the pixels of its stage); None before there is a rate to go by",
+    )
+    seed: int | None = Field(
+        default=None, description="the random seed of the run (drawn when none was given)"
+    )
     error: str | None = Field(description="why the job failed, in one line")
     cancel_requested: bool
     created: float = Field(description="Unix time")
@@ -62,6 +72,7 @@ class JobStatus(BaseModel):
     options: dict[str, Any] = Field(description="the full transfer configuration")
     preview_url: str | None = Field(description="the latest iterate as a JPEG")
     result_url: str | None = Field(description="the result PNG (also after a cancel)")
+    download_name: str = Field(description="the result's file name: PHOTO__PAINTING.png")
     events_url: str
     interrupted: bool = Field(
         description="cancelled because the server stopped (or was stopped while it waited)"
@@ -143,6 +154,11 @@ class StudioJob:
     events: collections.deque[tuple[int, str]] = field(
         default_factory=lambda: collections.deque(maxlen=EVENTS_KEPT)
     )
+
+    def eta(self) -> float | None:
+        """Seconds left, from the plan of stages and the rate of work so far."""
+        plan = WorkPlan.of(self.config, self.stages)
+        return plan.seconds_left(self.iteration, self.elapsed)
 
     @property
     def result_file(self) -> Path:
@@ -240,6 +256,8 @@ class StudioJob:
             loss=_finite(self.loss),
             terms={name: _finite(value) for name, value in self.terms.items()},
             elapsed=self.elapsed,
+            eta=self.eta() if self.state == "running" else None,
+            seed=self.config.seed,
             error=self.error,
             cancel_requested=self.cancel.is_set(),
             created=self.created,
@@ -256,11 +274,24 @@ class StudioJob:
                 else None
             ),
             result_url=f"{base}/result" if self.result is not None else None,
+            download_name=download_name(content, styles),
             events_url=f"{base}/events",
             interrupted=self.state == "cancelled" and self.error == INTERRUPTED,
             rerun_url=f"{base}/rerun" if self.state in FINISHED else None,
             seq=seq,
         )
+
+
+def download_name(content: str, styles: list[str]) -> str:
+    """A result's file name from its inputs' names: ``PHOTO__PAINTING.png`` (paintings joined
+    by '+'), in letters, digits, '-', '_' and '.' only."""
+
+    def stem(label: str) -> str:
+        base = label.rsplit(".", 1)[0] if "." in label.strip(".") else label
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._")
+        return safe[:40] or "image"
+
+    return f"{stem(content)}__{'+'.join(stem(s) for s in styles) or 'style'}.png"
 
 
 def _finite(x: float | None) -> float | None:

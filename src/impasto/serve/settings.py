@@ -9,6 +9,7 @@ are the options' own.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,31 +26,18 @@ _MB = 2**20
 SERVER_OPTIONS = ("device", "weights", "weights_format", "model", "max_memory")
 INIT_CHOICES = ("content", "noise", "style")  # ``init`` may also be a file path elsewhere: not here
 MAX_STAGES = 8  # coarse-to-fine stages (each prepares its own targets)
-# The style-strength slider of the page: α/β on a log scale (the range of Gatys et al.'s Fig. 3).
-RATIO_RANGE = (1e-5, 1e-1)
-
-# How the page shows a job option: its group ("main", "more", or "slider" for the two weights the
-# style-strength slider sets) and its label. Options not named here (a new one, say) are shown
-# under "more", labelled by their name: the page itself names no option.
-PAGE: dict[str, tuple[str, str]] = {
-    "size": ("main", "Size (px)"),
-    "iterations": ("main", "Iterations"),
-    "optimizer": ("main", "Optimiser"),
-    "preserve_colors": ("main", "Keep photo colours"),
-    "style_scale": ("main", "Style scale"),
-    "init": ("main", "Start from"),
-    "seed": ("more", "Seed (blank: random)"),
-    "tv_weight": ("more", "Smoothing (TV weight)"),
-    "learning_rate": ("more", "Adam step size"),
-    "pooling": ("more", "Pooling"),
-    "content_weight": ("slider", "α"),
-    "style_weight": ("slider", "β"),
-}
+# The page's balance slider: β on a log scale, from the default β (which follows the size, the
+# preset and the network) divided by 10^BALANCE_DECADES ("more photo") to multiplied by it ("more
+# painting"): Gatys et al.'s Fig. 3 spans four decades of α/β.
+BALANCE_DECADES = 2.0
 
 
-def page_control(name: str, limits: Limits) -> dict[str, Any]:
-    """The page's group, label and input bounds for option ``name``."""
-    group, label = PAGE.get(name, ("more", name))
+def page_control(name: str, meta: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
+    """How the page shows option ``name``: its group, label and tip (from the field's metadata,
+    kept beside the option in the config) and its input bounds on this server. An option with
+    no label is shown under "more options" by its name."""
+    group, label = meta.get("place", "more"), meta.get("label") or name
+    tip = meta.get("tip") or meta.get("help", "")
     bounds: dict[str, float | None] = {"min": None, "max": None, "step": None}
     if name == "size":
         bounds = {"min": MIN_SIDE, "max": limits.max_size, "step": 16}
@@ -57,7 +45,7 @@ def page_control(name: str, limits: Limits) -> dict[str, Any]:
         bounds = {"min": 1, "max": limits.max_iterations, "step": None}
     elif name == "style_scale":
         bounds = {"min": 0.1, "max": None, "step": 0.05}
-    return {"group": group, "label": label, **bounds}
+    return {"group": group, "label": label, "tip": tip, **bounds}
 
 
 @dataclass(frozen=True)
@@ -105,8 +93,8 @@ class ServeOptions(ExecutorOptions):
     )
     data_dir: str | None = option(
         None,
-        "folder of the job store and the jobs' images, kept across restarts (default: the "
-        "user's data folder, such as ~/.local/share/impasto)",
+        "folder of the job store and the jobs' images, kept across restarts",
+        shown="the user's data folder, such as ~/.local/share/impasto",
         metavar="DIR",
     )
 

@@ -128,11 +128,15 @@ class VideoSummary:
     cuts: list[int] = field(default_factory=list)  # 0-based frames that begin a new shot
     workers: str = "this process"  # where the frames were painted
     chunks: int = 0  # chunks the shots were split into (0: one chain per shot)
+    first_seconds: float | None = None  # the first frame's, when computed in this run
 
     @property
     def seconds_per_frame(self) -> float:
-        """Mean wall time of the frames computed in this run (reused ones excluded)."""
-        done = self.computed_seconds
+        """Mean wall time of the frames computed in this run after the first (reused ones
+        excluded): the first starts from nothing and takes longer; the progress bar's figure."""
+        done = list(self.computed_seconds)
+        if self.first_seconds is not None and done:
+            done = done[1:]
         return sum(done) / len(done) if done else 0.0
 
 
@@ -247,6 +251,7 @@ def stylize_video(
         cuts=state.cuts,
         workers=state.workers,
         chunks=state.chunks,
+        first_seconds=state.first,
     )
 
 
@@ -263,6 +268,7 @@ class _Progress:
         self.cuts_told = False  # the cuts were found before any frame (a chunked run)
         self.sink_audio = "none"
         self.workers = "this process"
+        self.first: float | None = None  # the first frame's seconds, when computed in this run
 
     def audio(self, sink: Sink) -> None:
         self.sink_audio = sink.audio
@@ -283,6 +289,9 @@ class _Progress:
             self.note(r.note)
         if r.reused:
             self.reused += 1
+        elif r.index == 0:  # first in the list, whenever it ends (VideoSummary leaves it out)
+            self.first = r.seconds
+            self.computed.insert(0, r.seconds)
         else:
             self.computed.append(r.seconds)
         if self.on_frame is not None:

@@ -17,6 +17,7 @@ from ..config import (
     check_bounds,
     check_choices,
     option,
+    short_number,
 )
 from ..errors import UsageError
 from ..flow import FlowMethod
@@ -47,16 +48,17 @@ class VideoOptions:
     )
     temporal_weight: float | None = option(
         None,
-        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
-        f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
-        f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
+        "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels²",
+        shown=f"{short_number(TEMPORAL_WEIGHT / STYLE_WEIGHT)}·β, i.e. "
+        f"{short_number(TEMPORAL_WEIGHT)} at β = {short_number(STYLE_WEIGHT)}, so that the "
+        "balance with the style holds at every size and preset",
         bounds=(0, MAX_WEIGHT),
     )
     frame_iterations: int | None = option(
         None,
-        f"iterations of each frame after a shot's first (default: --iterations/"
-        f"{FRAME_ITERATIONS_FRACTION}); a shot's first frame, and every frame with "
-        "--no-temporal, gets --iterations",
+        "iterations of each frame after a shot's first; a shot's first frame, and every frame "
+        "with --no-temporal, gets --iterations",
+        shown=f"--iterations/{FRAME_ITERATIONS_FRACTION}",
         bounds=(1, MAX_ITERATIONS),
     )
     temporal_frames: tuple[int, ...] = option(
@@ -76,8 +78,8 @@ class VideoOptions:
     chunk_frames: int | None = option(
         None,
         "split each shot into chunks of about N frames that workers paint at once, tied at "
-        f"keyframes so that the seams do not show (default: {CHUNK_FRAMES} with --executor ray; "
-        "otherwise none, one chain per shot)",
+        "keyframes so that the seams do not show",
+        shown=f"{CHUNK_FRAMES} with --executor ray; otherwise none, one chain per shot",
         metavar="N",
         bounds=(1, MAX_FRAMES),
     )

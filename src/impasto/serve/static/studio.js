@@ -10,6 +10,9 @@ const FINISHED = new Set(["done", "failed", "cancelled"]);
 const $ = (id) => document.getElementById(id);
 const state = {
   info: null,       // GET /api/options
+  resolved: null,   // {alpha, beta, stages}: the options chosen, as the server resolves them
+  submitting: false,
+  running: false,   // the job on the stage is queued or running
   content: null,    // {file} or {example}, with a url for the thumbnail
   styles: [],
   job: null,        // id of the job on the stage
@@ -25,12 +28,15 @@ function field(opt) {
   const label = document.createElement("label");
   label.htmlFor = "opt-" + opt.name;
   label.textContent = opt.label;
-  label.title = opt.help;
   let input;
-  const choices = opt.type === "boolean" ? ["false", "true"] : opt.choices;
-  if (choices) {
+  if (opt.type === "boolean") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = opt.default === true;
+    wrap.classList.add("check");
+  } else if (opt.choices) {
     input = document.createElement("select");
-    for (const c of choices) {
+    for (const c of opt.choices) {
       const o = document.createElement("option");
       o.value = o.textContent = c;
       input.append(o);
@@ -42,14 +48,22 @@ function field(opt) {
   }
   input.id = "opt-" + opt.name;
   input.name = opt.name;
-  input.title = opt.help;
   input.dataset.type = opt.type;
   input.dataset.default = opt.default === null ? "" : String(opt.default);
-  input.value = input.dataset.default;
+  if (opt.type !== "boolean") input.value = input.dataset.default;
+  if (opt.default === null && opt.type !== "boolean") {
+    input.placeholder = opt.name === "seed" ? "random" : "default";
+  }
   for (const bound of ["min", "max", "step"]) {
     if (opt[bound] !== null && opt[bound] !== undefined) input[bound] = opt[bound];
   }
-  wrap.append(label, input);
+  const tip = document.createElement("small");
+  tip.className = "tip";
+  tip.id = "tip-" + opt.name;
+  tip.textContent = opt.tip;
+  input.setAttribute("aria-describedby", tip.id);
+  input.addEventListener("change", resolveSoon);
+  if (opt.type === "boolean") wrap.append(input, label, tip); else wrap.append(label, input, tip);
   return wrap;
 }
 
@@ -57,48 +71,103 @@ function buildOptions() {
   // The server says where each option goes; "slider" ones (α, β) are set by the slider.
   const boxes = { main: $("main-options"), more: $("more-options") };
   for (const opt of state.info.options) boxes[opt.group]?.append(field(opt));
-  const s = state.info.style_strength;
-  const strength = $("strength");
-  strength.value = String(ratioToSlider(s.default_ratio));
-  strength.addEventListener("input", showRatio);
-  showRatio();
+  for (const input of document.querySelectorAll(".field input[type=number], .field input[type=text]")) {
+    input.addEventListener("input", resolveSoon);
+  }
+  $("strength").addEventListener("input", showRatio);
 }
 
-// Slider 0..1000, left "more photo" (α/β = max_ratio) to right "more painting" (min_ratio).
-function sliderToRatio(v) {
-  const s = state.info.style_strength;
-  const hi = Math.log10(s.max_ratio), lo = Math.log10(s.min_ratio);
-  return 10 ** (hi - (v / 1000) * (hi - lo));
+// The balance slider, 0..1000: the middle is the default β of the options chosen (the server
+// resolves it: it follows the size, the preset and the network); each end is that β divided
+// ("more photo", left) or multiplied ("more painting", right) by 10^decades. β grows, and α/β
+// falls, from left to right.
+const MIDDLE = 500;
+function sliderBeta(v) {
+  const r = state.resolved;
+  const decades = state.info.style_strength.decades;
+  const beta = r.beta * 10 ** (decades * (v - MIDDLE) / MIDDLE);
+  return Number(beta.toPrecision(3)); // what is sent, and what the label shows
 }
-function ratioToSlider(r) {
-  const s = state.info.style_strength;
-  const hi = Math.log10(s.max_ratio), lo = Math.log10(s.min_ratio);
-  return Math.round(((hi - Math.log10(r)) / (hi - lo)) * 1000);
+function sentWeights() {
+  // [α, β] the job will run with: the server's own when the slider is in the middle.
+  const v = Number($("strength").value);
+  const r = state.resolved;
+  if (!r) return null;
+  return v === MIDDLE ? [r.alpha, r.beta] : [r.alpha, sliderBeta(v)];
 }
 const SUPERSCRIPT = { "-": "⁻", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
-function showRatio() {
-  const r = sliderToRatio(Number($("strength").value));
+function ratioText(r) {
+  if (r === 0) return "α/β = 0";
+  if (!Number.isFinite(r)) return "α/β = ∞ (photo only)";
   const [mantissa, exponent] = r.toExponential(1).split("e");
   const power = "10" + [...String(Number(exponent))].map((c) => SUPERSCRIPT[c]).join("");
-  $("ratio").textContent = `α/β = ${mantissa === "1.0" ? "" : mantissa + " × "}${power}`;
+  return `α/β = ${mantissa === "1.0" ? "" : mantissa + " × "}${power}`;
+}
+function showRatio() {
+  const w = sentWeights();
+  const out = $("ratio");
+  if (!w) { out.textContent = "α/β = …"; return; }
+  const [alpha, beta] = w;
+  out.textContent = ratioText(alpha / beta);
+  out.dataset.ratio = String(alpha / beta);
+  out.title = `α = ${alpha}, β = ${beta}`;
 }
 
-function collectOptions() {
-  const options = {};
-  const strength = Number($("strength").value);
-  // Left where it starts, the slider leaves α and β to the server's defaults (β follows the size).
-  if (strength !== ratioToSlider(state.info.style_strength.default_ratio)) {
-    const contentWeight = defaultOf("content_weight");
-    options.content_weight = contentWeight;
-    options.style_weight = contentWeight / sliderToRatio(strength);
+// Ask the server what the chosen options resolve to (the default β follows them).
+let resolveTimer = null;
+function resolveSoon() {
+  clearTimeout(resolveTimer);
+  document.body.dataset.resolved = "";
+  resolveTimer = setTimeout(resolve, 150);
+}
+async function resolve() {
+  const options = fieldOptions();
+  const key = JSON.stringify(options);
+  try {
+    const r = await fetch("/api/options/resolve", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: key,
+    });
+    if (!r.ok) return; // Start shows why; the slider keeps the last β it had
+    const body = await r.json();
+    if (JSON.stringify(fieldOptions()) !== key) return; // a later change is on its way
+    state.resolved = {
+      alpha: body.options.content_weight,
+      beta: body.options.style_weight,
+      stages: body.stages,
+    };
+    showRatio();
+    document.body.dataset.resolved = key;
+  } catch (err) {
+    // the server is gone: Start will say so
   }
+}
+
+function fieldOptions() {
+  // The options given in the fields (those left at their default are left to the server).
+  const options = {};
   for (const input of document.querySelectorAll(".field input, .field select")) {
+    const t = input.dataset.type;
+    if (t === "boolean") {
+      if (String(input.checked) !== input.dataset.default) options[input.name] = input.checked;
+      continue;
+    }
     const raw = input.value.trim();
     if (raw === input.dataset.default) continue; // the server's default stays in charge
     if (raw === "") { options[input.name] = null; continue; }
-    const t = input.dataset.type;
-    if (t === "boolean") options[input.name] = raw === "true";
-    else options[input.name] = t === "integer" || t === "number" ? Number(raw) : raw;
+    options[input.name] = t === "integer" || t === "number" ? Number(raw) : raw;
+  }
+  return options;
+}
+
+function collectOptions() {
+  const options = fieldOptions();
+  // In the middle, the slider leaves α and β to the server's defaults (β follows the size).
+  if (Number($("strength").value) !== MIDDLE && state.resolved) {
+    const [alpha, beta] = sentWeights();
+    options.content_weight = alpha;
+    options.style_weight = beta;
   }
   return options;
 }
@@ -147,8 +216,53 @@ function showChoices() {
   for (const b of document.querySelectorAll("#style-examples button")) {
     b.classList.toggle("on", state.styles.some((x) => x.example === b.dataset.name));
   }
-  $("start").disabled = !(state.content && state.styles.length);
+  showStart();
   window.regions.show(state.content, state.styles);
+}
+
+// Start: disabled until there is a photo and a painting, while a job is being sent, and while
+// the job on the stage runs (one press, one job); "Start another" once it has finished.
+function showStart() {
+  const b = $("start");
+  const ready = Boolean(state.content && state.styles.length);
+  b.disabled = !ready || state.submitting || state.running;
+  b.textContent = state.submitting ? "Starting…" : state.running ? "Running…" : state.job ? "Start another" : "Start";
+  if (!state.job) $("status").textContent = idleStatus();
+}
+
+function idleStatus() {
+  if ($("form-error").textContent) return "Not started: see the message under Start.";
+  if (!state.content && !state.styles.length) return "Choose a photo and a painting, then Start.";
+  if (!state.content) return "Now choose a photo.";
+  if (!state.styles.length) return "Now choose a painting.";
+  return "Ready: press Start.";
+}
+
+// A file that is not an image is refused when chosen, with a message, not at Start. Browsers
+// cannot show TIFF: the server reads it, so it is taken as it is.
+async function checkImage(file) {
+  const why = `'${file.name}' is not an image (use PNG, JPEG, WebP, GIF, TIFF or BMP)`;
+  if (!file.type.startsWith("image/")) return why;
+  if (file.type === "image/tiff") return null;
+  try {
+    const bitmap = await createImageBitmap(file);
+    bitmap.close();
+    return null;
+  } catch (err) {
+    return why;
+  }
+}
+
+async function takeFiles(files, take) {
+  const good = [];
+  const problems = [];
+  for (const f of files) {
+    const why = await checkImage(f);
+    if (why) problems.push(why); else good.push(f);
+  }
+  $("form-error").textContent = problems.join("; ");
+  if (good.length) take(good);
+  showChoices();
 }
 
 function buildExamples() {
@@ -175,27 +289,29 @@ function buildExamples() {
 }
 
 function wireDrops() {
-  $("content-file").addEventListener("change", (e) => {
-    if (e.target.files.length) state.content = fromFile(e.target.files[0]);
+  const takeContent = (files) => { state.content = fromFile(files[0]); };
+  const takeStyles = (files) => { for (const f of files) state.styles.push(fromFile(f)); };
+  $("content-file").addEventListener("change", async (e) => {
+    const files = [...e.target.files].slice(0, 1);
     e.target.value = "";
-    showChoices();
+    if (files.length) await takeFiles(files, takeContent);
   });
-  $("style-files").addEventListener("change", (e) => {
-    for (const f of e.target.files) state.styles.push(fromFile(f));
+  $("style-files").addEventListener("change", async (e) => {
+    const files = [...e.target.files];
     e.target.value = "";
-    showChoices();
+    if (files.length) await takeFiles(files, takeStyles);
   });
-  for (const [zone, take] of [
-    [$("content-drop"), (files) => { state.content = fromFile(files[0]); }],
-    [$("style-drop"), (files) => { for (const f of files) state.styles.push(fromFile(f)); }],
+  for (const [zone, take, one] of [
+    [$("content-drop"), takeContent, true],
+    [$("style-drop"), takeStyles, false],
   ]) {
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));
     zone.addEventListener("drop", (e) => {
       e.preventDefault();
       zone.classList.remove("over");
-      const files = [...e.dataTransfer.files].filter((f) => f.type.startsWith("image/"));
-      if (files.length) { take(files); showChoices(); }
+      const files = [...e.dataTransfer.files];
+      if (files.length) takeFiles(one ? files.slice(0, 1) : files, take);
     });
   }
 }
@@ -211,27 +327,32 @@ function problem(body, status) {
 
 async function start(e) {
   e.preventDefault();
+  if (state.submitting || state.running || !state.content || !state.styles.length) return;
   $("form-error").textContent = "";
+  state.submitting = true; // the masks take a moment to encode: no second job meanwhile
+  showStart();
   const form = new FormData();
   const c = state.content;
   if (c.file) form.append("content", c.file); else form.append("content_example", c.example);
   for (const s of state.styles) {
     if (s.file) form.append("styles", s.file); else form.append("style_examples", s.example);
   }
-  $("start").disabled = true; // the masks take a moment to encode: no second job meanwhile
-  const regionsProblem = await window.regions.appendMasks(form, state.styles);
-  if (regionsProblem) { $("form-error").textContent = regionsProblem; showChoices(); return; }
-  form.append("options", JSON.stringify(collectOptions()));
-  form.append("client_token", crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
   try {
+    const regionsProblem = await window.regions.appendMasks(form, state.styles);
+    if (regionsProblem) { $("form-error").textContent = regionsProblem; return; }
+    form.append("options", JSON.stringify(collectOptions()));
+    form.append("client_token", crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
     const r = await fetch("/api/jobs", { method: "POST", body: form });
     const body = await r.json().catch(() => null);
     if (!r.ok) { $("form-error").textContent = problem(body, r.status); return; }
     watch(body.id, body);
     refreshRecent();
+    // On a phone (one column) the stage is below the form: bring it into view.
+    if (window.matchMedia("(max-width: 860px)").matches) $("stage").scrollIntoView({ block: "start" });
   } catch (err) {
     $("form-error").textContent = "could not reach the server: " + err.message;
   } finally {
+    state.submitting = false;
     showChoices();
   }
 }
@@ -239,6 +360,7 @@ async function start(e) {
 function watch(id, first) {
   if (state.source) state.source.close();
   state.job = id;
+  state.running = first ? !FINISHED.has(first.state) : true;
   state.shownPreview = null;
   $("progress").dataset.seen = "";
   $("job-error").textContent = "";
@@ -262,10 +384,12 @@ function watch(id, first) {
     }
   };
   markCurrent();
+  showStart();
 }
 
 function fmt(x) {
-  return x === null || x === undefined ? "–" : Number(x).toPrecision(3);
+  if (x === null || x === undefined) return "–";
+  return x === 0 ? "0" : Number(x).toPrecision(3);
 }
 
 function render(s) {
@@ -300,11 +424,11 @@ function render(s) {
   const seen = progress.dataset.seen ? progress.dataset.seen.split(",") : [];
   if (!seen.includes(String(s.iteration))) seen.push(String(s.iteration));
   progress.dataset.seen = seen.join(",");
-  $("loss").textContent = fmt(s.loss);
-  const terms = s.terms || {};
-  $("content-loss").textContent = fmt(terms.content);
-  $("style-loss").textContent = fmt(terms.style);
-  $("elapsed").textContent = s.started ? `${s.elapsed.toFixed(1)} s` : "–";
+  showLosses(s);
+  $("elapsed").textContent = s.started ? clock(s.elapsed) : "–";
+  $("eta").textContent = s.state === "running" && s.eta !== null && s.eta !== undefined
+    ? "about " + clock(s.eta) : s.state === "done" ? "0:00" : "–";
+  $("seed").textContent = s.seed === null || s.seed === undefined ? "–" : String(s.seed);
   const picture = FINISHED.has(s.state) && s.result_url ? s.result_url : s.preview_url;
   if (picture && picture !== state.shownPreview) {
     state.shownPreview = picture;
@@ -323,8 +447,43 @@ function render(s) {
   dl.hidden = !s.result_url;
   if (s.result_url) {
     dl.href = s.result_url;
-    dl.download = `impasto-${s.id}.png`;
+    dl.download = s.download_name;
   }
+  const running = !FINISHED.has(s.state);
+  if (running !== state.running) { state.running = running; showStart(); }
+}
+
+// The loss and each of its terms: the boxes add up to the loss (every term the server sends).
+const TERM_NAMES = { content: "photo", style: "painting", tv: "smoothing", temporal: "temporal" };
+function showLosses(s) {
+  const box = $("losses");
+  const terms = s.terms || {};
+  const names = Object.keys(terms);
+  const wanted = ["loss", ...names].join(",");
+  if (box.dataset.terms !== wanted) {
+    box.replaceChildren();
+    for (const [i, name] of ["loss", ...names].entries()) {
+      const div = document.createElement("div");
+      const dt = document.createElement("dt");
+      dt.textContent = i === 0 ? "loss =" : (i === 1 ? "" : "+ ") + (TERM_NAMES[name] || name);
+      dt.title = i === 0 ? "the objective: the sum of the terms" : `the ${name} term, weighted`;
+      const dd = document.createElement("dd");
+      dd.id = i === 0 ? "loss" : "term-" + name;
+      div.append(dt, dd);
+      box.append(div);
+    }
+    box.dataset.terms = wanted;
+  }
+  $("loss").textContent = fmt(s.loss);
+  for (const name of names) $("term-" + name).textContent = fmt(terms[name]);
+}
+
+function clock(seconds) {
+  const t = Math.round(seconds);
+  if (t < 60) return `${t} s`;
+  const m = Math.floor(t / 60), sec = String(t % 60).padStart(2, "0");
+  if (m < 60) return `${m}:${sec}`;
+  return `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${sec}`;
 }
 
 const LOST_SERVER = "lost the server (stopped?); reload the page once it runs again";
@@ -413,7 +572,7 @@ function card(s) {
   if (s.result_url) {
     const a = document.createElement("a");
     a.href = s.result_url;
-    a.download = `impasto-${s.id}.png`;
+    a.download = s.download_name;
     a.textContent = "download";
     a.addEventListener("click", (e) => e.stopPropagation());
     actions.append(a);
@@ -438,6 +597,7 @@ async function main() {
   buildExamples();
   wireDrops();
   showChoices();
+  await resolve();
   $("job-form").addEventListener("submit", start);
   $("cancel").addEventListener("click", cancel);
   $("rerun").addEventListener("click", async () => {

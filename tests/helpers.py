@@ -15,16 +15,22 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from impasto import imageio
 from impasto.jobs.store import FINISHED
 
 if TYPE_CHECKING:
@@ -334,3 +340,85 @@ def _answers(url: str) -> bool:
             return bool(r.status == 200)
     except OSError:
         return False
+
+
+# --- GPU paths proven on the CPU ---------------------------------------------------------------
+
+CUDA = torch.cuda.is_available()
+on_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none here)")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, on_cuda])]
+
+
+class HostAllocations(TorchFunctionMode):
+    """Records every tensor factory called without a device: on a GPU run each would be a tensor
+    on the host (and a copy, or a synchronisation, to use it)."""
+
+    def __init__(self, ours_only: bool = False) -> None:
+        super().__init__()
+        self.factories = _device_constructors()
+        self.calls: list[str] = []
+        self.ours_only = ours_only  # only calls made by impasto's own code
+
+    # Tensors made from Python data: on a GPU each is a copy from the host, whatever the device.
+    FROM_HOST = (torch.Tensor.new_tensor,)
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if (func in self.factories and kwargs.get("device") is None) or func in self.FROM_HOST:
+            where = traceback.extract_stack(limit=3)[0]
+            name = getattr(func, "__name__", str(func))
+            if not self.ours_only or f"{os.sep}impasto{os.sep}" in where.filename:
+                self.calls.append(f"{name} at {where.filename}:{where.lineno}")
+        return func(*args, **kwargs)
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the values read back to the host (``.item()``, ``bool(t)``, ``float(t)``, indexing
+    with a 0-dim tensor ...): each makes the host wait for a GPU, and none may be captured in a
+    CUDA graph. Works on the CPU, so the GPU's waits are proven absent here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.reads += 1
+        return func(*args, **(kwargs or {}))
+
+
+# --- clips with a known motion -------------------------------------------------------------------
+
+SIZE = (48, 32)  # the video tests' frames
+STEP = 2  # pixels the camera pans per frame
+SHOT_SIZE = (64, 48)  # the cut tests' frames: big enough for the flow to find its way
+
+
+def pan_frames(count: int, size: tuple[int, int] = SIZE, step: int = STEP) -> list[np.ndarray]:
+    """Frames of a camera panning right over a photo, ``step`` pixels a frame: frame k shows
+    columns k*step .. k*step + W of the photo, so its true backward flow is (+step, 0)."""
+    w, h = size
+    photo = imageio.load_image(EXAMPLES / "tubingen.jpg")
+    wide = np.asarray(imageio.resize_to(photo, (w + step * count, h)))
+    return [np.ascontiguousarray(wide[:, k * step : k * step + w]) for k in range(count)]
+
+
+def two_shots(first: int = 4, second: int = 3) -> list[np.ndarray]:
+    """A pan over tubingen.jpg, then a pan over shipwreck.jpg: a cut at frame ``first``."""
+    a = pan_frames(first, size=SHOT_SIZE)
+    photo = imageio.load_image(EXAMPLES / "shipwreck.jpg")
+    wide = np.asarray(imageio.resize_to(photo, (SHOT_SIZE[0] + 2 * second, SHOT_SIZE[1])))
+    b = [np.ascontiguousarray(wide[:, 2 * k : 2 * k + SHOT_SIZE[0]]) for k in range(second)]
+    return a + b

@@ -4,28 +4,19 @@ refusals, a loop that creates nothing on the host, the memory estimate's CUDA br
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import traceback
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from helpers import CUDA, DEVICES, HostAllocations, HostReads, on_cuda
 from impasto import ResourceError, Transfer, TransferConfig, UsageError, imageio, memory
 from impasto.precision import check_precision
-
-CUDA = torch.cuda.is_available()
-on_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (none here)")
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, on_cuda])]
 
 
 def fp32_score(image: Any, content: Path, style: Path, device: str) -> float:
@@ -139,35 +130,6 @@ def test_cli_refuses_what_this_machine_cannot_do(
 # --- nothing created on the host inside the loop -------------------------------------------------
 
 
-class HostAllocations(TorchFunctionMode):
-    """Records every tensor factory called without a device: on a GPU run each would be a tensor
-    on the host (and a copy, or a synchronisation, to use it)."""
-
-    def __init__(self, ours_only: bool = False) -> None:
-        super().__init__()
-        self.factories = _device_constructors()
-        self.calls: list[str] = []
-        self.ours_only = ours_only  # only calls made by impasto's own code
-
-    # Tensors made from Python data: on a GPU each is a copy from the host, whatever the device.
-    FROM_HOST = (torch.Tensor.new_tensor,)
-
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        if (func in self.factories and kwargs.get("device") is None) or func in self.FROM_HOST:
-            where = traceback.extract_stack(limit=3)[0]
-            name = getattr(func, "__name__", str(func))
-            if not self.ours_only or f"{os.sep}impasto{os.sep}" in where.filename:
-                self.calls.append(f"{name} at {where.filename}:{where.lineno}")
-        return func(*args, **kwargs)
-
-
 def test_the_host_allocation_detector_sees_a_planted_one() -> None:
     x = torch.ones(2, device="cpu")
     with HostAllocations() as spy:
@@ -195,27 +157,6 @@ def test_the_loop_creates_no_tensor_on_the_host(
         t.run(on_step=lambda step: losses.append(step.loss))
     assert spy.calls == []
     assert len(losses) == 12
-
-
-class HostReads(TorchDispatchMode):
-    """Counts the values read back to the host (``.item()``, ``bool(t)``, ``float(t)``, indexing
-    with a 0-dim tensor ...): each makes the host wait for a GPU, and none may be captured in a
-    CUDA graph. Works on the CPU, so the GPU's waits are proven absent here."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def __torch_dispatch__(
-        self,
-        func: Any,
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        if func is torch.ops.aten._local_scalar_dense.default:
-            self.reads += 1
-        return func(*args, **(kwargs or {}))
 
 
 def test_the_read_detector_sees_planted_reads() -> None:

@@ -246,3 +246,23 @@ def test_impasto_and_its_commands_do_not_import_ray() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_ray_started_here_runs_its_workers_at_our_priority() -> None:
+    """Ray runs its workers at niceness 15 unless told otherwise; a local Ray that impasto starts
+    gives them the command's own (measured: on a shared machine, 4x slower per frame at 15). In
+    a child process, since this module's tests share a Ray started by the fixture."""
+    code = (
+        "import os, ray\n"
+        "from impasto.jobs.rayexec import connect\n"
+        "assert connect(None, 1)\n"
+        "print(ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_worker_niceness"}
+    run = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == str(os.nice(0))

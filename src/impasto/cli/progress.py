@@ -156,15 +156,18 @@ def notice(line: str) -> None:
 
 class VideoProgress:
     """A bar over frames (with its own ETA from the frames computed so far) and, inside it, the
-    ordinary per-iteration bar of the frame being stylised."""
+    ordinary per-iteration bar of the frame being stylised; in a chunked run, where several
+    workers paint at once, the frames being painted and their iterations beside it."""
 
-    def __init__(self, total: int, quiet: bool, print_every: int = 0) -> None:
-        self.total, self.quiet, self.print_every = total, quiet, print_every
+    def __init__(self, total: int, quiet: bool, print_every: int = 0, slots: int = 1) -> None:
+        self.total, self.quiet, self.print_every, self.slots = total, quiet, print_every, slots
         self.log = logging_lines(quiet, print_every)
         self.bar: Any = None
         self.inner: ProgressBar | None = None
         self.times: list[float] = []  # computed frames' seconds, the first frame apart
         self.done = 0
+        self.painting: dict[str, tuple[int, int, int]] = {}  # stretch: frame, iteration, of
+        self._shown = -math.inf
         if not quiet and not self.log:
             self.bar = outer_bar(total, "frames", "frame")
 
@@ -183,9 +186,10 @@ class VideoProgress:
         self.done += 1
         if not r.reused and r.index > 0:
             self.times.append(r.seconds)
-        per = sum(self.times) / len(self.times) if self.times else None
-        left = per * (self.total - self.done) if per is not None else None
+        self.painting = {k: v for k, v in self.painting.items() if v[0] != r.index}
         if self.log:
+            per = self._per_frame()
+            left = per * (self.total - self.done) if per is not None else None
             how = "reused" if r.reused else f"{r.seconds:.1f} s"
             eta = f", ETA {clock(left)}" if left is not None else ""
             print(
@@ -193,8 +197,36 @@ class VideoProgress:
             )
         if self.bar is not None:
             self.bar.update(1)
-            if per is not None and left is not None:
-                self.bar.set_postfix_str(f"{per:.2f} s/frame, ETA {clock(left)}")
+            self._show()
+
+    def _per_frame(self) -> float | None:
+        """Seconds a frame, all workers together (the first frame apart)."""
+        if not self.times:
+            return None
+        return sum(self.times) / len(self.times) / max(1, self.slots)
+
+    def step(self, stretch: str, frame: int, iteration: int, iterations: int) -> None:
+        """A chunked run's iteration, from any of its workers: the frames being painted are
+        shown beside the bar over frames."""
+        self.painting[stretch] = (frame, iteration, iterations)
+        now = time.monotonic()
+        if self.bar is not None and now - self._shown >= 0.25:
+            self._shown = now
+            self._show()
+
+    def _show(self) -> None:
+        text = ""
+        per = self._per_frame()
+        if per is not None:
+            text = f"{per:.2f} s/frame, ETA {clock(per * (self.total - self.done))}"
+        if self.painting:
+            now = sorted(self.painting.values())
+            text += (
+                ("; " if text else "")
+                + "painting "
+                + ", ".join(f"{f + 1} ({i}/{n})" for f, i, n in now)
+            )
+        self.bar.set_postfix_str(text)
 
     def _close_inner(self) -> None:
         if self.inner is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import ExitStatus, Interrupted
+from ..jobs.executor import ExecutorOptions, require_ray
 from ..paths import Named, check_apart
 from ..video import (
     FOLDER_RATE,
@@ -73,6 +74,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    help="resample to RATE frames per second (default: the input's average rate; "
                    f"a folder of images: {FOLDER_RATE})")  # fmt: skip
     add_config_options(v, ConfigFlags(VideoOptions), v.add_argument_group("temporal consistency"))
+    add_config_options(v, ConfigFlags(ExecutorOptions), v.add_argument_group("where it runs"))
     r = v.add_argument_group("resuming")
     r.add_argument("--work-dir", default=None, metavar="DIR",
                    help="cache of finished frames (default: OUT.work beside OUT)")  # fmt: skip
@@ -134,6 +136,9 @@ def _run_video(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     cfg = config_from_args(ns)
     opts = options_from_args(ns, VideoOptions)
+    where = options_from_args(ns, ExecutorOptions)
+    if where.executor == "ray":
+        require_ray()
     kind = output_kind(ns.output)
     work = ns.work_dir if ns.work_dir is not None else default_work_dir(ns.output)
     inputs: list[Named] = [("the input", ns.input)]
@@ -144,7 +149,7 @@ def _run_video(ns: argparse.Namespace) -> int:
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)
-    progress = VideoProgress(len(clip), ns.quiet, ns.print_every)
+    progress = VideoProgress(len(clip), ns.quiet, ns.print_every, where.workers or 1)
     try:
         summary = stylize_video(
             clip,
@@ -155,8 +160,10 @@ def _run_video(ns: argparse.Namespace) -> int:
             work_dir=ns.work_dir,
             restart=ns.restart,
             keep_work=ns.keep_work,
+            executor=where,
             on_frame_start=progress.frame_start,
             on_frame=progress.frame_done,
+            on_step=progress.step,
             notice=lambda line: notice(f"{PROG}: {line}"),
         )
     except Interrupted as exc:
@@ -173,14 +180,22 @@ def _run_video(ns: argparse.Namespace) -> int:
 def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
     weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
     mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
+    if opts.long_term:
+        mode += f", held to frames {','.join(map(str, opts.temporal_frames))} back"
     reused = f", {s.reused} reused from the work directory" if s.reused else ""
+    where = f" by {s.workers}" if s.workers != "this process" else ""
+    chunks = f" in {s.chunks} chunks" if s.chunks else ""
+    cuts = ""
+    if opts.temporal and opts.cuts:
+        found = ", ".join(str(i + 1) for i in s.cuts)
+        cuts = f"; scene cuts before frame(s) {found}" if s.cuts else "; no scene cut"
     per = ""
     if s.first_seconds is not None:
         per = f", the first frame {s.first_seconds:.2f} s"
     if s.seconds_per_frame:
         per += f", {'then ' if per else ''}{s.seconds_per_frame:.2f} s per frame"
     details = (
-        f"{s.frames} frames at {float(s.rate):.4g} fps, audio {s.audio}{per}{reused}; {mode}, "
-        f"seed {cfg.seed if cfg.seed is not None else 0}"
+        f"{s.frames} frames at {float(s.rate):.4g} fps, audio {s.audio}{where}{chunks}{per}"
+        f"{reused}; {mode}, seed {cfg.seed if cfg.seed is not None else 0}{cuts}"
     )
     return wrote_line(s.output, s.size, s.seconds, s.device, details)

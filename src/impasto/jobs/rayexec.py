@@ -48,7 +48,7 @@ from ..errors import ExitStatus, UsageError, first_line
 from .spec import Outcome, Report, Task
 from .worker import Progress, Reporter, Worker
 
-__all__ = ["RayExecutor", "connect"]
+__all__ = ["RayExecutor", "connect", "worker_shapes"]
 
 POLL_S = 0.2  # how often the driver collects progress
 RETRIES = 2  # reruns of a job whose worker died, before it fails
@@ -147,6 +147,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        # Ray runs its workers at niceness 15 (for its own daemons' sake): on a machine shared
+        # with other work that made a local video run's two workers 4x slower per frame than
+        # one process (BENCHMARKS.md, "Video"). A Ray started for this command works at the
+        # command's own priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         # A Ray started here for this command: its start-up notes are noise (errors still show).
         kwargs["logging_level"] = logging.ERROR
     elif address != "auto" and not address.startswith("ray://"):
@@ -168,6 +173,28 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+def worker_shapes(workers: int | None) -> list[tuple[float, float, dict[str, Any]]]:
+    """(CPUs, GPUs, placement options) of each worker on the cluster Ray is connected to: one
+    per GPU (a share of one, when asked for more workers than GPUs); without GPUs one per node
+    with all its CPUs (elsewhere if that node is lost), or ``workers`` equal shares, none larger
+    than the smallest node."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
+    node_cpus = [float(node["Resources"]["CPU"]) for node in nodes] or [1.0]
+    if gpus:
+        n = workers or gpus
+        return [(1.0, 1.0 if n <= gpus else gpus / n, {})] * n
+    if workers is None:
+        pinned = [NodeAffinitySchedulingStrategy(node["NodeID"], soft=True) for node in nodes]
+        return [
+            (c, 0.0, {"scheduling_strategy": where})
+            for c, where in zip(node_cpus, pinned, strict=True)
+        ]
+    each = min(sum(node_cpus) / workers, min(node_cpus))
+    return [(float(int(each)) if each >= 1 else each, 0.0, {})] * workers
+
+
 class RayExecutor:
     """Runs tasks on Ray actors; see the module's notes. ``workers`` overrides their number (one
     per GPU, else one per node); ``options`` name the network to load when the workers start."""
@@ -185,10 +212,6 @@ class RayExecutor:
             raise UsageError(f"--workers must be at least 1, not {workers}")
         self._owns_ray = connect(address, num_cpus)
         self.retries = retries
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
-        node_cpus = [float(node["Resources"]["CPU"]) for node in nodes] or [1.0]
         hub = f"impasto-hub-{uuid.uuid4().hex}"
         self._hub = ray.remote(_Hub).options(num_cpus=0, name=hub).remote()
         slot = ray.remote(_Slot)
@@ -197,21 +220,8 @@ class RayExecutor:
             "max_task_retries": retries,
             "max_concurrency": 2,  # run, and a stop while it runs
         }
-        # (CPUs, GPUs, node to pin to or None) of each worker.
-        shapes: list[tuple[float, float, str | None]]
-        if gpus:  # one per GPU (a share of one, when asked for more workers than GPUs)
-            n = workers or gpus
-            shapes = [(1.0, 1.0 if n <= gpus else gpus / n, None)] * n
-        elif workers is None:  # one per node, with all its CPUs (elsewhere if that node is lost)
-            shapes = [(c, 0.0, node["NodeID"]) for c, node in zip(node_cpus, nodes, strict=True)]
-        else:  # equal shares, none larger than the smallest node
-            each = min(sum(node_cpus) / workers, min(node_cpus))
-            shapes = [(float(int(each)) if each >= 1 else each, 0.0, None)] * workers
         self.actors = []
-        for cpus, gpu, node in shapes:
-            where = {}
-            if node is not None:
-                where["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+        for cpus, gpu, where in worker_shapes(workers):
             placed = slot.options(num_cpus=cpus, num_gpus=gpu, **restarts, **where)
             self.actors.append(placed.remote(hub, max(1, int(cpus)), gpu > 0))
         started = time.monotonic()

@@ -64,21 +64,29 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+import PIL.Image
+
+from .. import imageio
 from ..config import TransferConfig
 from ..errors import InputError, Interrupted
 from ..flow import require_cv2 as require_flow
+from ..jobs.executor import ExecutorOptions, require_ray
 from ..paths import Named, check_apart
-from ..prepare import ImageLike, as_images, resolve_device
+from ..prepare import ImageLike, as_images, build_network, check_styles, network_on, resolve_device
 from ..vgg import VGG
-from .cache import FrameCache, cached_count, default_work_dir, remove_work_dir
+from .cache import FrameCache, cached_count, default_work_dir, remove_work_dir, run_identity
+from .chunked import StepHook, StretchFailed, paint_chunked
 from .clip import FOLDER_RATE, Clip, open_clip
 from .frames import FrameListener, FrameResult, frame_seed, frame_size, stylize_frames
 from .options import TEMPORAL_WEIGHT, VideoOptions
-from .sinks import VIDEO_FORMATS, check_output, open_sink, output_kind
+from .sinks import VIDEO_FORMATS, OutputKind, Sink, check_output, open_sink, output_kind
+from .workers import LocalRunner, Runner
 
 __all__ = [
     "FOLDER_RATE",
@@ -114,9 +122,12 @@ class VideoSummary:
     rate: Fraction
     audio: str  # "copied", "none" or why it was left out
     seconds: float
-    computed_seconds: list[float]  # wall time of each computed frame, in order
+    computed_seconds: list[float]  # wall time of each computed frame (in the order they ended)
     device: str
     notices: list[str]
+    cuts: list[int] = field(default_factory=list)  # 0-based frames that begin a new shot
+    workers: str = "this process"  # where the frames were painted
+    chunks: int = 0  # chunks the shots were split into (0: one chain per shot)
     first_seconds: float | None = None  # the first frame's, when computed in this run
 
     @property
@@ -140,19 +151,30 @@ def stylize_video(
     work_dir: str | os.PathLike[str] | None = None,
     restart: bool = False,
     keep_work: bool = False,
+    executor: ExecutorOptions | None = None,
     on_frame_start: FrameListener | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
+    on_step: StepHook | None = None,
+    on_cuts: Callable[[list[int]], None] | None = None,
     notice: Notice | None = None,
 ) -> VideoSummary:
     """Stylise a video file (or a folder of images) into ``output``: a video (.mp4, .mov, .mkv:
     H.264; .webm: VP9), a .gif, or a folder (PNG frames). ``source`` may be a :class:`Clip` from
     :func:`open_clip` to choose a range or a frame rate. Frames are cached in ``work_dir``
     (default :func:`default_work_dir`) and reused by a re-run; the directory is removed at the end
-    unless ``keep_work``. ``notice`` receives one-line remarks (resampling, audio left out).
+    unless ``keep_work``. ``notice`` receives one-line remarks (resampling, audio left out, the
+    scene cuts found).
+
+    With ``options.chunk_frames``, or on Ray (``executor``), the shots are split into chunks
+    painted at once (:mod:`impasto.video.chunks`); frames then finish out of order and reach
+    ``on_frame`` as they do, their iterations ``on_step`` (stretch, frame, iteration,
+    iterations), and the cuts ``on_cuts`` before any painting. Otherwise frames are painted in
+    order, ``on_frame_start(index, iterations)`` giving each frame's step listener.
 
     Raises :class:`Interrupted` on Ctrl-C, naming what is kept for resuming."""
     cfg = config or TransferConfig()
-    opts = options or VideoOptions()
+    where = executor or ExecutorOptions()
+    opts = (options or VideoOptions()).chunked(where.executor == "ray")
     kind = output_kind(output)
     work = Path(work_dir) if work_dir is not None else default_work_dir(output)
     inputs: list[Named] = [("the style image", s) for s in styles if isinstance(s, str | Path)]
@@ -163,6 +185,8 @@ def stylize_video(
     out = check_output(output, kind)
     if opts.temporal:
         require_flow()
+    if where.executor == "ray":
+        require_ray()
     style_imgs = as_images(styles)  # a missing style fails before any decoding
     clip = source if isinstance(source, Clip) else open_clip(source)
     check_apart([("the input", clip.path)], outputs)
@@ -171,46 +195,31 @@ def stylize_video(
         say(line)
     even = kind == "video"
     size = frame_size(clip.size, cfg.size, even)
-    sink = open_sink(out, kind, clip.rate, clip)
     started = time.perf_counter()
-    computed: list[float] = []
-    first: float | None = None
-    notes = list(clip.notices)
-    done = reused = 0
+    state = _Progress(list(clip.notices), say, on_frame)
     try:
-        with sink:
-            if sink.audio.startswith("left out"):
-                say(f"audio {sink.audio}")
-            for r in stylize_frames(
-                clip.frames(),
-                style_imgs,
-                cfg,
-                opts,
-                vgg=vgg,
-                work_dir=work,
-                restart=restart,
-                even=even,
-                source=clip.identity(),
-                on_frame_start=on_frame_start,
-            ):
-                sink.write(r.image)
-                done += 1
-                if r.note is not None:
-                    notes.append(r.note)
-                    say(r.note)
-                if r.reused:
-                    reused += 1
-                else:
-                    computed.append(r.seconds)
-                    if r.index == 0:
-                        first = r.seconds
-                if on_frame is not None:
-                    on_frame(r)
+        if opts.chunk_frames is None:
+            sink = open_sink(out, kind, clip.rate, clip)
+            with sink:
+                state.audio(sink)
+                frames = stylize_frames(
+                    clip.frames(), style_imgs, cfg, opts, vgg=vgg, work_dir=work, restart=restart,
+                    even=even, source=clip.identity(), on_frame_start=on_frame_start,
+                )  # fmt: skip
+                for r in frames:
+                    sink.write(r.image)
+                    state.frame(r)
+        else:
+            state.chunks = _stylize_chunked(
+                clip, style_imgs, out, kind, size, cfg, opts, where, state, vgg=vgg, work=work,
+                restart=restart, on_step=on_step, on_cuts=on_cuts,
+            )  # fmt: skip
     except KeyboardInterrupt:
         cached = cached_count(work)
+        at = f" at frame {state.done + 1}/{len(clip)}" if opts.chunk_frames is None else ""
         raise Interrupted(
-            f"interrupted at frame {done + 1}/{len(clip)}; {cached} finished frame(s) are kept in "
-            f"'{work}': run the same command again to resume"
+            f"interrupted{at}; {cached} finished frame(s) are kept in '{work}': run the same "
+            "command again to resume"
         ) from None
     except InputError as exc:
         cached = cached_count(work)
@@ -227,17 +236,134 @@ def stylize_video(
             say(f"warning: could not remove the work directory '{work}' ({exc.strerror or exc})")
     if kind == "gif" and clip.audio is not None:
         say("audio left out: a GIF has no sound")
-    audio = sink.audio if kind == "video" else ("none" if clip.audio is None else "left out")
+    audio = state.sink_audio if kind == "video" else ("none" if clip.audio is None else "left out")
     return VideoSummary(
         output=out,
-        frames=done,
-        reused=reused,
+        frames=state.done,
+        reused=state.reused,
         size=size,
         rate=clip.rate,
         audio=audio,
         seconds=time.perf_counter() - started,
-        computed_seconds=computed,
+        computed_seconds=state.computed,
         device=str(resolve_device(cfg.device)),
-        notices=notes,
-        first_seconds=first,
+        notices=state.notes,
+        cuts=state.cuts,
+        workers=state.workers,
+        chunks=state.chunks,
+        first_seconds=state.first,
     )
+
+
+class _Progress:
+    """What a run has done so far, for the summary (and the listener's calls)."""
+
+    def __init__(
+        self, notes: list[str], say: Notice, on_frame: Callable[[FrameResult], None] | None
+    ) -> None:
+        self.notes, self.say, self.on_frame = notes, say, on_frame
+        self.done = self.reused = self.chunks = 0
+        self.computed: list[float] = []
+        self.cuts: list[int] = []
+        self.cuts_told = False  # the cuts were found before any frame (a chunked run)
+        self.sink_audio = "none"
+        self.workers = "this process"
+        self.first: float | None = None  # the first frame's seconds, when computed in this run
+
+    def audio(self, sink: Sink) -> None:
+        self.sink_audio = sink.audio
+        if sink.audio.startswith("left out"):
+            self.say(f"audio {sink.audio}")
+
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+        self.say(line)
+
+    def frame(self, r: FrameResult) -> None:
+        self.done += 1
+        if r.cut and not self.cuts_told:
+            self.cuts.append(r.index)
+            if not r.reused:
+                self.note(f"scene cut before frame {r.index + 1}: a new shot starts afresh")
+        if r.note is not None:
+            self.note(r.note)
+        if r.reused:
+            self.reused += 1
+        elif r.index == 0:  # first in the list, whenever it ends (VideoSummary leaves it out)
+            self.first = r.seconds
+            self.computed.insert(0, r.seconds)
+        else:
+            self.computed.append(r.seconds)
+        if self.on_frame is not None:
+            self.on_frame(r)
+
+
+def _stylize_chunked(
+    clip: Clip,
+    styles: list[PIL.Image.Image],
+    out: Path,
+    kind: OutputKind,
+    size: tuple[int, int],
+    cfg: TransferConfig,
+    opts: VideoOptions,
+    where: ExecutorOptions,
+    state: _Progress,
+    *,
+    vgg: VGG | None,
+    work: Path,
+    restart: bool,
+    on_step: StepHook | None,
+    on_cuts: Callable[[list[int]], None] | None,
+) -> int:
+    """The chunked run: every frame decoded first (for the cuts and the plan), painted by a
+    runner, then the output written in order. Returns the number of chunks."""
+    cfg = cfg.replace(seed=cfg.seed if cfg.seed is not None else 0)
+    check_styles(cfg, len(styles))
+    contents = [_sized(f, size) for f in clip.frames()]
+    cache = FrameCache(work, run_identity(cfg, opts, size, styles, clip.identity()),
+                       restart=restart)  # fmt: skip
+    runner = _runner(cfg, where, vgg)
+    state.workers = runner.workers
+
+    def heard_cuts(found: list[int]) -> None:
+        state.cuts, state.cuts_told = list(found), True
+        if found:
+            shown = ", ".join(str(i + 1) for i in found)
+            state.note(f"{len(found)} scene cut(s): new shots start at frame(s) {shown}")
+        if on_cuts is not None:
+            on_cuts(found)
+
+    try:
+        run = paint_chunked(
+            contents, styles, cfg, opts, runner, cache, on_frame=state.frame, on_step=on_step,
+            on_cuts=heard_cuts, notice=state.note,
+        )  # fmt: skip
+    except StretchFailed as e:
+        cached = cached_count(work)
+        raise StretchFailed(
+            f"{e}; {cached} finished frame(s) are kept in '{work}': run the same command again "
+            "to resume",
+            e.exit_status,
+        ) from None
+    finally:
+        runner.close()
+    with open_sink(out, kind, clip.rate, clip) as sink:
+        state.audio(sink)
+        for image in run.outputs:
+            sink.write(PIL.Image.fromarray(image))
+    return len(run.chunks)
+
+
+def _sized(frame: PIL.Image.Image, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    img = frame.convert("RGB")
+    return np.asarray(img if img.size == size else imageio.resize_to(img, size))
+
+
+def _runner(cfg: TransferConfig, where: ExecutorOptions, vgg: VGG | None) -> Runner:
+    if where.executor == "ray":
+        from .cluster import RayRunner
+
+        return RayRunner(where.ray_address, where.workers, options=cfg.to_dict())
+    device = resolve_device(cfg.device)
+    net = network_on(vgg, device) if vgg is not None else build_network(cfg).to(device)
+    return LocalRunner(net, device)

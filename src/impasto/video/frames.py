@@ -1,10 +1,10 @@
-"""The frame loop: each frame a transfer, warm-started and held by the temporal term.
+"""The frame loop: frames in order, each painted by a :class:`~impasto.video.painter.Painter`.
 
-Frame k ≥ 1 starts from the previous output warped by optical flow, and its objective gets a
-named ``temporal`` term (Ruder et al.'s short-term loss, see :mod:`impasto.video`), so every Step
-of a video run reports it beside content, style and TV. A frame whose L-BFGS run diverges is redone
-once with Adam (:func:`_run_frame`). Finished frames go through the resumable
-:class:`~impasto.video.cache.FrameCache`.
+Frame k ≥ 1 of a shot starts from the earlier output warped by optical flow and is held to it by
+named temporal terms (see :mod:`impasto.video.painter`); before each frame the pair is checked
+for a scene cut (:mod:`impasto.video.cuts`), after which the painter starts afresh. Finished
+frames go through the resumable :class:`~impasto.video.cache.FrameCache`, each keyed by its
+content, the run and, within a shot, the key of the frame before it.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import PIL.Image
-import torch
 from torch import Tensor
 
-from .. import color, imageio
+from .. import imageio
 from ..config import TransferConfig
-from ..errors import DivergedError, UsageError
-from ..objective import Features, Term
-from ..optimize import Result, Step, Transfer
+from ..errors import UsageError
+from ..optimize import Step
 from ..prepare import (
     ImageLike,
     as_images,
@@ -38,8 +36,10 @@ from ..prepare import (
     resolve_device,
 )
 from ..vgg import MIN_SIDE, VGG
+from . import cuts
 from .cache import FrameCache, run_identity
 from .options import VideoOptions
+from .painter import Painter
 
 FrameLike = ImageLike | npt.NDArray[np.uint8]
 FrameListener = Callable[[int, int], Callable[[Step], None] | None]
@@ -55,8 +55,9 @@ class FrameResult:
     iterations: int  # run for this frame (0 when reused)
     seconds: float  # wall time for this frame, flow included
     loss: float | None = None  # final objective (temporal term included); None when reused
-    coverage: float | None = None  # share of pixels the temporal loss holds (c = 1)
+    coverage: float | None = None  # share of pixels the temporal terms hold (c = 1)
     note: str | None = None  # something the user should hear about (a redone frame)
+    cut: bool = False  # this frame begins a new shot (a scene cut was found before it)
 
 
 def frame_seed(seed: int, index: int) -> int:
@@ -109,6 +110,8 @@ def stylize_frames(
     are cached there and reused by a later call with the same inputs and options (``source``
     adds anything else that identifies the frames, e.g. the clip's frame plan).
     ``on_frame_start(index, iterations)`` may return an ``on_step`` listener for that frame.
+    With temporal consistency and ``options.cuts``, a frame that begins a new shot
+    (:mod:`impasto.video.cuts`) is painted afresh and its result says ``cut``.
 
     Ctrl-C (or a listener raising :class:`KeyboardInterrupt`) stops the iteration with
     KeyboardInterrupt; frames already yielded stay cached.
@@ -126,8 +129,7 @@ def stylize_frames(
     net = network_on(vgg, device) if vgg is not None else None  # moved once, not per frame
     cache: FrameCache | None = None
     size: tuple[int, int] | None = None
-    prev_content: PIL.Image.Image | None = None
-    prev_out: PIL.Image.Image | None = None
+    painter: Painter | None = None
     prev_key: str | None = None
     for index, raw in enumerate(frames):
         start = time.perf_counter()
@@ -141,36 +143,47 @@ def stylize_frames(
                     restart=restart,
                 )
         content = frame if frame.size == size else imageio.resize_to(frame, size)
-        key = None
-        if cache is not None:
-            key = cache.frame_key(index, content, prev_key if opts.temporal else None)
-            cached = cache.get(index, key)
-            if cached is not None:
-                prev_content, prev_out, prev_key = content, cached, key
-                yield FrameResult(index, cached, True, 0, time.perf_counter() - start)
-                continue
+        pixels = np.asarray(content)
         if net is None:
             net = build_network(cfg).to(device)
-        iterations = opts.iterations(index, cfg)
-        frame_cfg = cfg.replace(size=max(size), iterations=iterations, seed=frame_seed(seed, index))
-        init: PIL.Image.Image | None = None
-        extra: list[Term] = []
-        coverage: float | None = None
-        if opts.temporal and prev_out is not None and prev_content is not None:
-            # Coarse-to-fine stages would restart from the content image; a warm start needs none.
-            frame_cfg = frame_cfg.replace(scales="one", learning_rate=_warm_rate(cfg))
-            init, temporal, coverage = _temporal_term(
-                prev_content, content, prev_out, opts, frame_cfg, device
-            )
-            extra = [temporal]
+        if painter is None:
+            painter = Painter(style_imgs, cfg, opts, net, device)
+        nearest, check = None, None
+        if opts.temporal and not painter.fresh:
+            nearest = painter.nearest(pixels, index)
+            assert nearest is not None
+            if opts.cuts:
+                check = cuts.check_pair(painter.frames[-1].content, pixels, nearest.certainty)
+                if check.cut:
+                    painter.restart()
+                    nearest = None
+        cut = check is not None and check.cut
+        key = None
+        if cache is not None:
+            chained = prev_key if opts.temporal and not painter.fresh else None
+            key = cache.frame_key(index, content, chained)
+            cached = cache.get(index, key)
+            if cached is not None:
+                prev_key = key
+                if opts.temporal:
+                    painter.remember(index, pixels, np.asarray(cached))
+                seconds = time.perf_counter() - start
+                yield FrameResult(index, cached, True, 0, seconds, cut=cut)
+                continue
+        iterations = opts.iterations(0 if painter.fresh else index, cfg)
         listen = functools.partial(on_frame_start, index, iterations) if on_frame_start else None
-        result, redone = _run_frame(content, style_imgs, frame_cfg, net, init, extra, listen)
-        note = f"frame {index + 1}: {redone}" if redone is not None else None
+        painted = painter.paint(
+            index, content, frame_seed(seed, index), nearest=nearest, listener=listen
+        )
+        result = painted.result
+        note = f"frame {index + 1}: {painted.note}" if painted.note is not None else None
         if result.interrupted:
             raise KeyboardInterrupt
         if cache is not None and key is not None:
             cache.put(index, key, result.image)
-        prev_content, prev_out, prev_key = content, result.image, key
+        prev_key = key
+        if opts.temporal:
+            painter.remember(index, pixels, np.asarray(result.image))
         yield FrameResult(
             index,
             result.image,
@@ -178,69 +191,7 @@ def stylize_frames(
             result.iterations,
             time.perf_counter() - start,
             result.final_loss,
-            coverage,
+            painted.coverage,
             note,
+            cut,
         )
-
-
-def _run_frame(
-    content: PIL.Image.Image,
-    styles: Sequence[PIL.Image.Image],
-    cfg: TransferConfig,
-    vgg: VGG,
-    init: PIL.Image.Image | None,
-    terms: Sequence[Term],
-    listener: Callable[[], Callable[[Step], None] | None] | None,
-) -> tuple[Result, str | None]:
-    """One frame's transfer, and a note when it had to be redone. L-BFGS without a line search
-    can overshoot on a frame; one such frame should not end a long video, so it is redone with
-    Adam (same iterations), as deterministic as the first try (resuming holds)."""
-
-    def run(config: TransferConfig) -> Result:
-        transfer = Transfer(content, styles, config, vgg=vgg, init=init, terms=terms)
-        return transfer.run(on_step=listener() if listener else None)
-
-    try:
-        return run(cfg), None
-    except DivergedError as exc:
-        if cfg.optimizer != "lbfgs":
-            raise
-        note = f"{exc}; redone with Adam"
-    return run(cfg.replace(optimizer="adam")), note
-
-
-def _warm_rate(cfg: TransferConfig) -> float:
-    """Adam's step size for a frame that starts from the previous output. Adam's first steps
-    move every pixel by about the learning rate whatever the gradient, which from a warm start
-    undoes much of it (measured: at 8 levels the objective first rises 70%); a quarter of it
-    descends from the first step."""
-    return cfg.learning_rate / 4
-
-
-def _temporal_term(
-    prev_content: PIL.Image.Image,
-    content: PIL.Image.Image,
-    prev_out: PIL.Image.Image,
-    opts: VideoOptions,
-    cfg: TransferConfig,
-    device: torch.device,
-) -> tuple[PIL.Image.Image, Term, float]:
-    """The warm start, the temporal term and the share of pixels it holds, for one frame."""
-    from .. import flow
-
-    a, b = np.asarray(prev_content), np.asarray(content)
-    backward = flow.optical_flow(b, a, opts.flow)  # frame k -> k-1: where to fetch from
-    forward = flow.optical_flow(a, b, opts.flow)
-    weight = flow.consistency(backward, forward)  # (H, W)
-    warped = flow.warp(np.asarray(prev_out), backward)  # (H, W, 3) float32 in [0, 255]
-    start = PIL.Image.fromarray(np.clip(np.rint(warped), 0, 255).astype(np.uint8))
-    target = flow.to_tensor(warped, device)  # (1, 3, H, W)
-    if cfg.preserve_colors == "luminance":
-        target = color.luminance_only(target)  # the iterate is grey in this mode
-    c = flow.to_tensor(weight, device)  # (1, 1, H, W)
-
-    def temporal(x: Tensor, features: Features) -> Tensor:
-        return flow.temporal_loss(x, target.to(x.dtype), c.to(x.dtype))
-
-    term = Term("temporal", opts.temporal_weight_for(cfg), temporal)
-    return start, term, float(weight.mean())

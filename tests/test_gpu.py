@@ -177,17 +177,38 @@ def test_the_host_allocation_detector_sees_a_planted_one() -> None:
     assert [c.split(" ")[0] for c in spy.calls] == ["zeros", "new_tensor"]
 
 
+# The losses besides the paper's (issue 21): each must keep the loop on the device too.
+LOSSES = [
+    ("gram", "features"),
+    ("sliced", "features"),
+    ("remd", "self-similarity"),
+]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_the_loop_creates_no_tensor_on_the_host(
-    content_path: Path, style_path: Path, device: str, optimizer: str
+    content_path: Path,
+    style_path: Path,
+    device: str,
+    optimizer: str,
+    style_loss: str,
+    content_loss: str,
 ) -> None:
     """Every tensor the run creates (coarse-to-fine stages, L-BFGS or Adam, the history, the
     best iterate, a listener asking for the losses) names its device or copies one's. On the
     CPU torch's own code may keep scalars on the host, which is the device there (Adam's step
     count, in torch 2.11): impasto's calls are checked; on CUDA every call is."""
     cfg = TransferConfig(
-        size=48, scales=(32, 48), iterations=12, seed=0, device=device, optimizer=optimizer
+        size=48,
+        scales=(32, 48),
+        iterations=12,
+        seed=0,
+        device=device,
+        optimizer=optimizer,
+        style_loss=style_loss,
+        content_loss=content_loss,
     )
     t = Transfer(content_path, [style_path], cfg)
     losses: list[float] = []
@@ -244,10 +265,19 @@ def test_an_lbfgs_step_reads_nothing_back() -> None:
     assert int(opt.filled.sum()) == 5
 
 
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_the_loop_reads_back_only_to_check_for_divergence(
-    content_path: Path, style_path: Path
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
 ) -> None:
-    cfg = TransferConfig(size=48, iterations=30, scales="one", seed=0, device="cpu")
+    cfg = TransferConfig(
+        size=48,
+        iterations=30,
+        scales="one",
+        seed=0,
+        device="cpu",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     with HostReads() as spy:
         result = t.run()

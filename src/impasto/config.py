@@ -29,6 +29,9 @@ PreserveColors = Literal["none", "luminance", "histogram"]
 InitKind = str  # "noise", "content", "style" or an image path
 Preset = Literal["default", "paper"]
 MaskPropagation = Literal["inside", "resize"]
+# The style and content losses (docs/style-losses.md): the paper's, and later work's.
+StyleLoss = Literal["gram", "sliced", "remd"]
+ContentLoss = Literal["features", "self-similarity"]
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -151,8 +154,22 @@ class TransferConfig:
     style_layer_weights: tuple[float, ...] | None = _opt(
         None,
         "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
-        "equal for conv4_1 and conv5_1; paper or --normalize-network: equal, 1/number of layers)",
+        "equal for conv4_1 and conv5_1; paper, --normalize-network or a --style-loss other than "
+        "gram: equal, 1/number of layers)",
         bounds=(0, MAX_WEIGHT),
+    )
+    style_loss: StyleLoss = _opt(
+        "gram",
+        "how the style is compared: gram (Gatys et al.: Gram matrices), sliced (Heitz et al. "
+        "2021: the distribution of each layer's features, by sorted random projections) or remd "
+        "(Kolkin et al. 2019, STROTSS: relaxed earth mover's distance, moments and palette); "
+        "each is scaled so that a given β keeps about as much of the photo (docs/style-losses.md)",
+    )
+    content_loss: ContentLoss = _opt(
+        "features",
+        "how the content is compared: features (Gatys et al.: the responses themselves) or "
+        "self-similarity (Kolkin et al. 2019: which parts of the photo are alike, not their "
+        "values, so colours and textures are free to change)",
     )
     # --- how to optimise ----------------------------------------------------------------------
     optimizer: Optimizer = _opt("lbfgs", "lbfgs (the paper's) or adam")
@@ -315,8 +332,9 @@ class TransferConfig:
 
     # --- derived values -----------------------------------------------------------------------
     def layer_weights(self) -> dict[str, float]:
-        """w_l per style layer: given; the paper's equal weights 1/|layers| (preset paper, or the
-        normalised network, whose layers are already on one scale); else (512/N_l)²/|layers|.
+        """w_l per style layer: given; the paper's equal weights 1/|layers| (preset paper, the
+        normalised network, whose layers are already on one scale, or a style loss other than
+        gram, which puts every layer on one scale itself); else (512/N_l)²/|layers|.
 
         Why 1/N_l²: with the raw Caffe weights conv4_1 makes ~96% of the equally weighted style
         loss, so conv1_1 and conv2_1 (colours, fine strokes, and the grain they would punish)
@@ -326,7 +344,7 @@ class TransferConfig:
         n = len(self.style_layers)
         if self.style_layer_weights is not None:
             ws = self.style_layer_weights
-        elif self.preset == "paper" or self.normalize_network:
+        elif self.preset == "paper" or self.normalize_network or self.style_loss != "gram":
             ws = (1.0 / n,) * n
         else:
             ws = tuple((512 / channels(x, self.model)) ** 2 / n for x in self.style_layers)
@@ -464,6 +482,8 @@ def choices(name: str) -> tuple[str, ...] | None:
         "preserve_colors": PreserveColors,
         "preset": Preset,
         "mask_propagation": MaskPropagation,
+        "style_loss": StyleLoss,
+        "content_loss": ContentLoss,
     }.get(name)
     if literal is None or name not in hints:
         return None

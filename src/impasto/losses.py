@@ -9,7 +9,8 @@ leading dimension: features are (B, N, H, W) and Gram matrices (B, N, N).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -257,23 +258,15 @@ def cosine_distances(x: Tensor, y: Tensor) -> Tensor:
     return 1.0 - torch.matmul(_unit_columns(x).transpose(-2, -1), _unit_columns(y))
 
 
-def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """C_ij = ‖x_i − y_j‖² for the columns of x (N, A) and y (N, B): (A, B)."""
-    xx = x.pow(2).sum(0).unsqueeze(1)
-    yy = y.pow(2).sum(0).unsqueeze(0)
-    return (xx + yy - 2.0 * torch.matmul(x.transpose(0, 1), y)).clamp(min=0.0)
+# Positions of the output compared at once in the relaxed EMD: the score matrices of one chunk
+# (chunk x S floats) are all it keeps, whatever the size of the picture.
+EMD_CHUNK = 2048
 
-
-# Positions of the output compared at once in the relaxed EMD: the cost matrix of one chunk
-# (chunk x S floats) is all it keeps, whatever the size of the picture.
-EMD_CHUNK = 4096
+Metric = Literal["cosine", "squared"]
 
 
 def relaxed_emd(
-    x: Tensor,
-    y: Tensor,
-    cost: Callable[[Tensor, Tensor], Tensor] = cosine_distances,
-    weights: Tensor | None = None,
+    x: Tensor, y: Tensor, metric: Metric = "cosine", weights: Tensor | None = None
 ) -> Tensor:
     """The relaxed earth mover's distance of Kolkin, Salavon and Shakhnarovich (STROTSS, CVPR
     2019) between the columns of x (N, M), the output's samples, and y (N, S), the style's:
@@ -281,32 +274,19 @@ def relaxed_emd(
         REMD = max( Σ_i w_i min_j C_ij / Σ_i w_i ,  (1/S) Σ_j min_i C_ij )
 
     each side moved to its nearest neighbour on the other (the two relaxations of the transport
-    plan's marginal constraints), with ``cost`` C (cosine distance by default, as the paper) and
-    ``weights`` w (M,) in [0, 1] for a region (None: all ones). In the second term a position
-    counts as far as it lies in the region: min_i (C_ij + 2·(1 − w_i)), 2 being the largest
-    cosine distance. The nearest neighbours are found without gradients, chunk by chunk, so the
-    memory stays that of one chunk's cost matrix whatever M; the distances to them are then
-    recomputed with gradients (the same value: min's gradient flows to its argmin only).
+    plan's marginal constraints), with C the cosine distance 1 − cos(x_i, y_j) (``metric``
+    "cosine", as the paper's features) or the squared distance ‖x_i − y_j‖² ("squared", for
+    colours in [0, 1]³), and ``weights`` w (M,) in [0, 1] for a region (None: all ones). In the
+    second term a position counts as far as it lies in the region: min_i (C_ij + c·(1 − w_i)),
+    c the largest cost (2 for cosine, 3 for colours). The nearest neighbours are found without
+    gradients, chunk by chunk, so the memory stays that of one chunk whatever M; the costs to them
+    are then recomputed with gradients (the same value: min's gradient flows to its argmin).
     """
     x = x.float()
     y = y.float()
-    m, s = x.shape[1], y.shape[1]
-    with torch.no_grad():
-        nearest_y = torch.empty(m, dtype=torch.long, device=x.device)
-        best_x = torch.full((s,), float("inf"), device=x.device)
-        nearest_x = torch.zeros(s, dtype=torch.long, device=x.device)
-        for start in range(0, m, EMD_CHUNK):
-            stop = min(m, start + EMD_CHUNK)
-            c = cost(x[:, start:stop], y)  # (chunk, S)
-            nearest_y[start:stop] = c.argmin(dim=1)
-            if weights is not None:
-                c = c + 2.0 * (1.0 - weights[start:stop].float()).unsqueeze(1)
-            low, where = c.min(dim=0)
-            better = low < best_x
-            best_x = torch.where(better, low, best_x)
-            nearest_x = torch.where(better, where + start, nearest_x)
-    to_style = _paired(cost, x, y.index_select(1, nearest_y))  # (M,)
-    to_output = _paired(cost, x.index_select(1, nearest_x), y)  # (S,)
+    nearest_y, nearest_x = _nearest(x, y, metric, weights)
+    to_style = _cost(metric, x, y.index_select(1, nearest_y))  # (M,)
+    to_output = _cost(metric, x.index_select(1, nearest_x), y)  # (S,)
     if weights is None:
         forward = to_style.mean()
     else:
@@ -315,13 +295,47 @@ def relaxed_emd(
     return torch.maximum(forward, to_output.mean())
 
 
-def _paired(cost: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
-    """cost(a_k, b_k) for each column k of a and b (N, K): (K,)."""
-    if cost is cosine_distances:
+@torch.no_grad()
+def _nearest(x: Tensor, y: Tensor, metric: Metric, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    """For each column of x its nearest column of y (M,), and for each column of y its nearest
+    column of x, a region's inside preferred (S,). Both searches maximise a score whose order
+    is the cost's reversed (cosine: the similarity; squared: 2 xᵀy − ‖y‖² along a row and
+    2 xᵀy − ‖x‖² along a column), each in a layout that reduces along contiguous memory."""
+    m, s = x.shape[1], y.shape[1]
+    if metric == "cosine":
+        a, b = _unit_columns(x), _unit_columns(y)
+        penalty = 2.0
+    else:
+        a, b = 2.0 * x, y
+        penalty = 3.0
+    row_bias = -y.pow(2).sum(0) if metric == "squared" else None  # (S,)
+    nearest_y = torch.empty(m, dtype=torch.long, device=x.device)
+    best = torch.full((s,), -float("inf"), device=x.device)
+    nearest_x = torch.zeros(s, dtype=torch.long, device=x.device)
+    for start in range(0, m, EMD_CHUNK):
+        stop = min(m, start + EMD_CHUNK)
+        chunk = a[:, start:stop]
+        rows = torch.matmul(chunk.transpose(0, 1), b)  # (chunk, S)
+        if row_bias is not None:
+            rows = rows + row_bias
+        nearest_y[start:stop] = rows.argmax(dim=1)
+        cols = torch.matmul(b.transpose(0, 1), chunk)  # (S, chunk)
+        if metric == "squared":
+            cols = cols - x[:, start:stop].pow(2).sum(0)
+        if weights is not None:
+            cols = cols - penalty * (1.0 - weights[start:stop].float())
+        high, where = cols.max(dim=1)
+        better = high > best
+        best = torch.where(better, high, best)
+        nearest_x = torch.where(better, where + start, nearest_x)
+    return nearest_y, nearest_x
+
+
+def _cost(metric: Metric, a: Tensor, b: Tensor) -> Tensor:
+    """C(a_k, b_k) for each column k of a and b (N, K): (K,)."""
+    if metric == "cosine":
         return 1.0 - (_unit_columns(a) * _unit_columns(b)).sum(0)
-    if cost is squared_distances:
-        return (a - b).pow(2).sum(0)
-    return torch.diagonal(cost(a, b))
+    return (a - b).pow(2).sum(0)
 
 
 def moment_loss(

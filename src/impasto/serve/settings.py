@@ -39,6 +39,8 @@ PAGE: dict[str, tuple[str, str]] = {
     "preserve_colors": ("main", "Keep photo colours"),
     "style_scale": ("main", "Style scale"),
     "init": ("main", "Start from"),
+    "style_loss": ("main", "Style loss"),
+    "content_loss": ("main", "Content loss"),
     "seed": ("more", "Seed (blank: random)"),
     "tv_weight": ("more", "Smoothing (TV weight)"),
     "learning_rate": ("more", "Adam step size"),

@@ -72,14 +72,14 @@ class Targets:
     self_similarity: Mapping[str, Tensor] | None = None
 
 
-# Each loss is multiplied by a constant so that one β (and α) keeps about as much of the photo
-# whichever loss is picked: at the default β, the sliced and relaxed-OT losses' content loss is
-# that of the Gram loss on the shared pairs, and the self-similarity loss at α = 1 keeps as much
-# of the photo's features as the features loss (measured with benchmarks/bench_quality.py;
-# BENCHMARKS.md, "Style losses"). So --style-weight, the studio's slider and a sweep of
-# style_loss mean the same strength for every loss.
-STYLE_SCALE: dict[str, float] = {"gram": 1.0, "sliced": 1.0, "remd": 1.0}
-CONTENT_SCALE: dict[str, float] = {"features": 1.0, "self-similarity": 1.0}
+# Each loss is multiplied by a constant so that one β (and α) means about the same balance
+# whichever loss is picked: at the default β, the sliced and relaxed-OT losses keep as much of
+# the photo (content loss ½Σ(F − P)² of the result) as the Gram loss on the shared pairs, and at
+# the Gram default's result the self-similarity loss is as large as the features loss (measured
+# with benchmarks/bench_quality.py; BENCHMARKS.md, "Style losses"). So --style-weight, the
+# studio's slider and a sweep of style_loss mean about the same strength for every loss.
+STYLE_SCALE: dict[str, float] = {"gram": 1.0, "sliced": 1e9, "remd": 1.5e8}
+CONTENT_SCALE: dict[str, float] = {"features": 1.0, "self-similarity": 1e8}
 
 
 class Objective:

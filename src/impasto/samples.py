@@ -38,8 +38,9 @@ from .vgg import ModelName, channels, layer_names
 # the quantile function of 4096 samples is within 2% (in level) of the painting's own.
 SLICED_SAMPLES = 4096
 # Style samples per layer and region for the relaxed EMD, and pixels for its palette term: the
-# cost of an evaluation grows with M x REMD_SAMPLES (Kolkin et al. sample 1024 too).
-REMD_SAMPLES = 1024
+# cost of an evaluation grows with M x REMD_SAMPLES, M the output's positions, all of which we
+# compare (Kolkin et al. compare 1024 random positions with 1024 samples at each step).
+REMD_SAMPLES = 512
 # Direction sets in the sliced loss's bank, cycled through one per evaluation.
 DIRECTION_SETS = 32
 # Positions of a content layer compared by the self-similarity loss, at most: a larger layer is

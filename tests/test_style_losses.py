@@ -290,3 +290,17 @@ def test_a_mistyped_loss_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and hint in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("style_loss_name", "content_loss_name"), [("sliced", "features"), ("remd", "self-similarity")]
+)
+def test_bf16_runs_keep_the_losses_in_fp32(
+    content_path: Path, style_path: Path, vgg19: VGG, style_loss_name: str, content_loss_name: str
+) -> None:
+    cfg = config(
+        style_loss=style_loss_name, content_loss=content_loss_name, precision="bf16", iterations=3
+    )
+    result = Transfer(content_path, [style_path], cfg, vgg=vgg19).run()
+    assert all(np.isfinite(list(row.values())).all() for row in result.history)
+    assert result.history[-1]["total"] < result.history[0]["total"]

@@ -284,9 +284,10 @@ def relaxed_emd(
     """
     x = x.float()
     y = y.float()
-    nearest_y, nearest_x = _nearest(x, y, metric, weights)
-    to_style = _cost(metric, x, y.index_select(1, nearest_y))  # (M,)
-    to_output = _cost(metric, x.index_select(1, nearest_x), y)  # (S,)
+    with torch.autocast(x.device.type, enabled=False):  # bf16 runs: the search stays fp32
+        nearest_y, nearest_x = _nearest(x, y, metric, weights)
+        to_style = _cost(metric, x, y.index_select(1, nearest_y))  # (M,)
+        to_output = _cost(metric, x.index_select(1, nearest_x), y)  # (S,)
     if weights is None:
         forward = to_style.mean()
     else:
@@ -352,7 +353,8 @@ def moment_loss(
         w = weights.float() / weights.float().sum().clamp(min=1e-12)
     mu = (x * w).sum(1)  # (N,)
     centred = x - mu.unsqueeze(1)
-    cov = torch.matmul(centred * w, centred.transpose(0, 1))  # (N, N)
+    with torch.autocast(x.device.type, enabled=False):
+        cov = torch.matmul(centred * w, centred.transpose(0, 1))  # (N, N)
     return (mu - mean).abs().sum() / n + (cov - covariance).abs().sum() / (n * n)
 
 

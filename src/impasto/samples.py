@@ -266,7 +266,9 @@ def direction_bank(
     for name, n in layers.items():
         p = projections(n)
         g = torch.randn(sets, n, p, generator=gen, device=gen.device)
-        q, r = torch.linalg.qr(g)  # (sets, N, P), orthonormal columns
+        # (sets, N, P), orthonormal columns; Apple's MPS has no QR: there on the CPU, once.
+        q, r = torch.linalg.qr(g.cpu() if g.device.type == "mps" else g)
+        q, r = q.to(g.device), r.to(g.device)
         # Signs fixed by R's diagonal: a Haar-random set, not one biased by the algorithm.
         q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
         bank[name] = q.transpose(1, 2).contiguous()  # (sets, P, N)

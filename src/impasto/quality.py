@@ -94,7 +94,8 @@ def yardstick_directions(channels: int, count: int, seed: int = YARDSTICK_SEED) 
     every call: (count, channels)."""
     gen = torch.Generator().manual_seed(seed + channels)
     d = torch.randn(count, channels, generator=gen, dtype=torch.float64)
-    return (d / d.norm(dim=1, keepdim=True)).float()
+    unit: Tensor = d / torch.linalg.vector_norm(d, dim=1, keepdim=True)
+    return unit.float()
 
 
 def sliced_distances(

@@ -326,15 +326,24 @@ def test_the_estimate_reads_a_cuda_device_s_free_memory(monkeypatch: pytest.Monk
 
 @pytest.mark.gpu
 @on_cuda
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_a_cuda_run_is_replayed_from_a_graph_and_waits_only_to_check(
-    content_path: Path, style_path: Path
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
 ) -> None:
     """After the warm-up every iteration is a replay of one captured CUDA graph; during the
     replays the host waits for the GPU only at the divergence checks (every 10 steps)."""
     from impasto import graphs
 
     iterations = 60
-    cfg = TransferConfig(size=96, iterations=iterations, scales="one", seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=96,
+        iterations=iterations,
+        scales="one",
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     assert t.run().replayed == iterations - graphs.WARMUP
     torch.cuda.synchronize()
@@ -354,13 +363,27 @@ def test_a_cuda_run_is_replayed_from_a_graph_and_waits_only_to_check(
 
 @pytest.mark.gpu
 @on_cuda
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_a_graphed_run_follows_the_eager_one(
-    content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+    content_path: Path,
+    style_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    style_loss: str,
+    content_loss: str,
 ) -> None:
-    """The same kernels replayed: the losses step by step as an eager run's."""
+    """The same kernels replayed: the losses step by step as an eager run's (the sliced loss's
+    directions too: each replay takes the next set of the bank, as each eager step does)."""
     from impasto import graphs
 
-    cfg = TransferConfig(size=96, iterations=30, scales="one", seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=96,
+        iterations=30,
+        scales="one",
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     graphed = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
     monkeypatch.setattr(graphs, "ENABLED", False)
     eager = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
@@ -372,13 +395,23 @@ def test_a_graphed_run_follows_the_eager_one(
 
 @pytest.mark.gpu
 @on_cuda
-def test_a_cuda_run_peaks_within_the_estimate(content_path: Path, style_path: Path) -> None:
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
+def test_a_cuda_run_peaks_within_the_estimate(
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
+) -> None:
     """What this run allocates on the GPU (network included; other tests' leftovers are not
     counted) stays within its estimate."""
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    cfg = TransferConfig(size=384, iterations=20, seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=384,
+        iterations=20,
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     result = t.run()
     assert result.peak_memory is not None and result.peak_memory > before

@@ -304,3 +304,20 @@ def test_bf16_runs_keep_the_losses_in_fp32(
     result = Transfer(content_path, [style_path], cfg, vgg=vgg19).run()
     assert all(np.isfinite(list(row.values())).all() for row in result.history)
     assert result.history[-1]["total"] < result.history[0]["total"]
+
+
+def test_the_python_api_takes_both_losses(content_path: Path, style_path: Path) -> None:
+    import impasto
+
+    image = impasto.stylize(
+        content_path,
+        style_path,
+        size=32,
+        iterations=2,
+        seed=0,
+        style_loss="sliced",
+        content_loss="self-similarity",
+    )
+    assert image.size == (32, 24)
+    with pytest.raises(impasto.UsageError, match="did you mean remd"):
+        impasto.stylize(content_path, style_path, size=32, style_loss="rmd")

@@ -110,9 +110,11 @@ class Objective:
 
 
 def transfer_terms(config: TransferConfig, targets: Targets) -> list[Term]:
-    """Gatys et al.'s terms for ``config``: content (α), style (β) and TV, always in this order
-    (a term that cannot apply, style without style images, has weight 0). With regions the style
-    term is the guided one (Gatys et al. 2017), under the same name."""
+    """The terms for ``config``: content (α), style (β) and TV, always in this order (a term
+    that cannot apply, style without style images, has weight 0), the content and style terms
+    those of ``config.content_loss`` and ``config.style_loss`` (Gatys et al.'s by default), each
+    scaled by its constant above. With regions the style term is the guided one (Gatys et al.
+    2017), under the same name."""
     content_layers = tuple(config.content_layers)
     style_layers = tuple(targets.layer_weights)
 

@@ -10,7 +10,7 @@ OUT ?= out
 TORCH_VERSION := 2.13.0
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-$(TORCH_VERSION)+cpu-*.whl))
 
-.PHONY: demo test lint typecheck browser bench install clean
+.PHONY: demo test test-fast lint typecheck browser bench gpu-wheelhouse gpu-check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,21 @@ browser:
 test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
+# The quick loop while working: the tests not marked slow (no real-weight runs in processes, no
+# Ray, no browser). `make test` (what CI runs) is still the whole suite.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not slow"
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_speed.py
+
+# On a CUDA machine: every GPU claim in one run (BENCHMARKS.md, "GPU"). A machine that cannot reach
+# PyPI needs the wheelhouse, built here first for its Python (e.g. PYVER=3.12).
+gpu-wheelhouse: $(VENV)/.installed
+	bash benchmarks/gpu_wheelhouse.sh $(or $(PYVER),3.12)
+
+gpu-check:
+	bash benchmarks/gpu_check.sh $(OUT)/gpu-check
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -129,7 +129,7 @@ def score(image: Path, a: argparse.Namespace) -> float:
         img = imageio.resize_to(img, t.size)
     x = (imageio.to_tensor(img) * 255).to(t.device)
     with torch.no_grad(), arithmetic("fp32", t.device):  # TF32 off, whatever cuDNN's default
-        return float(t.losses(x)[0])
+        return float(t.objective(x)[0])
 
 
 def main() -> None:

@@ -118,7 +118,7 @@ def scores(
         t = Transfer(frame, [str(STYLE)], cfg.replace(iterations=1), vgg=net)  # type: ignore[arg-type]
         x = imageio.to_tensor(out).to(t.device) * 255.0
         with torch.no_grad():
-            _, c, s, _ = t.losses(x)
+            _, c, s, _ = t.objective(x)
         style.append(float(s))
         content.append(float(c))
     return float(np.mean(style)), float(np.mean(content))

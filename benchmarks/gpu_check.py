@@ -185,11 +185,20 @@ def _package_origins() -> dict[str, str]:
 NEEDS = {"av": ("tests/test_video.py", "tests/test_animate.py")}
 
 
-def _pytest(r: Run, name: str, args: list[str], timeout: float) -> dict[str, Any]:
+def _pytest(
+    r: Run, name: str, args: list[str], timeout: float, spread: bool = False
+) -> dict[str, Any]:
+    """pytest with ``args``; ``spread``: over 8 processes where pytest-xdist is installed (the
+    fast suite takes ~4 minutes in one process)."""
     import importlib.util
 
     xml = r.out / f"{name}.xml"
     argv = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", f"--junitxml={xml}"]
+    if spread and importlib.util.find_spec("xdist") is not None:
+        argv += ["-n", "8", "--dist", "loadfile"]
+        if importlib.util.find_spec("pytest_benchmark") is not None:
+            # pytest-benchmark warns under xdist, and the suite turns warnings into errors.
+            argv += ["-p", "no:benchmark"]
     left_out = {}
     for package, modules in NEEDS.items():
         if importlib.util.find_spec(package) is None:
@@ -221,7 +230,11 @@ def _pytest(r: Run, name: str, args: list[str], timeout: float) -> dict[str, Any
         f["skip_reasons"] = skips
         xml.unlink()
     else:  # cut off: the failures seen so far, from -v's lines
-        f["failed"] = [line.split(" ")[0] for line in text.splitlines() if " FAILED" in line]
+        f["failed"] = [
+            next((w for w in line.split() if "::" in w), line)
+            for line in text.splitlines()
+            if " FAILED" in line
+        ]
         f["passed"] = sum(" PASSED" in line for line in text.splitlines())
         f["output"] = _tail(text, 4)
     # pytest: 0 all passed, 5 none collected (no GPU test selected): both fine.
@@ -242,7 +255,7 @@ def section_gpu_tests(r: Run) -> dict[str, Any]:
 
 def section_tests(r: Run) -> dict[str, Any]:
     args = shlex.split(r.a.pytest_args) if r.a.pytest_args else ["-m", "not slow and not gpu"]
-    return _pytest(r, "tests", args, r.a.tests_timeout)
+    return _pytest(r, "tests", args, r.a.tests_timeout, spread=True)
 
 
 def section_speed(r: Run) -> dict[str, Any]:

@@ -33,7 +33,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     for t in .whl/*.tar.xz; do
         [ -e "$t" ] && { tar xJf "$t" -C "$SITE" || exit 1; }
     done
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$SITE/bin:$PATH"
+    # The working tree first: the tests find the bundled examples/ beside src/ (not in $SITE).
+    export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$SITE/bin:$PATH"
     export IMPASTO_CHECK_SITE="$SITE"
     echo "installed from .whl/ into $SITE in $(($(date +%s) - start)) s"
 fi

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 # Two cores shared by several processes: OpenMP's default spin-waiting makes a busy torch process
@@ -13,11 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import EXAMPLES, needs_chromium, start_studio
 from impasto import imageio
 from impasto.vgg import VGG, build_vgg
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +63,16 @@ def _few_threads() -> None:
 
 def image_of(color: tuple[int, int, int], size: tuple[int, int] = (32, 24)) -> Image.Image:
     return Image.new("RGB", size, color)
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``impasto serve`` on a free loopback port, its data in tmp_path/data: (URL, process)."""
+    needs_chromium()
+    url, proc = start_studio(tmp_path / "data")
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -14,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import run_impasto
 from impasto import animate
 from impasto.errors import InputError, UsageError
 from impasto.optimize import Step
 from impasto.video import sinks
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 
 
 def fake_step(i: int, n: int, size: tuple[int, int] = (20, 10)) -> Step:
@@ -39,8 +36,8 @@ def test_recorder_keeps_every_kth_frame_and_the_last() -> None:
         rec(fake_step(i, 7))
     assert rec.frame_iterations == [3, 6, 7]
     assert len(rec.frames) == 3
-    assert [row[0] for row in rec.losses] == list(range(1, 8))  # every loss, whatever `every` is
-    assert rec.losses[1] == (2, 5.0, 1.0, 4.5)  # (iteration, total, content, style)
+    assert [i for i, _ in rec.history] == list(range(1, 8))  # every step, whatever `every` is
+    assert rec.history[1] == (2, {"total": 5.0, "content": 1.0, "style": 4.5, "tv": 0.0})
     assert rec.frames[0].getpixel((0, 0)) == (90, 90, 90)
 
 
@@ -128,7 +125,7 @@ def test_unsupported_extension_and_no_frames_are_usage_errors(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    "losses",
+    "rows",
     [
         [(1, 10.0, 2.0, 8.0), (2, 6.0, 2.5, 3.5), (3, 4.0, 2.6, 1.4)],
         [(1, 10.0, 0.0, 10.0), (2, 5.0, -1.0, 6.0), (3, 0.0, 0.0, 0.0)],  # zeros, negatives
@@ -137,8 +134,9 @@ def test_unsupported_extension_and_no_frames_are_usage_errors(tmp_path: Path) ->
     ],
     ids=["falling", "zeros-and-negatives", "all-zero", "empty"],
 )
-def test_plot_is_a_valid_png(tmp_path: Path, losses: list[tuple[int, float, float, float]]) -> None:
-    path = animate.plot_losses(losses, tmp_path / "losses.png")
+def test_plot_is_a_valid_png(tmp_path: Path, rows: list[tuple[int, float, float, float]]) -> None:
+    history = [(i, {"total": t, "content": c, "style": s}) for i, t, c, s in rows]
+    path = animate.plot_terms(history, tmp_path / "losses.png")
     with Image.open(path) as im:
         assert im.format == "PNG"
         im.load()
@@ -154,23 +152,11 @@ def test_plot_as_svg(tmp_path: Path) -> None:
 # --- the command line ---------------------------------------------------------------------------
 
 
-def impasto(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "impasto", *map(str, args)],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 def test_transfer_writes_animation_and_plot(
     tmp_path: Path, content_path: Path, style_path: Path
 ) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "transfer", content_path, style_path, "-o", "out.png", "--size", "32",
         "--iterations", "6", "--animate", "a.gif", "--animate-every", "2", "--plot", "l.png",
         "-q", cwd=tmp_path,
@@ -188,7 +174,7 @@ def test_transfer_writes_animation_and_plot(
 def test_bad_animation_extension_fails_before_any_work(
     tmp_path: Path, content_path: Path, style_path: Path
 ) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "transfer", content_path, style_path, "-o", "out.png", "--size", "32",
         "--iterations", "6", "--animate", "x.avi", "--plot", "l.png", cwd=tmp_path,
     )  # fmt: skip
@@ -200,7 +186,7 @@ def test_bad_animation_extension_fails_before_any_work(
 
 @pytest.mark.slow
 def test_reconstruct_animates_panels_side_by_side(tmp_path: Path, content_path: Path) -> None:
-    proc = impasto(
+    proc = run_impasto(
         "reconstruct", "content", content_path, "-o", "sheet.png", "--size", "32",
         "--iterations", "4", "--layers", "conv1_1,conv2_1", "--animate", "r.gif",
         "--plot", "r.png", "-q", cwd=tmp_path,

@@ -9,14 +9,14 @@ from __future__ import annotations
 import io
 import json
 import signal
-import subprocess
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import finish, impasto_process, wait_until
 from impasto import imageio
 from impasto.cli import main
 from impasto.jobs import BatchListener, LocalExecutor, Report, Store, Task, run_jobs
@@ -24,10 +24,9 @@ from impasto.jobs.plan import expand_images, plan
 from impasto.jobs.sheet import batch_sheet
 from impasto.jobs.store import Job
 from impasto.jobs.worker import Worker
-from test_hostile import start_impasto, wait_for
 
 TIMEOUT = 300
-FAST = ["--size", "64", "--iterations", "4", "-q"]
+FAST = ["--size", "64", "--iterations", "4", "-q", "--device", "cpu"]
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def inputs(tmp_path: Path, tiny_dir: Path) -> Path:
 
 
 def rows(out: Path) -> dict[str, Job]:
-    with Store.in_folder(out, create=False) as store:
+    with Store.in_folder(out, readonly=True) as store:
         return {j.output: j for j in store.jobs()}
 
 
@@ -62,7 +61,7 @@ def test_two_by_two_then_a_rerun_redoes_nothing(
     assert pngs[0].startswith("shipwreck__starry_night__") and len(pngs[0].split("__")[2]) == 12
     for name, job in first.items():
         assert job.attempts == 1 and job.device == "cpu" and job.seconds and job.seconds > 0
-        assert job.losses is not None and {"total", "content", "style"} <= set(job.losses)
+        assert job.terms is not None and {"total", "content", "style"} <= set(job.terms)
         meta = imageio.read_metadata(out / name)
         options = json.loads(meta["impasto:options"])
         assert options["size"] == 64 and options["iterations"] == 4 and options["seed"] == 0
@@ -155,27 +154,40 @@ def _states(out: Path) -> list[str]:
     return [j.state for j in rows(out).values()]
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
-    try:
-        _, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return err
-
-
 SLOW = ["--size", "64", "--iterations", "60", "-q"]
+
+# ``impasto ARGS`` whose transfers touch the file FILE at each iteration: a sign, with no
+# timing, that a job is optimising (a Ctrl-C from then on keeps its best image so far).
+PROBED = [
+    sys.executable,
+    "-c",
+    "import pathlib, sys\n"
+    "from impasto import optimize\n"
+    "from impasto.cli import main\n"
+    "run = optimize.Transfer.run\n"
+    "def probed(self, on_step=None):\n"
+    "    def step(s):\n"
+    "        pathlib.Path(sys.argv[1]).touch()\n"
+    "        if on_step is not None:\n"
+    "            on_step(s)\n"
+    "    return run(self, step)\n"
+    "optimize.Transfer.run = probed\n"
+    "sys.exit(main(sys.argv[2:]))\n",
+]  # fmt: skip  FILE ARGS
 
 
 @pytest.mark.slow
 def test_a_killed_batch_resumes_without_redoing_finished_jobs(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", *SLOW]
-    proc = start_impasto(args, inputs)
     out = inputs / "out"
-    wait_for(lambda: "done" in _states(out) and "running" in _states(out), proc)
-    proc.kill()  # SIGKILL: no clean-up at all
-    _stop(proc)
+    with impasto_process(args, inputs) as proc:
+        wait_until(
+            lambda: {"done", "running"} <= set(_states(out)),
+            "a job done and the next running",
+            proc=proc,
+        )
+        proc.kill()  # SIGKILL: no clean-up at all
+        finish(proc)
     before = rows(out)
     done = {k: j for k, j in before.items() if j.state == "done"}
     (held,) = [k for k, j in before.items() if j.state == "running"]
@@ -197,16 +209,11 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 ) -> None:
     one = ["c/tubingen.png", "--styles", "s/starry_night.png", "-o", "out"]
     options = ["--size", "64", "--iterations", "200", "-q"]
-    proc = start_impasto(["batch", *one, *options], inputs)
-    out = inputs / "out"
-
-    def optimising() -> bool:
-        running = [j for j in rows(out).values() if j.state == "running"] if _states(out) else []
-        return bool(running) and time.time() - (running[0].started or time.time()) > 2
-
-    wait_for(optimising, proc)
-    proc.send_signal(signal.SIGINT)
-    err = _stop(proc)
+    out, first = inputs / "out", inputs / "first-iteration"
+    with impasto_process([first, "batch", *one, *options], inputs, command=PROBED) as proc:
+        wait_until(first.exists, "the first iteration", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = finish(proc)
     assert proc.returncode == 130, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "interrupted" in err and ".interrupted.png" in err and "run the same command" in err
@@ -226,9 +233,12 @@ def test_ctrl_c_keeps_the_best_image_and_the_next_run_finishes(
 @pytest.mark.slow
 def test_two_batches_on_one_folder_run_every_job_exactly_once(inputs: Path) -> None:
     args = ["batch", "c", "--styles", "s", "-o", "out", "--size", "64", "--iterations", "30"]
-    procs = [start_impasto([*args, "-q"], inputs) for _ in range(2)]
-    errs = [_stop(p) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs
+    with (
+        impasto_process([*args, "-q"], inputs) as one,
+        impasto_process([*args, "-q"], inputs) as two,
+    ):
+        errs = [finish(one)[1], finish(two)[1]]
+    assert [one.returncode, two.returncode] == [0, 0], errs
     jobs = rows(inputs / "out")
     assert len(jobs) == 4
     assert all(j.state == "done" and j.attempts == 1 for j in jobs.values())
@@ -303,6 +313,18 @@ def test_a_worker_reports_losses_and_previews_and_paints_only_outside_the_kept_p
     assert kept < 3 and painted > 3 * kept, (kept, painted)
     with Image.open(io.BytesIO(outcome.image or b"")) as img:
         assert json.loads(img.info["impasto:inputs"])["keep"] == "k.png"
+
+
+def test_previews_come_at_the_first_and_last_iterations_and_every_nth_between(
+    content_path: Path, style_path: Path
+) -> None:
+    options = {"size": 32, "iterations": 7, "seed": 0}
+    task = Task("every", content_path.read_bytes(), (style_path.read_bytes(),), options, {},
+                preview_s=0.0, preview_every=3)  # fmt: skip
+    reports: list[Report] = []
+    outcome = Worker("cpu").run(task, report=reports.append)
+    assert outcome.error is None and outcome.iterations == 7
+    assert [r.iteration for r in reports if r.preview is not None] == [1, 3, 6, 7]
 
 
 def test_cancel_stops_one_job_and_lets_the_other_finish(

@@ -9,99 +9,15 @@ saying why, for a developer without root.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, TIMEOUT_MS, start_studio
 from impasto import imageio
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 60_000
-
-
-def needs_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    if os.geteuid() == 0 or os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; `make test` installs it (apt-get install chromium)")
-    pytest.skip(f"needs {CHROMIUM}: run `make test` as root, or `apt-get install chromium`")
-
-
-def start_studio(data_dir: Path) -> tuple[str, subprocess.Popen[str]]:
-    """``impasto serve`` on a free loopback port, its jobs in ``data_dir``: (its URL, the
-    process), once it answers."""
-    script = Path(sys.executable).parent / "impasto"
-    proc = subprocess.Popen(
-        [
-            str(script),
-            "serve",
-            "--port",
-            "0",
-            "--max-size",
-            "128",
-            "--max-iterations",
-            "50",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert found, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        url = found.group(0)
-        deadline = time.monotonic() + 30
-        while True:  # the socket listens before the app has started: wait for an answer
-            try:
-                with urllib.request.urlopen(url + "api/options", timeout=5) as r:
-                    assert r.status == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.1)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
-    return url, proc
-
-
-@pytest.fixture
-def studio(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``impasto serve`` on a free loopback port, its data in tmp_path/data: (URL, process)."""
-    needs_chromium()
-    url, proc = start_studio(tmp_path / "data")
-    try:
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.mark.slow

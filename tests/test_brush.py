@@ -1,8 +1,8 @@
 """The Regions panel of the studio (static/brush.js) in a real browser: paint each painting's
 region, keep part of the photo, erase, or upload a mask per painting, and get a result.
 
-Uses the ``studio`` fixture of test_browser.py (Debian's Chromium, ``impasto serve`` on a free
-port); skipped, or failed, as those tests are where Chromium is missing.
+Uses the ``studio`` fixture of conftest.py (Debian's Chromium, ``impasto serve`` on a free
+port); skipped, or failed, as test_browser.py's tests are where Chromium is missing.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import test_browser
-from test_browser import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, TIMEOUT_MS
-
-studio = test_browser.studio  # the same fixture: impasto serve on a free port
+from helpers import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, TIMEOUT_MS
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import re
 import signal
 import struct
 import subprocess
-import sys
-import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,33 +24,10 @@ import pytest
 from PIL import Image
 
 import impasto
+from helpers import PYTHON_M, installed_script, run_impasto, signal_at_first_step
 from impasto import imageio
 
-PYTHON_M = [sys.executable, "-m", "impasto"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
 QUICK = ["--size", "32", "--iterations", "2"]
-TIMEOUT = 300
-
-
-def console_script() -> list[str]:
-    """The ``impasto`` script pip installed next to this interpreter."""
-    script = Path(sys.executable).parent / "impasto"
-    assert script.is_file(), f"{script} is missing: is impasto installed in this environment?"
-    return [str(script)]
-
-
-def impasto_cmd(
-    *args: object, cwd: Path, command: Sequence[str] = PYTHON_M
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*command, *map(str, args)],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
 
 
 Job = tuple[Sequence[str], list[str], Path]  # command, arguments, working directory
@@ -62,7 +37,7 @@ def run_all(jobs: dict[str, Job]) -> dict[str, subprocess.CompletedProcess[str]]
     """Run several ``impasto`` commands at once; most of each is the one-core torch import."""
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         futures = {
-            name: pool.submit(impasto_cmd, *args, cwd=cwd, command=command)
+            name: pool.submit(run_impasto, *args, cwd=cwd, command=command)
             for name, (command, args, cwd) in jobs.items()
         }
         return {name: f.result() for name, f in futures.items()}
@@ -95,7 +70,7 @@ def good_runs(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     jobs: dict[str, Job] = {
         # No --seed and no --quiet: the seed is drawn, recorded and shown in the summary.
         "png": (
-            console_script(),
+            installed_script(),
             ["transfer", *inputs, "-o", "out.png", *QUICK, "--save-every", "1"],
             root / "png",
         ),
@@ -153,7 +128,7 @@ def test_quiet_run_writes_jpeg_and_webp(good_runs: Runs, ext: str, fmt: str) -> 
 
 
 def test_version(tmp_path: Path) -> None:
-    run = impasto_cmd("--version", cwd=tmp_path)
+    run = run_impasto("--version", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"impasto {impasto.__version__}"
 
@@ -336,6 +311,7 @@ def test_sparse_png_is_as_large_as_claimed(tmp_path: Path) -> None:
     assert zlib.crc32(data[12:29]) == struct.unpack(">I", data[29:33])[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_input_fails_in_one_line(case: str, bad_runs: Runs) -> None:
     out_dir, run = bad_runs[case]
@@ -350,7 +326,7 @@ def test_bad_input_fails_in_one_line(case: str, bad_runs: Runs) -> None:
 
 
 def test_traceback_flag_shows_the_real_error(tmp_path: Path, style_path: Path) -> None:
-    run = impasto_cmd(
+    run = run_impasto(
         "transfer", "missing.jpg", style_path, "-o", "out.png", "--traceback", cwd=tmp_path
     )
     assert run.returncode != 0
@@ -369,29 +345,8 @@ def test_ctrl_c_saves_the_best_image_so_far(
 ) -> None:
     args = ["transfer", content_path, style_path, "-o", "out.png", "--size", "64"]
     args += ["--iterations", "2000", "--save-every", "1", "--quiet"]
-    proc = subprocess.Popen(
-        [*PYTHON_M, *map(str, args)],
-        cwd=tmp_path,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first_frame = tmp_path / "out_steps" / "00001.png"
-        deadline = time.monotonic() + TIMEOUT
-        while not first_frame.exists():  # frames appear by atomic rename: complete when seen
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no progress from the run"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-    assert proc.returncode == 130, stderr
+    status, stdout, stderr = signal_at_first_step(args, tmp_path, signal.SIGINT)
+    assert status == 130, stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith("impasto: ")
@@ -415,7 +370,7 @@ def test_coarse_to_fine_and_bf16_from_the_command_line(
     out = tmp_path / "c2f.png"
     # The style (64x40) would be 15 px high at 24: that stage is left out.
     args = ["--size", "48", "--scales", "24,32,48", "--iterations", "5", "--precision", "bf16"]
-    proc = impasto_cmd("transfer", content_path, style_path, "-o", out, *args, cwd=tmp_path)
+    proc = run_impasto("transfer", content_path, style_path, "-o", out, *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as img:
         assert max(img.size) == 48
@@ -423,13 +378,13 @@ def test_coarse_to_fine_and_bf16_from_the_command_line(
     assert options["scales"] == [24, 32, 48] and options["precision"] == "bf16"
     assert "5 iterations" in proc.stderr  # shared 1/pixels: 4 at 32 px, then 1 at the top
 
-    small = impasto_cmd(
+    small = run_impasto(
         "transfer", content_path, style_path, "-o", out, "--size", "20", cwd=tmp_path
     )
     assert small.returncode == 2
     assert "use --size 26 or more" in small.stderr  # 16 px on the style's short side
 
-    bad = impasto_cmd(
+    bad = run_impasto(
         "transfer", content_path, style_path, "-o", out, "--scales", "9x", cwd=tmp_path
     )
     assert bad.returncode == 2 and "--scales" in bad.stderr

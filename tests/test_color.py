@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import EXAMPLES
 from impasto import imageio
 from impasto.color import (
     HistogramMode,
@@ -21,8 +21,6 @@ from impasto.color import (
     rgb_to_yiq,
     yiq_to_rgb,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # NTSC YIQ, FCC 1987 coefficients, typed in from the standard (not imported from the module).
 YIQ = np.array(

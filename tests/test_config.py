@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from impasto.config import TransferConfig, choices
+from impasto.config import TransferConfig, check_bounds, check_choices, choices, option
 from impasto.errors import UsageError
 
 
@@ -227,13 +227,13 @@ def test_a_new_field_reaches_the_cli_the_api_and_the_server() -> None:
     import argparse
 
     from impasto.cli.options import add_config_options, options_from_args
-    from impasto.config import _opt
+    from impasto.config import option
     from impasto.serve import intake
     from impasto.serve.settings import Limits
 
     @dataclasses.dataclass(frozen=True)
     class Extended(TransferConfig):
-        grain: float = _opt(0.5, "strength of a film grain")
+        grain: float = option(0.5, "strength of a film grain")
 
     parser = argparse.ArgumentParser()
     add_config_options(parser, Extended)
@@ -252,3 +252,43 @@ def test_a_new_field_reaches_the_cli_the_api_and_the_server() -> None:
     assert isinstance(job, Extended) and job.grain == 0.25
     with pytest.raises(UsageError, match="option 'grain' must be a number"):
         intake.parse_options({"grain": [1]}, Limits(), "cpu", Extended)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """An options dataclass of the house's kind: its choices in a type, its ranges in bounds."""
+
+    mode: Literal["fast", "exact"] = option("fast", "how")
+    count: int = option(2, "how many", bounds=(1, 9))
+    amount: float = option(0.5, "how much", bounds=(0, 1))
+    side: int = option(32, "how wide", bounds=(16, 64), below="too narrow to see")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_bounds(self)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"mode": "exakt"},
+            "--mode 'exakt' is not valid; did you mean exact? choose from fast, exact",
+        ),
+        ({"count": 0}, "--count must be at least 1, not 0"),
+        ({"count": 10}, "--count must be between 1 and 9, not 10"),
+        ({"amount": -0.5}, "--amount must be a finite number >= 0, not -0.5"),
+        ({"amount": math.nan}, "--amount must be a finite number >= 0, not nan"),
+        ({"amount": 2.0}, "--amount must be between 0 and 1, not 2"),
+        ({"side": 8}, "--side 8 is too small; too narrow to see"),
+    ],
+)
+def test_choices_come_from_the_type_and_ranges_from_the_bounds(
+    options: dict[str, Any], message: str
+) -> None:
+    assert choices("mode", _Options) == ("fast", "exact")
+    assert choices("count", _Options) is None
+    _Options()  # the defaults pass
+    with pytest.raises(UsageError) as refused:
+        _Options(**options)
+    assert str(refused.value) == message

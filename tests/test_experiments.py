@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from helpers import run_impasto
 from impasto import Transfer, TransferConfig, color, experiments, imageio
+from impasto.prepare import style_view
 from impasto.vgg import VGG
 
 
@@ -77,14 +78,7 @@ def test_grid_ratio_trades_content_for_style(content_path: Path, style_path: Pat
 
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "impasto", *args],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_impasto(*args, cwd=tmp)
 
 
 @pytest.mark.slow
@@ -175,9 +169,9 @@ def test_preserve_colors_histogram_recolours_the_style(
 ) -> None:
     cfg = TransferConfig(size=64, iterations=10, seed=2, preserve_colors="histogram")
     t = Transfer(content_path, [style_path], cfg, vgg=vgg19)
-    style = t._tensor(t.style_images[0])
-    moved = t._style_view(style)
-    target = t._content_rgb
+    style = t.problem.tensor(t.style_images[0])
+    target = t.problem.content_rgb
+    moved = style_view(cfg, style, target)
     mean = lambda x: x.mean(dim=(0, 2, 3))  # noqa: E731
     assert torch.allclose(mean(moved), mean(target), atol=2.0)
     assert not torch.allclose(mean(style), mean(target), atol=5.0)

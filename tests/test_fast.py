@@ -49,11 +49,11 @@ def test_bf16_agrees_with_fp32_on_a_tiny_image(
     objective within 3% and the gradient pointing the same way (cosine > 0.98)."""
     cfg = TransferConfig(size=64, iterations=1, seed=0, init="noise", device="cpu")
     t = Transfer(content_path, [style_path], cfg, vgg=vgg19)
-    x = t._x0.clone().requires_grad_(True)
+    x = t.problem.x0.clone().requires_grad_(True)
     results = {}
     for mode in ("fp32", "bf16"):
         with arithmetic(mode, CPU):
-            total = t.losses(x)[0]
+            total = t.objective(x)[0]
             (g,) = torch.autograd.grad(total, x)
         results[mode] = (float(total.detach()), g.flatten())
     (exact, g32), (fast, g16) = results["fp32"], results["bf16"]
@@ -78,8 +78,8 @@ def test_a_bf16_run_reaches_the_fp32_objective(
     for mode, result in runs.items():
         x = imageio.to_tensor(result.image) * 255.0
         with torch.no_grad():
-            scores[mode] = float(scorer.losses(x)[0])
-    start = float(scorer.losses(scorer._x0)[0])
+            scores[mode] = float(scorer.objective(x)[0])
+    start = float(scorer.objective(scorer.problem.x0)[0])
     assert scores["fp32"] < 0.3 * start
     assert scores["bf16"] == pytest.approx(scores["fp32"], rel=0.05)
 
@@ -141,7 +141,7 @@ def test_coarse_to_fine_stages_keep_the_aspect_ratio_and_number_steps_on(
     assert [s[2] for s in steps] == [1] * 9 + [2] * 5 + [3] * 2
     assert {s[3] for s in steps} == {(63, 37)}  # every reported image at the output's size
     assert result.image.size == (63, 37)
-    assert result.iterations == 16 and len(result.losses) == 16
+    assert result.iterations == 16 and len(result.history) == 16
     assert math.isfinite(result.final_loss)
 
 
@@ -154,16 +154,17 @@ def test_coarse_to_fine_starts_the_top_stage_from_the_coarse_result(
     cfg = TransferConfig(size=64, iterations=4, seed=3, init="noise", scales=(40, 64))
     t = Transfer(content_path, [style_path], cfg.replace(device="cpu"), vgg=vgg19)
     result = t.run()
-    (coarse,) = t._stage_results
-    assert coarse.size == imageio.fit_longest(t.size, 40)
-    start = t._view(t._tensor(imageio.resize_to(coarse, t.size)))
-    with torch.no_grad():
-        expected = float(t.losses(start)[0])
     (_, coarse_steps), _ = t.config.stage_plan(t.smallest_size)
     assert coarse_steps < 4
-    top_first = result.losses[coarse_steps][0]  # the coarse iterations, then the top stage
+    # The coarse stage is a one-stage transfer at its size, from the same seed: run it alone.
+    alone = cfg.replace(size=40, scales="one", iterations=coarse_steps, device="cpu")
+    coarse = Transfer(content_path, [style_path], alone, vgg=vgg19).run().image
+    assert coarse.size == imageio.fit_longest(t.size, 40)
+    with torch.no_grad():
+        expected = float(t.objective(t.problem.start_from(coarse))[0])
+    top_first = result.history[coarse_steps]["total"]  # the coarse iterations, then the top stage
     assert top_first == pytest.approx(expected, rel=1e-4)
-    noise_start = float(t.losses(t._x0)[0])
+    noise_start = float(t.objective(t.problem.x0)[0])
     assert top_first < noise_start
 
 

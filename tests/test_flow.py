@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import EXAMPLES
 from impasto import flow, imageio
 from impasto.errors import UsageError
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def texture(width: int, height: int) -> np.ndarray:

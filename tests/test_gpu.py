@@ -287,6 +287,18 @@ def test_the_loop_reads_back_only_to_check_for_divergence(
     assert result.iterations == 30
 
 
+def test_a_run_never_moves_the_caller_s_network(vgg19: Any) -> None:
+    """A network handed to a run on another device is copied there, not moved: the caller's
+    stays where it was (a shared CPU network moved to the GPU broke the next CPU run)."""
+    from impasto.prepare import network_on
+
+    meta = torch.device("meta")  # stands for a GPU here: a device the network is not on
+    there = network_on(vgg19, meta)
+    assert next(there.parameters()).device == meta
+    assert next(vgg19.parameters()).device == torch.device("cpu")
+    assert network_on(vgg19, torch.device("cpu")) is vgg19  # already there: itself
+
+
 # --- the memory estimate's CUDA branch -----------------------------------------------------------
 
 
@@ -440,3 +452,13 @@ def test_running_out_of_gpu_memory_is_a_resource_error(
 def test_auto_picks_the_gpu(content_path: Path, style_path: Path) -> None:
     result = Transfer(content_path, [style_path], TransferConfig(size=32, iterations=2)).run()
     assert result.device.startswith("cuda")
+
+
+@pytest.mark.gpu
+@on_cuda
+def test_a_cpu_network_given_to_a_gpu_run_stays_on_the_cpu(
+    content_path: Path, style_path: Path, vgg19: Any
+) -> None:
+    cfg = TransferConfig(size=32, iterations=2, device="cuda")
+    Transfer(content_path, [style_path], cfg, vgg=vgg19).run()
+    assert next(vgg19.parameters()).device.type == "cpu"

@@ -3,37 +3,22 @@
 Every row runs ``impasto`` (its ``main``, in this process: a refusal happens before any weights are
 read) in a folder of tiny inputs and checks the same promises: the expected exit code, one line on
 stderr naming the problem, no traceback, every input byte for byte unchanged, and no file
-created, changed or left behind. The next hole found is a new row. Signals, which need a real
-process, are at the end.
+created, changed or left behind. The next hole found is a new row. A full disk, which needs a
+real process, is at the end; signals are in test_signals.py.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from impasto import imageio
+from helpers import installed_script, run_impasto, snapshot
 from impasto.cli import main
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
-TIMEOUT = 300
-
-
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every entry under ``folder`` (hidden ones included): a file's bytes, None for a folder."""
-    return {
-        p.relative_to(folder).as_posix(): (None if p.is_dir() else p.read_bytes())
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 @pytest.fixture
@@ -468,24 +453,16 @@ SPATIAL = sorted(
 )
 
 
+@pytest.mark.slow
 def test_spatial_rows_through_the_installed_command(hostile_dir: Path) -> None:
     """The spatial control rows again, through the ``impasto`` script pip installed (a process
     each, run two at a time): the same code, the same one line, nothing written."""
-    script = Path(sys.executable).parent / "impasto"
-    assert script.is_file(), f"{script} is missing: is impasto installed here?"
+    script = installed_script()
     assert len(SPATIAL) >= 25
     before = snapshot(hostile_dir)
 
     def run(name: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), *CASES[name][0]],
-            cwd=hostile_dir,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        return run_impasto(*CASES[name][0], cwd=hostile_dir, command=script)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = dict(zip(SPATIAL, pool.map(run, SPATIAL), strict=True))
@@ -502,105 +479,6 @@ def test_the_table_is_long_enough() -> None:
     assert len(CASES) >= 60
 
 
-# --- signals, in real processes -------------------------------------------------------------------
-
-
-def _catches_sigterm(pid: int) -> bool:
-    """Whether process ``pid`` has installed a SIGTERM handler (from /proc: no guessing)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-    return False
-
-
-def start_impasto(args: list[str], cwd: Path, env: dict[str, str] = ENV) -> subprocess.Popen[str]:
-    """``python -m impasto ARGS`` in ``cwd``, its output piped (also used by test_batch)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "impasto", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    """Poll ``ready`` until it holds; fail if ``proc`` ends or TIMEOUT passes first."""
-    deadline = time.monotonic() + TIMEOUT
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the process never got there"
-        time.sleep(0.02)
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_while_torch_imports_is_one_line(
-    hostile_dir: Path, signum: int, status: int
-) -> None:
-    before = snapshot(hostile_dir)
-    # Python's default warnings, as a user has them: a signal that stops an import halfway
-    # leaves the module file to the garbage collector, which PYTHONWARNINGS=error would report.
-    env = {k: v for k, v in ENV.items() if k != "PYTHONWARNINGS"}
-    args = ["transfer", "p.png", "s.png", "-o", "o.png", "--size", "32"]
-    proc = start_impasto(args, hostile_dir, env)
-    try:
-        wait_for(lambda: _catches_sigterm(proc.pid), proc)  # main() has started
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == status, stderr
-    assert "Traceback" not in stderr
-    assert len(stderr.splitlines()) == 1, stderr
-    assert stderr.startswith("impasto: "), stderr
-    assert snapshot(hostile_dir) == before
-
-
-@pytest.mark.slow
-def test_sigterm_saves_the_best_image_as_ctrl_c_does(hostile_dir: Path) -> None:
-    args = ["transfer", "p.png", "s.png", "-o", "out.jpg", "--size", "32"]
-    proc = start_impasto([*args, "--iterations", "5000", "--save-every", "1", "-q"], hostile_dir)
-    try:
-        first = hostile_dir / "out_steps" / "00001.png"
-        wait_for(first.exists, proc)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 143, stderr
-    assert len(stderr.splitlines()) == 1 and "interrupted at iteration" in stderr, stderr
-    partial = hostile_dir / "out.interrupted.jpg"  # the README's name, in the output's format
-    assert str(partial.name) in stderr
-    assert max(imageio.load_image(partial).size) == 32
-    assert not (hostile_dir / "out.jpg").exists()
-    assert not [p for p in hostile_dir.rglob(".*")], "temporary files left behind"
-
-
-@pytest.mark.slow
-def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
-    proc = start_impasto(["serve", "--port", "0", "--data-dir", str(tmp_path / "data")], tmp_path)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "impasto studio: http://..." once listening
-        assert line.startswith("impasto studio: http://"), line
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, stderr
-    assert stderr.strip().splitlines()[-1] == "impasto: stopped", stderr
-    assert "Traceback" not in stderr
-
-
 @pytest.mark.slow
 def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> None:
     """RLIMIT_FSIZE makes every write past 4 KB fail as a full disk would (Python ignores the
@@ -612,16 +490,7 @@ def test_a_full_disk_is_exit_3_and_leaves_nothing_behind(hostile_dir: Path) -> N
 
     before = snapshot(hostile_dir)
     args = ["transfer", "p.png", "s.png", "-o", "big.png", "--size", "64", "--iterations", "1"]
-    run = subprocess.run(
-        [sys.executable, "-m", "impasto", *args, "-q"],
-        cwd=hostile_dir,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        preexec_fn=small_files,
-        check=False,
-    )
+    run = run_impasto(*args, "-q", cwd=hostile_dir, preexec_fn=small_files)
     assert run.returncode == 3, run.stderr
     assert len(run.stderr.splitlines()) == 1 and "cannot write 'big.png'" in run.stderr
     assert "Traceback" not in run.stderr

@@ -9,9 +9,11 @@ import sqlite3
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from helpers import dead_pid
 from impasto.errors import InputError, UsageError
 from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
@@ -186,7 +188,7 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
     me = worker_id()
     job = store.claim(me, ids)
     assert job is not None and job.id == ids[0] and job.state == "running" and job.attempts == 1
-    assert store.finish(job.id, me, "done", device="cpu", seconds=1.5, losses={"total": 2.0})
+    assert store.finish(job.id, me, "done", device="cpu", seconds=1.5, terms={"total": 2.0})
     assert not store.finish(job.id, me, "failed")  # no longer running: nothing recorded
     second = store.claim(me, ids)
     assert second is not None and second.id == ids[1]
@@ -198,13 +200,13 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
     store.add(_specs(3), retry_failed=True)
     assert [j.state for j in store.jobs(ids)] == ["done", "queued", "queued"]
     done = store.get(ids[0])
-    assert done is not None and done.losses == {"total": 2.0} and done.device == "cpu"
+    assert done is not None and done.terms == {"total": 2.0} and done.device == "cpu"
 
 
 def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None:
     store = Store.in_folder(tmp_path)
     ids = store.add(_specs(3))
-    dead = subprocess_pid_that_exited()
+    dead = dead_pid()
     host = worker_id().split(":")[0]
     store.claim(f"{host}:{dead}:0", ids)  # a process that died holding its job
     store.claim(worker_id(), ids)  # this process, alive, with a fresh lease
@@ -214,14 +216,6 @@ def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None
     assert [j.state for j in store.jobs(ids)] == ["queued", "running", "running"]
     assert store.recover(now=time.time() + STALE_AFTER_S + 1) == 2  # leases gone stale
     assert [j.state for j in store.jobs(ids)] == ["queued"] * 3
-
-
-def subprocess_pid_that_exited() -> int:
-    p = multiprocessing.get_context("spawn").Process(target=int)
-    p.start()
-    p.join()
-    assert p.pid is not None
-    return p.pid
 
 
 def _claim_all(folder: str, ids: list[str], out: multiprocessing.Queue[list[str]]) -> None:
@@ -243,10 +237,89 @@ def test_processes_claiming_together_never_share_a_job(tmp_path: Path) -> None:
         p.start()
     claimed = [results.get(timeout=120) for _ in procs]
     for p in procs:
-        p.join()
+        p.join(timeout=120)
     every = [i for got in claimed for i in got]
     assert sorted(every) == sorted(ids)  # each exactly once
     assert all(j.attempts == 1 and j.state == "done" for j in Store.in_folder(tmp_path).jobs())
+
+
+def _open_together(
+    folders: list[str], barrier: Any, out: multiprocessing.Queue[tuple[int, str | None]]
+) -> None:
+    """Open each of ``folders``' stores, new files, when every process is at the barrier; add
+    jobs and read them. Reports (round, the error or None) for each."""
+    for k, folder in enumerate(folders):
+        barrier.wait(timeout=120)
+        try:
+            with Store.in_folder(folder) as store:
+                store.add(_specs(2))
+                assert len(store.jobs()) == 2
+            out.put((k, None))
+        except Exception as e:
+            out.put((k, f"{type(e).__name__}: {e}"))
+
+
+def open_together(root: Path, processes: int, rounds: int) -> list[tuple[int, str | None]]:
+    """``processes`` processes open a new store at the same moment, ``rounds`` times over."""
+    folders = [str(root / f"round{k}") for k in range(rounds)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results: multiprocessing.Queue[tuple[int, str | None]] = ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_together, args=(folders, barrier, results))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        return [results.get(timeout=300) for _ in range(processes * rounds)]
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL fails at once (no busy wait) while another process does the
+    # same: before the store retried it, 2 processes released together failed most rounds.
+    results = open_together(tmp_path, processes=8, rounds=25)
+    errors = [(k, e) for k, e in results if e is not None]
+    assert not errors, errors
+    assert len(results) == 200
+
+
+def test_a_store_opened_read_only_reads_while_another_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    with Store.in_folder(tmp_path) as store:
+        ids = store.add(_specs(2))
+    writer = sqlite3.connect(tmp_path / "impasto.sqlite", isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # a batch in the middle of a claim, say
+    try:
+        with Store.in_folder(tmp_path, readonly=True) as reader:
+            assert [j.id for j in reader.jobs()] == ids
+            with pytest.raises(InputError, match="cannot write"):
+                reader.cancel(ids[0])  # and it cannot write
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with pytest.raises(InputError, match="no job store"):
+        Store.in_folder(tmp_path / "nothing", readonly=True)
+    assert not (tmp_path / "nothing").exists()
+    # A file with no store in it yet (another process is making one): it is made, not refused.
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "impasto.sqlite").touch()
+    with Store.in_folder(tmp_path / "new", readonly=True) as reader:
+        assert reader.jobs() == []
+
+
+def test_a_store_where_sqlite_cannot_use_wal_is_refused(tmp_path: Path) -> None:
+    # An in-memory database stays in "memory" mode, as a file system without shared memory
+    # keeps its file in another mode: without WAL, readers would block the writer.
+    with pytest.raises(InputError, match="cannot use WAL mode"):
+        Store(":memory:")
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -437,7 +510,7 @@ def test_the_driver_writes_results_and_records_failures(tmp_path: Path) -> None:
     assert fake.tasks[0].content == b"picture 0" and fake.tasks[0].styles == (b"picture 2",)
     assert (out / good[0].output).read_bytes() == b"image of picture 0"
     assert jobs[bad[0].id].state == "failed" and jobs[bad[0].id].error == "bad"
-    assert jobs[good[1].id].losses == {"total": 1.0} and jobs[good[1].id].seconds == 0.5
+    assert jobs[good[1].id].terms == {"total": 1.0} and jobs[good[1].id].seconds == 0.5
     assert not (out / bad[0].output).exists()
 
 

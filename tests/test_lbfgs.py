@@ -158,10 +158,10 @@ def test_matches_torch_lbfgs_on_a_real_transfer(
     t = Transfer(content_path, [style_path], cfg, vgg=vgg19)
 
     def objective(x: Tensor) -> Tensor:
-        return t.losses(x)[0]
+        return t.objective(x)[0]
 
-    theirs = run_torch(objective, t._x0, 12, 100)
-    ours = run_ours(objective, t._x0, 12, 100)
+    theirs = run_torch(objective, t.problem.x0, 12, 100)
+    ours = run_ours(objective, t.problem.x0, 12, 100)
     assert ours[-1] < 0.5 * ours[0]
     # The same algorithm in another order of float operations: close, not bit-equal.
     assert ours[-1] == pytest.approx(theirs[-1], rel=0.02)
@@ -186,6 +186,6 @@ def test_transfer_from_noise_at_256_px_does_not_blow_up() -> None:
     cfg = TransferConfig(size=256, iterations=4, seed=0, init="noise", device="cpu")
     t = Transfer(examples / "tubingen.jpg", [examples / "starry_night.jpg"], cfg)
     result = t.run()
-    first = result.losses[0][0]
-    assert all(math.isfinite(row[0]) for row in result.losses)
+    first = result.history[0]["total"]
+    assert all(math.isfinite(row["total"]) for row in result.history)
     assert result.final_loss < 0.8 * first

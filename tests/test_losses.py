@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import assert_close
 from impasto.losses import (
     blend_grams,
     content_loss,
@@ -24,16 +25,6 @@ from impasto.losses import (
 FEATURES = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, -1.0]]]])
 # G00 = 1 + 4 + 9 + 16 = 30, G01 = G10 = 0 + 2 + 0 - 4 = -2, G11 = 0 + 1 + 0 + 1 = 2
 GRAM = torch.tensor([[[30.0, -2.0], [-2.0, 2.0]]])
-
-
-def assert_close(
-    actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6
-) -> None:
-    """Like torch.testing.assert_close, without its one-second import of torch.distributed."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    worst = (actual - expected).abs().max().item() if actual.numel() else 0.0
-    assert torch.allclose(actual, expected, rtol=rtol, atol=atol), f"max |difference| {worst}"
 
 
 def naive_gram(f: torch.Tensor) -> list[list[list[float]]]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from helpers import run_impasto
 from impasto import ResourceError, Transfer, TransferConfig, UsageError, imageio
 from impasto.memory import check_memory, estimate_memory, largest_fitting_size
 from impasto.memory import output_size as _fit
@@ -69,25 +68,8 @@ def test_cli_refuses_absurd_size_cleanly(
     tmp_path: Path, content_path: Path, style_path: Path
 ) -> None:
     out = tmp_path / "out.png"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "impasto",
-            "transfer",
-            str(content_path),
-            str(style_path),
-            "-o",
-            str(out),
-            "--size",
-            "16000",
-            "--max-memory",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = run_impasto(
+        "transfer", content_path, style_path, "-o", out, "--size", "16000", "--max-memory", "1"
     )
     assert proc.returncode == 4
     lines = proc.stderr.strip().splitlines()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Literal
 
 import pytest
 import torch
 
+from helpers import EXAMPLES, installed_script, run_impasto
 from impasto import imageio
 from impasto.cli import main
 from impasto.config import NORMALIZED_STYLE_WEIGHT, STYLE_WEIGHT, TransferConfig
@@ -34,7 +33,6 @@ from impasto.vgg import (
     weights_sha256,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HELD_OUT = ("tubingen", "starry_night", "the_scream", "shipwreck")
 CONVS = conv_names("vgg19")
 
@@ -174,17 +172,11 @@ def test_cli_flag_end_to_end(
     """The installed command with --normalize-network: the normalised default β is used and
     recorded, the loss is on the normalised network's scale, and the image really moves."""
     out = tmp_path / "out.png"
-    script = Path(sys.executable).parent / "impasto"
     args = ["transfer", str(content_path), str(style_path), "-o", str(out), "--normalize-network"]
     # Eight iterations: L-BFGS's second step overshoots and is capped, so the first few barely
     # move the image (0.04 levels after three, 1.2 after eight).
     quick = ["--size", "48", "--iterations", "8", "--seed", "1"]
-    run = subprocess.run(
-        [str(script), *args, *quick],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_impasto(*args, *quick, command=installed_script())
     assert run.returncode == 0, run.stderr
     meta = imageio.read_metadata(out)
     options = json.loads(meta["impasto:options"])
@@ -197,8 +189,8 @@ def test_cli_flag_end_to_end(
     t_raw = Transfer(content_path, [style_path], cfg.replace(normalize_network=False), vgg=vgg19)
     start = imageio.to_tensor(imageio.resize_to(imageio.load_image(content_path), t_norm.size))
     with torch.no_grad():
-        norm_start = float(t_norm.losses(start * 255.0)[0])
-        raw_start = float(t_raw.losses(start * 255.0)[0])
+        norm_start = float(t_norm.objective(start * 255.0)[0])
+        raw_start = float(t_raw.objective(start * 255.0)[0])
     final = float(meta["impasto:final_loss"])
     assert final < norm_start < raw_start / 100
     moved = imageio.to_tensor(imageio.load_image(out)) - start
@@ -208,7 +200,7 @@ def test_cli_flag_end_to_end(
 def test_normalised_transfer_lowers_the_loss(content_path: Path, style_path: Path) -> None:
     cfg = TransferConfig(size=40, iterations=3, seed=0, normalize_network=True)
     result = Transfer(content_path, [style_path], cfg).run()
-    start = result.losses[0][0]  # the objective at the content image
+    start = result.history[0]["total"]  # the objective at the content image
     assert result.final_loss < start
 
 

@@ -48,14 +48,13 @@ def test_terms_are_weighted_named_and_summed() -> None:
     assert net.asked == [{"double"}]
 
 
-def test_with_terms_appends_and_names_stay_distinct() -> None:
+def test_names_stay_distinct_and_a_network_no_term_needs_is_not_run() -> None:
     net = FakeNetwork()
-    base = Objective(net, [Term("a", 1.0, mean)])  # type: ignore[arg-type]
-    more = base.with_terms(Term("temporal", 2.0, mean))
+    more = Objective(net, [Term("a", 1.0, mean), Term("temporal", 2.0, mean)])  # type: ignore[arg-type]
     assert more.names == ("a", "temporal")
     assert float(more(torch.ones(1, 1, 2, 2))[0]) == 3.0
     assert net.asked == []  # no term needs a layer: the network is not run
     with pytest.raises(ValueError, match="distinct"):
-        base.with_terms(Term("a", 1.0, mean))
+        Objective(net, [Term("a", 1.0, mean), Term("a", 1.0, mean)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="total"):
         Objective(net, [Term("total", 1.0, mean)])  # type: ignore[arg-type]

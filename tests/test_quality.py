@@ -4,17 +4,15 @@ and that the default settings paint with less grain than the paper's (real weigh
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import EXAMPLES
 from impasto import Transfer, TransferConfig, imageio
 from impasto.color import _RGB_TO_YIQ
 from impasto.quality import GRAIN_SIGMA, chroma_grain, gaussian_kernel, style_errors
 from impasto.vgg import VGG
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_gaussian_kernel_is_normalised_symmetric_and_three_sigma_wide() -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +29,8 @@ needs_ray = pytest.mark.skipif(
     ray is None, reason="Ray is not installed: pip install 'impasto[ray]'"
 )
 
-OPTIONS = {"size": 48, "iterations": 8}
+# On the CPU wherever the tests run: the local Ray here is started with no GPUs.
+OPTIONS = {"size": 48, "iterations": 8, "device": "cpu"}
 # Of 255. Ray's workers run one torch thread each, the local one two: sums in another order differ
 # in the last bit, which L-BFGS may carry into a pixel (measured: at most 1, mean 2e-4).
 TOLERANCE = 2
@@ -55,6 +55,7 @@ def _pixels(path: Path) -> np.ndarray:
     return np.asarray(imageio.load_image(path), dtype=np.int16)
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_ray_paints_what_the_local_executor_paints(
@@ -81,7 +82,8 @@ def test_ray_paints_what_the_local_executor_paints(
         assert np.abs(a - b).max() <= TOLERANCE
         assert np.abs(a - b).mean() < 0.05
         assert remote.device == "cpu" and remote.attempts == 1
-        assert remote.losses["total"] == pytest.approx(local.losses["total"], rel=0.05)
+        assert remote.terms and local.terms
+        assert remote.terms["total"] == pytest.approx(local.terms["total"], rel=0.05)
 
 
 class _Killer(BatchListener):
@@ -98,6 +100,7 @@ class _Killer(BatchListener):
             self.killed = pid
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_a_worker_killed_mid_job_is_run_again_and_counted(
@@ -119,6 +122,7 @@ def test_a_worker_killed_mid_job_is_run_again_and_counted(
     assert (tmp_path / job.output).is_file()
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_a_job_fails_once_its_retries_are_spent(content_path: Path, style_path: Path) -> None:
@@ -140,6 +144,7 @@ def test_a_job_fails_once_its_retries_are_spent(content_path: Path, style_path: 
     assert outcome.error is not None and outcome.error.startswith("worker died (1 tries)")
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_cancel_ends_one_job_with_its_best_image(content_path: Path, style_path: Path) -> None:
@@ -163,6 +168,7 @@ def test_cancel_ends_one_job_with_its_best_image(content_path: Path, style_path:
     assert any(job_id == "job" for job_id, _ in heard)
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_ctrl_c_keeps_the_remote_best_images(
@@ -200,6 +206,7 @@ def test_ctrl_c_keeps_the_remote_best_images(
         assert not (tmp_path / job.output).exists()
 
 
+@pytest.mark.slow
 @needs_ray
 @pytest.mark.usefixtures("local_ray")
 def test_batch_runs_on_ray_from_the_command_line(
@@ -237,7 +244,5 @@ def test_impasto_and_its_commands_do_not_import_ray() -> None:
         "main(['batch', 'status', '.'])\n"  # a batch command that needs no Ray
         "print('ray' in sys.modules)"
     )
-    started = time.monotonic()
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
-    assert time.monotonic() - started < 60

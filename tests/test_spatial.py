@@ -5,9 +5,7 @@ label maps and style masks steer the statistics, and a fine style changes the sh
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from PIL import Image
 
 import impasto
+from helpers import installed_script, run_impasto
 from impasto import UsageError, imageio, prepare
 from impasto.config import TransferConfig
 from impasto.guidance import build_regions
@@ -107,7 +106,7 @@ def test_stages_repropagate_the_masks(content_path: Any) -> None:
     seen: list[tuple[int, int]] = []
     original = prepare.prepare
 
-    def spy(*args: Any, **kwargs: Any) -> prepare.Problem:
+    def spy(*args: Any, **kwargs: Any) -> prepare.Prepared:
         problem = original(*args, **kwargs)
         assert problem.targets.guided is not None
         masks, _ = problem.targets.guided["conv1_1"]
@@ -170,22 +169,10 @@ def test_blend_weights_with_masks_are_refused(content_path: Any) -> None:
 
 # --- through the installed command ---------------------------------------------------------------
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "error"}
-
 
 def impasto_script(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The ``impasto`` script pip installed next to this interpreter."""
-    script = Path(sys.executable).parent / "impasto"
-    assert script.is_file(), f"{script} is missing: is impasto installed here?"
-    return subprocess.run(
-        [str(script), *map(str, args)],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_impasto(*args, cwd=cwd, command=installed_script())
 
 
 @pytest.fixture

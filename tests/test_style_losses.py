@@ -61,7 +61,9 @@ def test_the_gram_objective_is_the_paper_s_and_prepares_nothing_more(
     x = t.problem.x0 + 3.0
     _, _, style, _ = t.objective(x)
     feats = vgg19(x, t.config.style_layers)
-    expected = t.config.style_weight * style_loss(feats, t.style_targets, t.config.layer_weights())
+    expected = t.config.style_weight * style_loss(
+        feats, t.problem.targets.style, t.config.layer_weights()
+    )
     assert torch.equal(style, expected)  # bit for bit
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from helpers import assert_close
 from impasto.errors import InputError, UsageError
 from impasto.vgg import (
     CAFFE,
@@ -58,16 +59,6 @@ VGG16_SHAPES = {
 VGG19_FEATURES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 VGG16_FEATURES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-def assert_close(
-    actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-5
-) -> None:
-    """Like torch.testing.assert_close, without its one-second import of torch.distributed."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    worst = (actual - expected).abs().max().item() if actual.numel() else 0.0
-    assert torch.allclose(actual, expected, rtol=rtol, atol=atol), f"max |difference| {worst}"
 
 
 def stem(name: str) -> str:

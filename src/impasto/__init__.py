@@ -4,7 +4,7 @@
 >>> image = impasto.stylize("photo.jpg", "starry_night.jpg", size=384, iterations=300)
 >>> image.save("photo_starry.png")
 
-For the loop itself (a callback per step, the losses, the seed) use :class:`Transfer`.
+For the loop itself (a callback per step, the terms, the seed) use :class:`Transfer`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .errors import (
     ResourceError,
     UsageError,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .optimize import Result, Step, Transfer
     from .prepare import ImageLike
 
-__version__ = "0.1.0"
 
 # Imported on first use (PEP 562): ``import impasto`` (and the ``impasto`` command's first
 # moments, when a Ctrl-C must be one line) does not wait for torch.

@@ -18,6 +18,7 @@ from fractions import Fraction
 import PIL.Image
 
 from . import imageio
+from .atomic import atomic_write
 from .errors import UsageError
 from .optimize import Step
 from .video import sinks
@@ -30,7 +31,6 @@ __all__ = [
     "check_animation_path",
     "check_plot_path",
     "plot_curves",
-    "plot_losses",
     "plot_terms",
     "save_animation",
 ]
@@ -47,7 +47,7 @@ Listener = Callable[[Step], None]
 
 class Recorder:
     """An ``on_step`` listener keeping every ``every``-th iterate (and the last) as a frame, and
-    every iteration's losses.
+    every iteration's total and terms (:attr:`history`).
 
     >>> rec = Recorder(every=10, max_side=256)
     >>> Transfer(content, [style], cfg).run(on_step=chain(progress, rec))
@@ -65,13 +65,6 @@ class Recorder:
         self.frame_iterations: list[int] = []  # the iteration each frame shows
         # every iteration's total and terms by name, whatever ``every`` is
         self.history: list[tuple[int, dict[str, float]]] = []
-
-    @property
-    def losses(self) -> list[tuple[int, float, float, float]]:
-        """(iteration, total, content, style) for every iteration (the layout of old)."""
-        return [
-            (i, v["total"], v.get("content", 0.0), v.get("style", 0.0)) for i, v in self.history
-        ]
 
     def __call__(self, step: Step) -> None:
         self.history.append((step.iteration, {"total": step.loss, **step.terms}))
@@ -137,11 +130,6 @@ def _rgb(img: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
 # --- loss plots -------------------------------------------------------------------------------
 
 
-def plot_losses(losses: Sequence[tuple[int, float, float, float]], path: StrPath) -> pathlib.Path:
-    """Content, style and total loss (as :attr:`Recorder.losses`) against iteration, log scale."""
-    return plot_terms([(i, {"total": t, "content": c, "style": s}) for i, t, c, s in losses], path)
-
-
 def plot_terms(history: Sequence[tuple[int, Mapping[str, float]]], path: StrPath) -> pathlib.Path:
     """Every term and the total (as :attr:`Recorder.history`) against iteration, log scale; a
     term that is zero throughout (TV when off) is left out."""
@@ -195,6 +183,6 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    with imageio.atomic_write(p) as f:
+    with atomic_write(p) as f:
         fig.savefig(f, format=p.suffix.lower()[1:])
     return p

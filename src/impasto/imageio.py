@@ -1,25 +1,22 @@
 """Reading and writing still images: decoding (files and in-memory uploads alike), colour and
-orientation handling, resizing, tensors, metadata and atomic writes.
+orientation handling, resizing, tensors and metadata.
 
 Every image enters as 8-bit sRGB RGB (EXIF orientation applied, ICC profiles converted,
-transparency composited over white, high bit depths scaled) and leaves through an atomic write, so
-an interrupted run never leaves a half-written picture where a good one was. Video containers and
-animations are encoded in :mod:`impasto.video.sinks` (through :func:`atomic_write`); the web
-server encodes its JPEG previews itself.
+transparency composited over white, high bit depths scaled) and leaves through an atomic write
+(:mod:`impasto.atomic`), so an interrupted run never leaves a half-written picture where a good
+one was. Video containers and animations are encoded in :mod:`impasto.video.sinks`; the web
+server's JPEG previews are encoded by its workers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import io
 import json
 import os
 import pathlib
-import shutil
 import struct
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -28,7 +25,8 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import InputError, UsageError, first_line
+from .atomic import atomic_write
+from .errors import InputError, UsageError, first_line, unreadable
 
 try:
     from PIL import ImageCms
@@ -38,7 +36,6 @@ except ImportError:  # Pillow built without LittleCMS: every image is taken to b
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "OUTPUT_FORMATS",
-    "atomic_write",
     "check_output_path",
     "check_writable",
     "decode_image",
@@ -46,12 +43,9 @@ __all__ = [
     "fit_longest",
     "load_image",
     "read_metadata",
-    "remove_stale_temporaries",
-    "replace_folder",
     "resize_longest",
     "resize_to",
     "save_image",
-    "temporary_folder",
     "to_image",
     "to_tensor",
 ]
@@ -120,15 +114,11 @@ def _open_file(name: str) -> Iterator[IO[bytes]]:
     # We open the file ourselves so that it is closed on every path, and so that each OS-level
     # failure gets its own plain-words message.
     if os.path.isdir(name):
-        raise InputError(f"cannot read image '{name}': it is a directory")
+        raise unreadable(f"image '{name}'", IsADirectoryError())
     try:
         fp = open(name, "rb")  # noqa: SIM115 (closed below, after the caller is done)
-    except FileNotFoundError as exc:
-        raise InputError(f"cannot read image '{name}': file not found") from exc
-    except PermissionError as exc:
-        raise InputError(f"cannot read image '{name}': permission denied") from exc
     except OSError as exc:
-        raise InputError(f"cannot read image '{name}': {exc.strerror or exc}") from exc
+        raise unreadable(f"image '{name}'", exc) from exc
     with fp:
         if os.fstat(fp.fileno()).st_size == 0:
             raise InputError(f"cannot read image '{name}': the file is empty")
@@ -380,115 +370,6 @@ def encode_image(img: Image.Image, suffix: str, metadata: Mapping[str, str] | No
     return buf.getvalue()
 
 
-@contextlib.contextmanager
-def atomic_write(path: StrPath) -> Iterator[IO[bytes]]:
-    """A binary file that replaces ``path`` only if the block finishes, else vanishes.
-
-    Writes to a hidden temporary file in the same folder (created if missing), fsyncs it and
-    renames it over the target. On any exception, Ctrl-C included, the temporary file is removed
-    and an existing target is left untouched; an OSError becomes a one-line InputError.
-    """
-    name = os.fspath(path)
-    p = pathlib.Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(p)
-        fd, tmp = tempfile.mkstemp(
-            prefix=_temp_prefix(p, os.getpid()), suffix=p.suffix, dir=p.parent
-        )
-    except OSError as exc:
-        raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 would hide the result from others
-        os.replace(tmp, p)
-    except BaseException as exc:  # Ctrl-C too: never leave the temp file, never touch the target
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write '{name}': {exc.strerror or exc}") from exc
-        raise
-    _fsync_dir(p.parent)
-
-
-def _temp_prefix(p: pathlib.Path, pid: int | None = None) -> str:
-    # The writer's process id is in the name, so that a later run can tell a temporary file
-    # left by a killed process (SIGKILL, a power cut) from one another run is writing now.
-    base = f".{p.stem}.impasto-"
-    return base if pid is None else f"{base}{pid}-"
-
-
-def remove_stale_temporaries(path: StrPath) -> list[pathlib.Path]:
-    """Delete the temporary files (and folders, :func:`temporary_folder`) that writing ``path``
-    left behind in a process that no longer runs; those of live processes are kept. Returns
-    what was removed."""
-    p = pathlib.Path(path)
-    base = _temp_prefix(p)
-    removed: list[pathlib.Path] = []
-    for tmp in p.parent.glob(glob.escape(base) + "*" + glob.escape(p.suffix)):
-        pid = tmp.name[len(base) :].split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
-        except OSError:
-            continue
-        removed.append(tmp)
-    return removed
-
-
-def temporary_folder(path: StrPath) -> pathlib.Path:
-    """A new hidden folder beside ``path``, to be swapped in by :func:`replace_folder`."""
-    p = pathlib.Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(p)
-        return pathlib.Path(tempfile.mkdtemp(prefix=_temp_prefix(p, os.getpid()), dir=p.parent))
-    except OSError as exc:
-        raise InputError(f"cannot write '{os.fspath(path)}': {exc.strerror or exc}") from exc
-
-
-def replace_folder(done: pathlib.Path, path: StrPath) -> None:
-    """Put the finished folder ``done`` where ``path`` is, as a whole: an earlier folder there
-    is moved aside first and deleted after, so ``path`` never holds two runs' files."""
-    p = pathlib.Path(path)
-    old: pathlib.Path | None = None
-    try:
-        os.chmod(done, 0o777 & ~_umask())  # mkdtemp's 0o700 would hide the frames from others
-        if p.is_dir():
-            old = pathlib.Path(tempfile.mkdtemp(prefix=_temp_prefix(p, os.getpid()), dir=p.parent))
-            os.replace(p, old / p.name)
-        os.replace(done, p)
-    except OSError as exc:
-        if old is not None and not p.exists() and (old / p.name).exists():
-            with contextlib.suppress(OSError):
-                os.replace(old / p.name, p)  # put the earlier folder back
-        if old is not None and not (old / p.name).exists():
-            shutil.rmtree(old, ignore_errors=True)
-        raise InputError(f"cannot write '{os.fspath(path)}': {exc.strerror or exc}") from exc
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(p.parent)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
-
-
 def _encoder_args(
     img: Image.Image, fmt: str, metadata: Mapping[str, str]
 ) -> tuple[Image.Image, dict[str, Any]]:
@@ -519,27 +400,6 @@ def _encoder_args(
             exif.get_ifd(ExifTags.IFD.Exif)[_EXIF_USER_COMMENT] = comment
             params["exif"] = exif
     return img, params
-
-
-def _umask() -> int:
-    # Reading it from /proc avoids os.umask's set-and-restore, which races with other threads.
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and not worth failing for.
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --- reading metadata back --------------------------------------------------------------------

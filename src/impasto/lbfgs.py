@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 _CURVATURE_EPS = 1e-10  # torch's threshold for keeping a pair
+HISTORY = 100  # curvature pairs kept: torch's default, as is the Lua reference's
 
 
 class DeviceLBFGS:
@@ -57,7 +58,7 @@ class DeviceLBFGS:
     def __init__(
         self,
         numel: int,
-        history: int = 100,
+        history: int = HISTORY,
         lr: float = 1.0,
         device: torch.device | str = "cpu",
         max_step: float | None = None,

@@ -13,11 +13,13 @@ import torch
 from . import imageio
 from .config import TransferConfig
 from .errors import ResourceError
+from .lbfgs import HISTORY
 from .samples import SELF_SIMILARITY_POSITIONS, positions
+from .vgg import MIN_SIDE
 
 # Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
-# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps 100 pairs of
-# image-sized fp32 vectors (2 x 100 x 3 x 4 bytes per pixel); Adam two moment buffers.
+# forward+backward take about 1.8 KB per output pixel; we budget 2 KB. L-BFGS keeps HISTORY pairs
+# of image-sized fp32 vectors (2 x HISTORY x 3 x 4 bytes per pixel); Adam two moment buffers.
 _ACTIVATION_BYTES_PER_PIXEL = 2048
 _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the images
 # Spatial control: each region keeps its guidance-weighted copy of every style layer's features
@@ -41,8 +43,8 @@ _BYTES_PER_ITERATION = 1024
 
 
 def output_size(size: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's 16 pixels)."""
-    return imageio.fit_longest(size, max(16, longest))
+    """(W, H) of an image of ``size`` scaled to ``longest`` (at least VGG's MIN_SIDE)."""
+    return imageio.fit_longest(size, max(MIN_SIDE, longest))
 
 
 def estimate_memory(size: tuple[int, int], config: TransferConfig, regions: int = 0) -> int:
@@ -50,7 +52,7 @@ def estimate_memory(size: tuple[int, int], config: TransferConfig, regions: int 
     ``regions`` guided style regions (spatial control; 0 without)."""
     pixels = size[0] * size[1]
     per_pixel = _ACTIVATION_BYTES_PER_PIXEL + regions * _GUIDED_BYTES_PER_PIXEL
-    per_pixel += 2 * 100 * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
+    per_pixel += 2 * HISTORY * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
     if config.style_loss != "gram":
         per_pixel += _STYLE_LOSS_BYTES_PER_PIXEL[config.style_loss]
         per_pixel += regions * _DISTRIBUTION_GUIDED_BYTES_PER_PIXEL
@@ -99,7 +101,7 @@ def check_memory(
     size: tuple[int, int],
     config: TransferConfig,
     device: torch.device,
-    smallest: int = 16,
+    smallest: int = MIN_SIDE,
     regions: int = 0,
 ) -> None:
     """Raise :class:`ResourceError` naming a size that fits when the estimate exceeds what the
@@ -110,9 +112,9 @@ def check_memory(
     if limit is None or need <= limit:
         return
     fits = largest_fitting_size(size, config, limit, regions)
-    if fits >= max(16, smallest):
+    if fits >= max(MIN_SIDE, smallest):
         advice = f"try --size {fits} or less"
-    elif smallest > 16:
+    elif smallest > MIN_SIDE:
         advice = (
             f"this image's shape needs --size {smallest} or more, which does not fit either: "
             "crop it to a less extreme aspect ratio"
@@ -150,7 +152,7 @@ def largest_fitting_size(
     lo, hi = 0, config.size
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if estimate_memory(imageio.fit_longest(size, max(16, mid)), config, regions) <= limit:
+        if estimate_memory(imageio.fit_longest(size, max(MIN_SIDE, mid)), config, regions) <= limit:
             lo = mid
         else:
             hi = mid - 1
@@ -159,5 +161,5 @@ def largest_fitting_size(
 
 def out_of_memory(size: int) -> ResourceError:
     """The error for running out of memory at ``--size size``, suggesting a smaller size."""
-    smaller = max(16, int(size / math.sqrt(2)))
+    smaller = max(MIN_SIDE, int(size / math.sqrt(2)))
     return ResourceError(f"out of memory at --size {size}; try --size {smaller} or less")

@@ -95,10 +95,6 @@ class Objective:
         self.names = tuple(names)
         self._layers = {layer for t in self.terms if t.weight for layer in t.layers}
 
-    def with_terms(self, *extra: Term) -> Objective:
-        """This objective plus ``extra`` terms (e.g. video's temporal term)."""
-        return Objective(self.vgg, (*self.terms, *extra))
-
     def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
         feats = self.vgg(x, self._layers) if self._layers else {}
         zero = x.new_zeros(())

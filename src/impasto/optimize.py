@@ -29,24 +29,24 @@ from . import graphs, imageio
 from .config import MAX_SIZE, TransferConfig
 from .errors import DivergedError, UsageError
 from .guidance import Regions
-from .lbfgs import DeviceLBFGS
+from .lbfgs import HISTORY, DeviceLBFGS
 from .memory import check_memory, fits_memory, out_of_memory, output_size, peak_memory
 from .objective import Objective, Term, transfer_terms
-from .prepare import MIN_SIDE as _MIN_SIDE
 from .prepare import (
     ImageLike,
-    Problem,
+    Prepared,
     as_image,
     as_images,
     build_network,
     check_spatial,
     check_styles,
+    network_on,
     prepare,
     resolve_device,
     smallest_size,
-    style_view,
 )
-from .vgg import VGG
+from .version import __version__
+from .vgg import MIN_SIDE, VGG
 
 __all__ = [
     "ImageLike",
@@ -101,19 +101,6 @@ class Step:
         """One term by name; 0 for a term this run's objective does not have."""
         return self._values().get(name, 0.0)
 
-    # Shorthands for the three terms of every transfer.
-    @property
-    def content_loss(self) -> float:
-        return self.term("content")
-
-    @property
-    def style_loss(self) -> float:
-        return self.term("style")
-
-    @property
-    def tv_loss(self) -> float:
-        return self.term("tv")
-
     def image(self) -> PIL.Image.Image:
         """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
         return imageio.to_image(self._render() / 255.0)
@@ -135,18 +122,8 @@ class Result:
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
     replayed: int = 0  # iterations replayed from a captured CUDA graph (impasto.graphs)
 
-    @property
-    def losses(self) -> list[tuple[float, float, float, float]]:
-        """(total, content, style, tv) per iteration: :attr:`history` in the old layout."""
-        return [
-            (r[TOTAL], r.get("content", 0.0), r.get("style", 0.0), r.get("tv", 0.0))
-            for r in self.history
-        ]
-
     def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
         """Text to store in the output file, enough to reproduce the run."""
-        from . import __version__
-
         meta = {
             "Software": f"impasto {__version__}",
             "impasto:options": self.config.to_json(),  # config carries the seed used
@@ -202,12 +179,10 @@ class StagePosition:
 
 @dataclass(frozen=True)
 class StageRun:
-    """One stage, ready to run: its problem, the objective's evaluation (total first, then each
-    term of ``names``) and the start."""
+    """One stage, ready to run: its problem, its objective and the start."""
 
-    problem: Problem
-    losses: Callable[[Tensor], tuple[Tensor, ...]]
-    names: tuple[str, ...]
+    problem: Prepared
+    objective: Objective
     x0: Tensor
 
 
@@ -216,31 +191,28 @@ def run_stages(
     ready: Callable[[int, PIL.Image.Image | None], StageRun],
     size: tuple[int, int],
     on_step: Listener | None = None,
-) -> tuple[Result, list[PIL.Image.Image]]:
+) -> Result:
     """Run ``plan`` to an output of ``size`` (W, H): stage k is made ready by ``ready(k, the
     previous stage's image or None)`` and optimised from its start; Steps are numbered across
     stages and show the image at ``size``. Returns the last stage's result (with every stage's
-    history) and the coarse stages' images. An interrupted stage ends the run early, its image
-    scaled to ``size``."""
+    history). An interrupted stage ends the run early, its image scaled to ``size``."""
     total = sum(s.iterations for s in plan)
     history: list[dict[str, float]] = []
-    images: list[PIL.Image.Image] = []
     done, elapsed, replayed = 0, 0.0, 0
     previous: PIL.Image.Image | None = None
     for k, stage in enumerate(plan):
         run = ready(k, previous)
         last = k == len(plan) - 1
         at = StagePosition(done, total, elapsed, k + 1, len(plan), None if last else size)
-        result = descend(run.problem, run.losses, run.names, run.x0, stage.iterations, on_step, at)
+        result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at)
         history += result.history
         replayed += result.replayed
         result = dataclasses.replace(result, history=history, replayed=replayed)
         if last or result.interrupted:
             if not last:
                 result.image = imageio.resize_to(result.image, size)
-            return result, images
+            return result
         done, elapsed = result.iterations, result.elapsed
-        images.append(result.image)
         previous = result.image
     raise ValueError("a plan needs at least one stage")
 
@@ -249,22 +221,21 @@ def run_stages(
 
 
 def descend(
-    problem: Problem,
-    losses: Callable[[Tensor], tuple[Tensor, ...]],
-    names: Sequence[str],
+    problem: Prepared,
+    objective: Objective,
     x0: Tensor,
     iterations: int,
     on_step: Listener | None = None,
     at: StagePosition | None = None,
 ) -> Result:
-    """``iterations`` steps from ``x0`` on ``losses`` (the total, then each term of ``names``).
+    """``iterations`` steps from ``x0`` on ``objective`` (its total, then each of its terms).
     Nothing is read back to the host inside a step (the terms, the best iterate and the
     divergence flag stay on the device) unless a listener asks for a value; divergence is checked
     every few steps."""
     cfg, device = problem.config, problem.device
     at = at or StagePosition(total=iterations)
-    labels = (TOTAL, *names)
-    it = _Iterate(losses, x0, cfg, device)
+    labels = (TOTAL, *objective.names)
+    it = _Iterate(objective, x0, cfg, device)
     history = _Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
     # On a GPU, after a few eager iterations one is captured as a CUDA graph and replayed.
     warm = graphs.Warmup() if graphs.usable(device, cfg.optimizer, iterations) else None
@@ -322,7 +293,7 @@ def descend(
     if not interrupted:
         # The last update's result has no loss yet; evaluate it and keep it if it is best.
         with torch.no_grad(), arithmetic(cfg.precision, device):
-            final = float(losses(it.x.detach())[0])
+            final = float(objective(it.x.detach())[0])
         if math.isfinite(final) and final <= best_value:
             best, best_value = it.x.detach(), final
     image = imageio.to_image(problem.render(best) / 255.0)
@@ -348,12 +319,12 @@ class _Iterate:
 
     def __init__(
         self,
-        losses: Callable[[Tensor], tuple[Tensor, ...]],
+        objective: Objective,
         x0: Tensor,
         cfg: TransferConfig,
         device: torch.device,
     ) -> None:
-        self.losses = losses
+        self.objective = objective
         # On CUDA, channels-last: cuDNN's tensor-core convolutions take NHWC.
         self.layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = x0.clone().contiguous(memory_format=self.layout)
@@ -367,7 +338,7 @@ class _Iterate:
         if cfg.optimizer == "lbfgs":
             self.lbfgs = DeviceLBFGS(
                 x.numel(),
-                history=_LBFGS_HISTORY,
+                history=HISTORY,
                 device=device,
                 max_step=_LBFGS_MAX_STEP,
                 min_cosine=_LBFGS_MIN_COSINE,
@@ -389,7 +360,7 @@ class _Iterate:
         reported for a step is the objective before the update; the best iterate goes with it."""
         x = self.x
         self.before.copy_(x.detach())
-        values = self.losses(x)
+        values = self.objective(x)
         (grad,) = torch.autograd.grad(values[0], x)
         if self.lbfgs is not None:
             self.lbfgs.step(x, grad)
@@ -407,7 +378,7 @@ class _Iterate:
         return row
 
 
-def _renderer(problem: Problem, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
+def _renderer(problem: Prepared, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
     """The iterate as a picture, scaled to ``show`` (W, H) when given (a coarse stage)."""
     if show is None:
         return lambda: problem.render(x)
@@ -415,8 +386,6 @@ def _renderer(problem: Problem, x: Tensor, show: tuple[int, int] | None) -> Call
     return lambda: F.interpolate(problem.render(x), size=(h, w), mode="bilinear")
 
 
-# How many curvature pairs L-BFGS keeps (torch's default is 100, as is the Lua reference's).
-_LBFGS_HISTORY = 100
 # No pixel moves more than this many levels in one L-BFGS step. Without curvature pairs yet
 # (torch's first step is scaled by 1/‖g‖₁, about 1e-11 here, too small to measure any), the next
 # step is the raw gradient, millions of levels at 256 px from noise, and the run blows up; torch's
@@ -595,7 +564,7 @@ class Transfer:
             source, [*self._style_sources, *([self._fine] if self._fine else [])], cfg.style_scale
         )
         # Refuse a run that cannot fit before allocating anything large (the resize included),
-        # and advise only a size that both fits and keeps VGG's 16 px.
+        # and advise only a size that both fits and keeps VGG's MIN_SIDE.
         guided = regions.count() if regions is not None else 0
         out_size = output_size(source.size, cfg.size)
         check_memory(out_size, cfg, self.device, self.smallest_size, guided)
@@ -614,13 +583,14 @@ class Transfer:
                 )
                 hint = f"{why}: crop the image to a less extreme aspect ratio"
             raise UsageError(
-                f"--size {cfg.size} leaves an image less than {_MIN_SIDE} px on its short side, "
+                f"--size {cfg.size} leaves an image less than {MIN_SIDE} px on its short side, "
                 f"too small for VGG's pooling; {hint}"
             )
-        self._stage_results: list[PIL.Image.Image] = []
         try:
-            net = vgg if vgg is not None else build_network(cfg)
-            self.vgg = net.to(self.device)
+            if vgg is not None:
+                self.vgg = network_on(vgg, self.device)
+            else:
+                self.vgg = build_network(cfg).to(self.device)
             start = as_image(init) if init is not None else None
             self.problem = prepare(
                 source,
@@ -640,40 +610,9 @@ class Transfer:
         self.content_image = self.problem.content_image
         self.style_images = self.problem.style_images
 
-    # The prepared problem's parts, under the names they had when Transfer prepared them itself.
-    @property
-    def content_targets(self) -> Mapping[str, Tensor]:
-        return self.problem.targets.content
-
-    @property
-    def style_targets(self) -> Mapping[str, Tensor]:
-        return self.problem.targets.style
-
-    @property
-    def _x0(self) -> Tensor:
-        return self.problem.x0
-
-    def _tensor(self, img: PIL.Image.Image) -> Tensor:
-        return self.problem.tensor(img)
-
-    def _view(self, x: Tensor) -> Tensor:
-        return self.problem.view(x)
-
-    @property
-    def _content_rgb(self) -> Tensor:
-        return self.problem.content_rgb
-
-    def _style_view(self, style: Tensor) -> Tensor:
-        return style_view(self.config, style, self.problem.content_rgb)
-
     def render(self, x: Tensor) -> Tensor:
-        """The picture for iterate ``x`` (see :meth:`impasto.prepare.Problem.render`)."""
+        """The picture for iterate ``x`` (see :meth:`impasto.prepare.Prepared.render`)."""
         return self.problem.render(x)
-
-    def losses(self, x: Tensor) -> tuple[Tensor, ...]:
-        """(total, *terms) at ``x`` (1, 3, H, W) in [0, 255], each term weighted, in the order
-        of ``self.objective.names``: (total, α·content, β·style, tv[, temporal ...])."""
-        return self.objective(x)
 
     def run(self, on_step: Listener | None = None) -> Result:
         """Optimise; Ctrl-C or a callback raising :class:`KeyboardInterrupt` ends the run early
@@ -684,13 +623,12 @@ class Transfer:
         steps are reported with the image scaled up to the output's size, numbered on across
         the stages."""
         plan = stage_plan(self.config, self.smallest_size)
-        self._stage_results = []
 
         def ready(k: int, previous: PIL.Image.Image | None) -> StageRun:
             if k == len(plan) - 1:  # the output's size: this transfer's own problem
                 top = self.problem
                 x0 = top.x0 if previous is None else top.start_from(previous)
-                return StageRun(top, self.losses, self.objective.names, x0)
+                return StageRun(top, self.objective, x0)
             cfg = stage_config(self.config, plan[k], self.seed)
             problem = prepare(
                 self._source,
@@ -704,7 +642,7 @@ class Transfer:
                 self._fine,
             )
             objective = Objective(self.vgg, transfer_terms(cfg, problem.targets))
-            return StageRun(problem, objective, objective.names, problem.x0)
+            return StageRun(problem, objective, problem.x0)
 
-        result, self._stage_results = run_stages(plan, ready, self.size, on_step)
+        result = run_stages(plan, ready, self.size, on_step)
         return dataclasses.replace(result, config=self.config.replace(seed=self.seed))

@@ -1,15 +1,16 @@
 """Preparation of one size of a transfer: the images on the device, the targets, the start.
 
-:func:`prepare` turns loaded images and a config into a :class:`Problem`: the content and style
-images at this size as tensors in [0, 255], the colour views the network sees (luminance and
-histogram modes), the content features and style Gram matrices (:class:`~impasto.objective.Targets`)
-and the start image. It runs the network forward only; the loop in :mod:`impasto.optimize` never
-prepares anything. The device and network choices (:func:`resolve_device`, :func:`build_network`)
-live here too.
+:func:`prepare` turns loaded images and a config into a :class:`Prepared` problem: the content
+and style images at this size as tensors in [0, 255], the colour views the network sees
+(luminance and histogram modes), the content features and style Gram matrices
+(:class:`~impasto.objective.Targets`) and the start image. It runs the network forward only; the
+loop in :mod:`impasto.optimize` never prepares anything. The device and network choices
+(:func:`resolve_device`, :func:`build_network`) live here too.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,11 +27,9 @@ from .losses import blend_grams, gram, guided_gram, region_mass, self_similarity
 from .memory import output_size
 from .objective import Targets
 from .samples import Sampler, generator, pooled, sample_targets, style_part
-from .vgg import VGG, build_vgg
+from .vgg import MIN_SIDE, VGG, build_vgg
 
 ImageLike = str | PIL.Image.Image | Tensor
-
-MIN_SIDE = 16  # four 2x2 poolings before conv5_1
 
 
 def build_network(config: TransferConfig) -> VGG:
@@ -56,18 +55,34 @@ class NetworkCache:
         self.loads = 0
 
     def __call__(self, config: TransferConfig) -> VGG:
+        device = resolve_device(config.device)
         key = (
             config.model,
             config.weights,
             config.weights_format,
             config.pooling,
             config.normalize_network,
+            device,
         )
         if self._kept is None or self._kept[0] != key:
             self._kept = None  # let the old network go before loading another
-            self._kept = (key, self._build(config))
+            self._kept = (key, self._build(config).to(device))
             self.loads += 1
         return self._kept[1]
+
+
+def network_on(vgg: VGG, device: torch.device) -> VGG:
+    """``vgg`` on ``device``: itself where it is there already, else a copy there. A caller's
+    network is never moved (``Module.to`` moves in place): one shared between a CPU and a GPU
+    run stayed on the GPU and broke the CPU's (seen in the first GPU run of the tests)."""
+    param = next(vgg.parameters(), None)
+    if (
+        param is None
+        or param.device == device
+        or (device.index is None and param.device.type == device.type)
+    ):
+        return vgg
+    return copy.deepcopy(vgg).to(device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -132,7 +147,7 @@ def as_images(sources: Sequence[ImageLike]) -> list[PIL.Image.Image]:
 def smallest_size(
     content: PIL.Image.Image, styles: Sequence[PIL.Image.Image], style_scale: float
 ) -> int:
-    """The smallest --size at which content and styles keep 16 px on their short sides."""
+    """The smallest --size at which content and styles keep MIN_SIDE on their short sides."""
 
     def need(img: PIL.Image.Image, scale: float) -> int:
         return math.ceil(MIN_SIDE * max(img.size) / min(img.size) / scale)
@@ -141,7 +156,7 @@ def smallest_size(
 
 
 @dataclass
-class Problem:
+class Prepared:
     """One size of one transfer, ready for the loop (all tensors (1, 3, H, W) in [0, 255])."""
 
     config: TransferConfig
@@ -196,7 +211,7 @@ def prepare(
     start: PIL.Image.Image | None = None,
     regions: Regions | None = None,
     fine_style: PIL.Image.Image | None = None,
-) -> Problem:
+) -> Prepared:
     """The problem at ``config.size``: ``content`` and ``styles`` (full-size originals) scaled,
     targets computed, and the start image built (``start`` resized, else ``config.init``).
     ``regions`` (masks at any size) are resized to this size and propagated to the style layers;
@@ -223,7 +238,7 @@ def prepare(
     keep = None
     if regions is not None:
         keep = regions.keep_alpha(size, config.keep_feather * max(size))
-    problem = Problem(
+    problem = Prepared(
         config, device, vgg, seed, size, content_img, style_imgs, content_rgb, targets, content_rgb
     )
     problem.keep = None if keep is None else keep.to(device)
@@ -393,7 +408,7 @@ def _region_target(
     return out
 
 
-def _initial_rgb(problem: Problem, init: str) -> Tensor:
+def _initial_rgb(problem: Prepared, init: str) -> Tensor:
     w, h = problem.size
     if init == "content":
         return problem.content_rgb.clone()

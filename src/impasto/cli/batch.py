@@ -34,11 +34,10 @@ from ..jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
 from ..jobs.store import STORE_NAME, abandoned
 from ..paths import Named, check_apart
+from . import PROG
 from .options import add_common, add_config_options, config_inputs, options_from_args
 from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
-
-PROG = "impasto"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -211,7 +210,7 @@ def _run_status(ns: argparse.Namespace) -> int:
     folder = rest[0]
     if not os.path.isfile(os.path.join(folder, STORE_NAME)):
         raise InputError(f"no batch in '{folder}' (it has no {STORE_NAME})")
-    with Store.in_folder(folder, create=False) as store:
+    with Store.in_folder(folder, readonly=True) as store:
         jobs = store.jobs()
     now = time.time()
     rows = [("state", "tries", "seconds", "device", "output", "error")]

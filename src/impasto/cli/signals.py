@@ -18,7 +18,13 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "terminated", "terminating_as_interrupt"]
+__all__ = [
+    "Terminated",
+    "deferred",
+    "forget_unhandled_interrupt",
+    "terminated",
+    "terminating_as_interrupt",
+]
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,3 +62,41 @@ def terminating_as_interrupt() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         _received = False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the length of the block and deliver them after it (the
+    handlers in place then raise as usual): for the seconds the command families take to import
+    torch and the rest. A KeyboardInterrupt raised inside an import does not always come out as
+    one: numpy's C code turns it into an ImportError, a class body into a RuntimeError, a
+    weakref callback of the import machinery prints it as 'Exception ignored' and goes on, and
+    one raised inside a string exec (dataclasses make their methods so) leaves a flag that makes
+    ``python -m impasto`` end by SIGINT after its clean stop (see
+    :func:`forget_unhandled_interrupt`). Main thread only; elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        signal.raise_signal(held[0])  # now, to the handler in place: a clean KeyboardInterrupt
+
+
+def forget_unhandled_interrupt() -> None:
+    """Clear CPython's note of an unhandled KeyboardInterrupt, once one has been handled.
+
+    CPython (3.11, 3.12) notes a KeyboardInterrupt that leaves code run by a string ``exec`` or
+    ``eval`` as unhandled even when a caller catches it, and under ``python -m`` it then ends the
+    process by SIGINT instead of with the exit status the program chose. Every string ``exec``
+    starts by clearing that note, so an empty one does: harmless where there is no such note."""
+    exec("pass", {})

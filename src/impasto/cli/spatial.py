@@ -22,10 +22,10 @@ from ..fieldtypes import split_list
 from ..guidance import Regions, build_regions
 from ..optimize import Transfer
 from ..paths import Named, check_apart
+from . import PROG
 from .options import add_common, add_config_options, config_inputs
 from .progress import ProgressBar
 
-PROG = "impasto"
 KEEP_SUFFIX = ":none"
 
 

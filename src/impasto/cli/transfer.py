@@ -20,6 +20,7 @@ from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..optimize import Result, Step, Transfer
 from ..paths import Named, check_apart
+from . import PROG
 from .options import (
     add_common,
     add_config_options,
@@ -32,8 +33,6 @@ from .options import (
 )
 from .progress import ProgressBar, panel_progress
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
-
-PROG = "impasto"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -27,6 +27,7 @@ from ..video import (
     stylize_video,
 )
 from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
+from . import PROG
 from .options import (
     add_common,
     add_config_options,
@@ -38,7 +39,6 @@ from .options import (
 from .progress import VideoProgress, notice
 from .spatial import check_no_spatial, refuse_spatial_options
 
-PROG = "impasto"
 _MAX_SECONDS = 1e7  # --start and --end: about four months
 
 

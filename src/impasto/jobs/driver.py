@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import imageio
+from ..atomic import write_bytes
 from ..errors import ExitStatus, ImpastoError
 from .executor import Executor
 from .spec import JobSpec, Outcome, Source, Task
@@ -226,8 +226,7 @@ class _Driver:
         self._record(job, outcome, "done")
 
     def _write(self, name: str, data: bytes) -> None:
-        with imageio.atomic_write(self.folder / name) as f:
-            f.write(data)
+        write_bytes(self.folder / name, data)
 
     def _record(
         self,
@@ -243,7 +242,7 @@ class _Driver:
             state,  # type: ignore[arg-type]  # one of the three the callers pass
             device=outcome.device if outcome else None,
             seconds=outcome.seconds if outcome else None,
-            losses=outcome.losses if outcome and outcome.losses else None,
+            terms=outcome.terms if outcome and outcome.terms else None,
             error=error,
             retries=outcome.retries if outcome else 0,
         )

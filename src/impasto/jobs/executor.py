@@ -10,7 +10,7 @@ when asked for) implements the same interface. :class:`ExecutorOptions` are the 
 choose one (``impasto batch`` and ``impasto serve`` share them).
 
 A task reports through two optional listeners: ``progress`` (every iteration: the batch's bars)
-and ``report`` (a :class:`~impasto.jobs.spec.Report` with the losses a few times a second, and a
+and ``report`` (a :class:`~impasto.jobs.spec.Report` with the terms a few times a second, and a
 JPEG preview when the task's ``preview_s`` asks: the studio's live view).
 """
 
@@ -25,14 +25,14 @@ from typing import Literal, Protocol
 
 import torch
 
-from ..config import _opt
+from ..config import check_bounds, check_choices, option
 from ..errors import UsageError
 from .spec import Outcome, Task
 from .worker import Progress, Reporter, Worker
 
 __all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "local_devices", "require_ray"]
 
-EXECUTORS = ("local", "ray")
+MAX_WORKERS = 100_000
 RAY_HINT = "Ray is not installed: pip install 'impasto[ray]'"
 
 
@@ -40,34 +40,31 @@ RAY_HINT = "Ray is not installed: pip install 'impasto[ray]'"
 class ExecutorOptions:
     """Where jobs run: the options of ``impasto batch`` and ``impasto serve`` alike."""
 
-    executor: Literal["local", "ray"] = _opt(
+    executor: Literal["local", "ray"] = option(
         "local",
         "where jobs run: local (this machine's devices) or ray (a Ray cluster, one job per "
         "worker at once; pip install 'impasto[ray]')",
         metavar="{local,ray}",
     )
-    ray_address: str | None = _opt(
+    ray_address: str | None = option(
         None,
         "with --executor ray: 'auto' joins the cluster of this machine (ray start), "
         "ray://HOST:10001 connects as a Ray Client; default: a local Ray on this machine's CPUs",
         metavar="ADDRESS",
     )
-    workers: int | None = _opt(
+    workers: int | None = option(
         None,
         "with --executor ray: how many workers, i.e. jobs at once (default: one per GPU of the "
         "cluster, else one per node, sharing its CPUs)",
         metavar="N",
+        bounds=(1, MAX_WORKERS),
     )
 
     def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise UsageError(
-                f"--executor {self.executor!r} is not valid; choose from {', '.join(EXECUTORS)}"
-            )
+        check_choices(self)
         if self.executor == "local" and (self.ray_address is not None or self.workers is not None):
             raise UsageError("--ray-address and --workers go with --executor ray")
-        if self.workers is not None and self.workers < 1:
-            raise UsageError(f"--workers must be at least 1, not {self.workers}")
+        check_bounds(self)
 
 
 def require_ray() -> None:

@@ -127,7 +127,8 @@ class Task:
     part kept as the photo) are the studio's regions, as image bytes; batch sends none.
     ``preview_s``: send a :class:`Report` with a JPEG of the image (longest side at most
     ``preview_pixels``) at most this often, besides the first and last iterations (None: no
-    previews, as in batch)."""
+    previews, as in batch), and then only at iterations that are multiples of
+    ``preview_every``."""
 
     id: str
     content: bytes
@@ -138,6 +139,7 @@ class Task:
     masks: tuple[bytes, ...] = ()
     keep: bytes | None = None
     preview_s: float | None = None
+    preview_every: int = 1
     preview_pixels: int = 640
 
 
@@ -163,12 +165,13 @@ class Outcome:
     """What a worker hands back. ``image`` is the result encoded (as the task's ``suffix`` says)
     with its metadata (the
     best image so far when ``interrupted``); None when the job failed, with ``error`` saying why
-    in one line and ``exit_status`` the code the command line gives that error. ``retries``
+    in one line and ``exit_status`` the code the command line gives that error; ``trace`` is the
+    traceback of an error no check foresaw (a bug), for a front end that logs it. ``retries``
     counts the times the worker running it died and the job was run again (Ray's executor)."""
 
     id: str
     image: bytes | None
-    losses: Mapping[str, float]  # the final weighted terms by name, and "total"
+    terms: Mapping[str, float]  # the final weighted terms by name, and "total"
     seconds: float
     device: str
     iterations: int = 0
@@ -176,3 +179,4 @@ class Outcome:
     error: str | None = None
     exit_status: int = 0
     retries: int = 0
+    trace: str | None = None

@@ -2,8 +2,16 @@
 
 One row per job: its inputs (paths and content hashes), options, output, state (queued, running,
 done, failed, cancelled), attempts, the worker that holds it and its device, timestamps, seconds,
-the final losses by term and the error text. The file is in WAL mode (readers never block the
+the final terms by name and the error text. The file is in WAL mode (readers never block the
 writer) with a busy timeout, and every change is one short transaction.
+
+Opening is safe from any number of processes at once. Switching a new file to WAL rewrites its
+header, and SQLite answers that switch with "database is locked" at once, without waiting for
+the busy timeout, while another process is doing the same (it holds a read lock, and SQLite
+never waits while holding one, to avoid a deadlock): the switch is tried again until the busy
+timeout. A file system that cannot give WAL mode (SQLite then stays in another journal mode) is
+refused with one clear line rather than used without the guarantees above. ``readonly=True``
+opens an existing store for reading only (``impasto batch status``): it takes no write lock.
 
 Claiming: :meth:`Store.claim` moves one queued job to running inside ``BEGIN IMMEDIATE`` (which
 takes the write lock at once) with ``UPDATE ... WHERE state = 'queued' RETURNING``, so two
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 import sqlite3
@@ -36,8 +45,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from ..errors import InputError
+from ..process import pid_alive
 from .spec import JobSpec, Source
 
 __all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
@@ -71,7 +82,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started   REAL,
     finished  REAL,
     seconds   REAL,                        -- optimisation time of the last attempt
-    losses    TEXT,                        -- JSON {term: value}, "total" included
+    losses    TEXT,                        -- JSON {term: value}, "total" included: Job.terms
     error     TEXT,                        -- one line, when failed or cancelled
     extra     TEXT NOT NULL DEFAULT '{}'   -- JSON: what a front end keeps with the row (v2)
 );
@@ -88,21 +99,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _HOST = socket.gethostname()
+StrPath = str | os.PathLike[str]
 
 
 def worker_id() -> str:
     """This process as a claim records it: host, pid and a random token (pids are reused)."""
     return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
 
 
 def _gone(worker: str | None) -> bool:
@@ -114,13 +116,21 @@ def _gone(worker: str | None) -> bool:
     pid_text = rest.split(":", 1)[0]
     if host != _HOST or not pid_text.isdigit():
         return False
-    return not _pid_alive(int(pid_text))
+    return not pid_alive(int(pid_text))
 
 
 def abandoned(worker: str | None, lease: float | None, now: float | None = None) -> bool:
     """Whether a running job's claim is dead: its process is gone, or its lease is stale."""
     now = time.time() if now is None else now
     return lease is None or now - lease > STALE_AFTER_S or _gone(worker)
+
+
+def _busy(e: sqlite3.Error) -> bool:
+    """Whether SQLite said "database is locked" (SQLITE_BUSY, with any extended code)."""
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:
+        return "locked" in str(e)
+    return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
 
 
 def _canonical(obj: Mapping[str, Any]) -> str:
@@ -146,7 +156,7 @@ class Job:
     started: float | None
     finished: float | None
     seconds: float | None
-    losses: Mapping[str, float] | None
+    terms: Mapping[str, float] | None  # the final weighted terms by name, and "total"
     error: str | None
     kind: str = "transfer"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -172,7 +182,7 @@ class Job:
             started=row["started"],
             finished=row["finished"],
             seconds=row["seconds"],
-            losses=json.loads(row["losses"]) if row["losses"] else None,
+            terms=json.loads(row["losses"]) if row["losses"] else None,
             error=row["error"],
             kind=row["kind"],
             extra=json.loads(row["extra"]),
@@ -185,43 +195,84 @@ class Store:
     One connection per instance, for one thread at a time; every process (and thread) opens
     its own, unless ``shared``: then threads may take turns with it, and the caller makes sure
     that they do (one lock around every call). ``create=False`` refuses a file that does not
-    exist yet."""
+    exist yet; ``readonly=True`` too, and opens it for reading only (a file with no store in it
+    yet, one being made, say, or a store of an older schema is made or migrated first, by one
+    writable open)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, create: bool = True, shared: bool = False
+        self, path: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if (readonly or not create) and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
+        if not readonly:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
-        try:
-            self._db = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=not shared,
-            )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
-            with self._write():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._check_version()
-                self._db.execute(_INDEXES_V2)
+            self._db = self._connect(readonly, shared)
+            try:
+                if readonly:
+                    version = self._read_version()
+                else:
+                    self._open_for_writing()
+            except BaseException:
+                self._db.close()
+                raise
         except sqlite3.DatabaseError as e:
             raise InputError(f"cannot use the job store '{self.path}': {e}") from e
+        if readonly and (version or 0) < SCHEMA_VERSION:  # new or older: made or migrated first
+            self._db.close()
+            with Store(self.path, create=False):
+                pass
+            self._db = self._connect(readonly, shared)
+
+    def _connect(self, readonly: bool, shared: bool) -> sqlite3.Connection:
+        target = f"file:{quote(str(self.path.absolute()))}?mode=ro" if readonly else self.path
+        db = sqlite3.connect(
+            target,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=not shared,
+            uri=readonly,
+        )
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return db
+
+    def _open_for_writing(self) -> None:
+        """WAL mode on (the first open of a new file serialised), the schema made or migrated."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                (mode,) = self._db.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except sqlite3.OperationalError as e:
+                # Another process is switching the new file to WAL too: SQLite gives up at once
+                # rather than wait (see the module's notes), so wait here, a little at random.
+                if not _busy(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.002, 0.02))
+        if str(mode).lower() != "wal":
+            raise InputError(
+                f"cannot use the job store '{self.path}': SQLite cannot use WAL mode there (it "
+                f"stays in {mode!r} mode), which several processes need; put the folder on a "
+                "local disk"
+            )
+        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._check_version()
+            self._db.execute(_INDEXES_V2)
 
     @classmethod
     def in_folder(
-        cls, folder: str | os.PathLike[str], *, create: bool = True, shared: bool = False
+        cls, folder: StrPath, *, create: bool = True, shared: bool = False, readonly: bool = False
     ) -> Store:
-        return cls(Path(folder) / STORE_NAME, create=create, shared=shared)
+        return cls(Path(folder) / STORE_NAME, create=create, shared=shared, readonly=readonly)
 
     def close(self) -> None:
         self._db.close()
@@ -251,11 +302,15 @@ class Store:
         except sqlite3.Error as e:
             raise InputError(f"cannot write the job store '{self.path}': {e}") from e
 
-    def _check_version(self) -> None:
+    def _read_version(self) -> int | None:
+        """The store's schema version (a newer one than this impasto reads is refused); None
+        when none is recorded yet (a new file, or one another process is making a store of)."""
+        made = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        if self._db.execute(made).fetchone() is None:
+            return None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            return
+            return None
         try:
             version = int(row["value"])
         except ValueError:
@@ -267,6 +322,13 @@ class Store:
                 f"the job store '{self.path}' was made by a newer impasto "
                 f"(schema {version}, this one reads {SCHEMA_VERSION})"
             )
+        return version
+
+    def _check_version(self) -> None:
+        version = self._read_version()
+        if version is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return
         # In the caller's transaction: a migration is done whole or not at all.
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[step]:
@@ -411,7 +473,7 @@ class Store:
         *,
         device: str | None = None,
         seconds: float | None = None,
-        losses: Mapping[str, float] | None = None,
+        terms: Mapping[str, float] | None = None,
         error: str | None = None,
         extra: Mapping[str, Any] | None = None,
         retries: int = 0,
@@ -429,7 +491,7 @@ class Store:
                     state,
                     device,
                     seconds,
-                    json.dumps(dict(losses), sort_keys=True) if losses is not None else None,
+                    json.dumps(dict(terms), sort_keys=True) if terms is not None else None,
                     error,
                     time.time(),
                     _canonical(extra or {}),

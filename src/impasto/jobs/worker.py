@@ -7,7 +7,7 @@ the driver to write. Every error a job can cause becomes a failed Outcome with i
 message; ``stop`` (an event) ends a running job early with its best image so far.
 
 Two channels report a running job: ``progress`` hears every iteration (the batch's bars), and
-``report`` hears :class:`~impasto.jobs.spec.Report` s with the losses, a few times a second, and
+``report`` hears :class:`~impasto.jobs.spec.Report` s with the terms, a few times a second, and
 JPEG previews when the task asks for them (the studio).
 """
 
@@ -17,6 +17,7 @@ import io
 import math
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ Progress = Callable[[str, int, int], None]
 Reporter = Callable[[Report], None]
 """A listener of a running job's :class:`~impasto.jobs.spec.Report` s."""
 
-REPORT_EVERY_S = 0.25  # reports at most this often (reading the losses syncs the device)
+REPORT_EVERY_S = 0.25  # reports at most this often (reading the terms syncs the device)
 
 
 def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
@@ -51,8 +52,9 @@ def preview_jpeg(img: PIL.Image.Image, pixels: int) -> bytes:
 
 
 class Worker:
-    """One device's worker. ``device`` is ``cpu``, ``cuda:N`` or ``mps``; a job whose options
-    say ``auto`` (the default) runs there."""
+    """One device's worker. ``device`` is ``cpu``, ``cuda:N`` or ``mps``: a job whose options
+    say ``auto`` (the default) runs there; or ``auto``: such a job picks its device as a transfer
+    does (the studio's one local worker)."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -122,8 +124,9 @@ class Worker:
             return self._failed(task, started, device, "out of memory", ExitStatus.RESOURCE)
         except Exception as e:  # a bug, or a case no check foresaw: this job fails, not the batch
             why = f"unexpected error: {type(e).__name__}: {first_line(e)}"
-            return self._failed(task, started, device, why, ExitStatus.ERROR)
-        losses = dict(result.history[-1]) if result.history else {}
+            trace = traceback.format_exc()
+            return self._failed(task, started, device, why, ExitStatus.ERROR, trace)
+        terms = dict(result.history[-1]) if result.history else {}
         image = None
         if result.iterations > 0:
             image = imageio.encode_image(
@@ -132,7 +135,7 @@ class Worker:
         return Outcome(
             task.id,
             image,
-            losses,
+            terms,
             result.elapsed,
             result.device,
             iterations=result.iterations,
@@ -140,14 +143,19 @@ class Worker:
         )
 
     @staticmethod
-    def _failed(task: Task, started: float, device: str, why: str, status: int) -> Outcome:
+    def _failed(
+        task: Task, started: float, device: str, why: str, status: int, trace: str | None = None
+    ) -> Outcome:
         seconds = time.monotonic() - started
-        return Outcome(task.id, None, {}, seconds, device, error=why, exit_status=int(status))
+        return Outcome(
+            task.id, None, {}, seconds, device, error=why, exit_status=int(status), trace=trace
+        )
 
 
 class _Reporting:
     """Turns Step records into Reports: at most every :data:`REPORT_EVERY_S`, with a preview at
-    the first and last iterations and at most every ``task.preview_s`` between."""
+    the first and last iterations and, between, at multiples of ``task.preview_every`` iterations
+    at most every ``task.preview_s``."""
 
     def __init__(self, task: Task, report: Reporter) -> None:
         self.task, self.report = task, report
@@ -157,7 +165,8 @@ class _Reporting:
         now = time.monotonic()
         every = self.task.preview_s
         preview = every is not None and (
-            step.iteration in (1, step.iterations) or now - self._previewed >= every
+            step.iteration in (1, step.iterations)
+            or (step.iteration % self.task.preview_every == 0 and now - self._previewed >= every)
         )
         if not (preview or now - self._reported >= REPORT_EVERY_S):
             return

@@ -2,8 +2,10 @@
 uvicorn until Ctrl-C.
 
 The package: :mod:`~impasto.serve.settings` (every server option and limit, with defaults),
-:mod:`~impasto.serve.intake` (what clients send, checked), :mod:`~impasto.serve.jobs` (the queue
-and the worker) and :mod:`~impasto.serve.app` (the FastAPI routes and the static page). FastAPI
+:mod:`~impasto.serve.intake` (what clients send, checked), :mod:`~impasto.serve.records` (a job
+and its status), :mod:`~impasto.serve.jobs` (the queue, which hands jobs to an executor),
+:mod:`~impasto.serve.guards` (the request guards) and :mod:`~impasto.serve.app` (the FastAPI
+routes and the static page). FastAPI
 and uvicorn (the ``serve`` extra) are imported only when :func:`serve` runs, so the rest of
 impasto neither waits for them nor needs them.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from ..errors import UsageError
 from ..jobs.executor import require_ray
 from ..prepare import resolve_device
-from .settings import ServeOptions, is_loopback
+from .settings import ServeOptions
 
 __all__ = ["EXTRA_HINT", "ServeOptions", "require_extra", "serve"]
 
@@ -112,9 +114,6 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as e:
         hint = "; try another --port" if port else ""
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
-
-
-_is_loopback = is_loopback
 
 
 def _url(host: str, port: int) -> str:

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio
 import PIL.Image
@@ -30,24 +29,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__, imageio
+from .. import imageio
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..jobs.executor import Executor, require_ray
 from ..prepare import check_styles
+from ..version import __version__
+from ..vgg import MIN_SIDE
 from . import intake
+from .guards import BodyLimit, SameSite
 from .jobs import JobManager
-from .records import (
-    JobStatus,
-    NotFinished,
-    QueueFull,
-    ResultGone,
-    ShuttingDown,
-    StorageError,
-)
+from .records import JobStatus, Refused
 from .settings import RATIO_RANGE, Limits, Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -129,65 +122,9 @@ def _one_line(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
-class _BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 before reading them (by their
-    Content-Length) or as soon as they pass it (chunked uploads)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"the request is over this server's limit of {intake.megabytes(self.limit)}"
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-                return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            msg = await receive()
-            seen += len(msg.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, message)  # FastAPI answers it while parsing the body
-            return msg
-
-        await self.app(scope, counted, send)
-
-
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class _SameSite:
-    """Refuse what other web sites make a visitor's browser send here: a POST from a page of
-    another origin (a form can post across sites without asking), and, while the server listens
-    on loopback only, any request for a host name that is not loopback (DNS rebinding)."""
-
-    def __init__(self, app: ASGIApp, loopback_only: bool) -> None:
-        self.app, self.loopback_only = app, loopback_only
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            host = headers.get("host", "")
-            refusal = None
-            if self.loopback_only and urlsplit("//" + host).hostname not in LOOPBACK_NAMES:
-                refusal = "this server answers to 127.0.0.1 and localhost only"
-            origin = headers.get("origin")
-            if origin and scope["method"] == "POST" and urlsplit(origin).netloc != host:
-                refusal = f"requests from {origin[:60]} are refused (another site)"
-            if refusal is not None:
-                await JSONResponse({"detail": refusal}, status_code=403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def make_executor(settings: Settings) -> Executor | None:
     """The executor of ``--executor ray`` (its workers started, their network loaded); None for
-    the local one, which the job manager's own thread is."""
+    the local one, which the job manager makes (one worker on this machine's device)."""
     where = settings.executor
     if where.executor != "ray":
         return None
@@ -239,13 +176,18 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     app.state.jobs = jobs
     app.state.settings = settings
 
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        """The queue's refusals (full, stopping, storage gone, ...) with their HTTP status."""
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def one_line(request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's own 422s (a missing or mistyped field) in the one-line form of ours."""
         return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
 
-    app.add_middleware(_BodyLimit, limit=limits.body_limit())
-    app.add_middleware(_SameSite, loopback_only=settings.loopback_only)
+    app.add_middleware(BodyLimit, limit=limits.body_limit())
+    app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def known(job_id: str) -> JobStatus:
@@ -354,7 +296,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
             check_styles(config, count)  # before any image is decoded
             intake.check_mask_count(len(masks or []), count)
             content_side = config.size
-            style_side = max(16, round(config.size * config.style_scale))
+            style_side = max(MIN_SIDE, round(config.size * config.style_scale))
             images = [
                 read(limits, content_side if i == 0 else style_side)
                 for i, (_, read) in enumerate(inputs)
@@ -378,14 +320,9 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         client_token: str | None = None,
         masks: intake.Masks | None = None,
     ) -> JobStatus:
-        try:
-            status, created = jobs.submit(
-                config, images[0], images[1:], labels, client_token, masks=masks
-            )
-        except QueueFull as e:
-            raise HTTPException(429, str(e), headers={"Retry-After": "30"}) from None
-        except (ShuttingDown, StorageError) as e:
-            raise HTTPException(503, str(e)) from None
+        status, created = jobs.submit(
+            config, images[0], images[1:], labels, client_token, masks=masks
+        )
         response.status_code = 202 if created else 200
         response.headers["Location"] = f"/api/jobs/{status.id}"
         return status
@@ -400,12 +337,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     def rerun_job(response: Response, job_id: str) -> JobStatus:
         """Run a finished job again (one a server stop interrupted, say) as a new job, from the
         inputs and options it was given; this server's limits apply."""
-        try:
-            found = jobs.rerun(job_id)
-        except NotFinished as e:
-            raise HTTPException(409, str(e)) from None
-        except ResultGone as e:
-            raise HTTPException(410, str(e)) from None
+        found = jobs.rerun(job_id)
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         config, images, labels, masks = found
@@ -505,10 +437,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
     def job_result(job_id: str) -> Response:
         """The result as a PNG whose text chunks hold the options, seed and inputs; 410 when
         its file was deleted behind the server's back."""
-        try:
-            found = jobs.result(job_id)
-        except ResultGone as e:
-            raise HTTPException(410, str(e)) from None
+        found = jobs.result(job_id)
         if found is None:
             raise HTTPException(404, f"no job {job_id}")
         status, data = found

@@ -25,6 +25,7 @@ from ..errors import InputError, UsageError
 from ..fieldtypes import json_type, parse_value
 from ..guidance import Regions, build_regions
 from ..prepare import check_spatial, smallest_size
+from ..vgg import MIN_SIDE
 from .settings import INIT_CHOICES, MAX_STAGES, SERVER_OPTIONS, Limits, page_control
 
 
@@ -108,7 +109,7 @@ def check_feasible(
     limits: Limits,
 ) -> None:
     """Refuse (422) a job that could only fail: an output size at which an image (an extreme
-    aspect ratio, or a style shrunk by ``style_scale``) keeps less than VGG's 16 px."""
+    aspect ratio, or a style shrunk by ``style_scale``) keeps less than VGG's MIN_SIDE."""
     least = smallest_size(content, styles, config.style_scale)
     if config.size < least:
         hint = (
@@ -118,7 +119,7 @@ def check_feasible(
             "crop the image or raise style_scale"
         )
         raise UsageError(
-            f"size {config.size} leaves an image less than 16 px on its short side; {hint}"
+            f"size {config.size} leaves an image less than {MIN_SIDE} px on its short side; {hint}"
         )
 
 

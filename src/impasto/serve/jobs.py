@@ -1,10 +1,11 @@
-"""The job queue behind ``impasto serve``: one worker thread, one transfer at a time.
+"""The job queue behind ``impasto serve``: one thread hands the queue's jobs to an executor.
 
-The device is never shared by two optimisations, however many clients submit. With an
-:class:`~impasto.jobs.executor.Executor` (``--executor ray``), the worker thread hands jobs to
-it instead, as many at once as it has slots; a job waits in the queue for a free slot, and its
-progress and previews come back as :class:`~impasto.jobs.spec.Report` s, its result as PNG bytes
-that are written here, as the local path writes its own. Every change of a
+Every job runs through an :class:`~impasto.jobs.executor.Executor`, as many at once as it has
+slots: a one-slot :class:`~impasto.jobs.executor.LocalExecutor` here unless another is given
+(``--executor ray``), so the device is never shared by two optimisations, however many clients
+submit. A job waits in the queue for a free slot; its progress and previews come back as
+:class:`~impasto.jobs.spec.Report` s (the worker's one reporting channel), its result as PNG
+bytes that are written here. Every change of a
 job (queued, its place in the queue, progress, a new preview, the end) is recorded as a
 *snapshot*: the job's whole state as JSON with a sequence number. Readers (the status endpoint,
 event streams) only ever read snapshots, so a client that disconnects, reconnects or never reads
@@ -47,42 +48,33 @@ import PIL.Image
 import torch
 
 from .. import imageio
+from ..atomic import write_bytes
 from ..config import TransferConfig
 from ..errors import ImpastoError, InputError, UsageError
-from ..jobs.executor import Executor
-from ..jobs.spec import Outcome, Report, Task, config_from
-from ..jobs.store import Job as Row
-from ..jobs.store import Store, worker_id
-from ..jobs.worker import preview_jpeg
-from ..optimize import Step, Transfer
-from ..prepare import NetworkCache, build_network
+from ..jobs.executor import Executor, LocalExecutor
+from ..jobs.spec import Outcome, Report
+from ..jobs.store import FINISHED, State, Store, worker_id
 from .intake import Masks
 from .records import (
-    FINISHED,
-    Job,
+    INTERRUPTED,
     JobStatus,
     NotFinished,
     QueueFull,
     ResultGone,
     ShuttingDown,
-    State,
     StorageError,
+    StudioJob,
 )
 
 log = logging.getLogger("impasto.serve")
 
 
-PROGRESS_EVERY_S = 0.25  # progress snapshots at most this often (reading losses syncs the device)
-PREVIEW_EVERY_S = 0.5  # and previews at most this often, besides the first and the last
+PREVIEW_EVERY_S = 0.5  # previews at most this often, besides the first and the last
+PREVIEWS_PER_RUN = 40  # about this many previews a run, unless preview_every says otherwise
 PREVIEW_PIXELS = 640  # longest side of a preview
 KIND = "studio"  # the store's rows of this server
-INTERRUPTED = "interrupted by a server stop"  # the reason of a job a stop cut short
 LOCK_NAME = "serve.lock"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
 
 
 class JobManager:
@@ -98,12 +90,12 @@ class JobManager:
         data_dir: Path | None = None,
         executor: Executor | None = None,
     ) -> None:
-        """``preview_every``: iterations between previews (default: about 40 per run);
-        ``data_dir``: the folder of the job store and the jobs' files, made if missing (default:
-        a temporary one, deleted by :meth:`close`); ``executor``: where jobs run, up to its
-        ``slots`` at once (None: here, one at a time), closed by :meth:`close`. A data folder
-        that cannot be used raises :class:`InputError`; one another server uses,
-        :class:`UsageError`."""
+        """``preview_every``: iterations between previews (default: about 40 per run, at most
+        every :data:`PREVIEW_EVERY_S`); ``data_dir``: the folder of the job store and the jobs'
+        files, made if missing (default: a temporary one, deleted by :meth:`close`);
+        ``executor``: where jobs run, up to its ``slots`` at once (None: on this machine, one at
+        a time), closed by :meth:`close`. A data folder that cannot be used raises
+        :class:`InputError`; one another server uses, :class:`UsageError`."""
         self.queue_limit, self.keep, self.keep_seconds = queue_limit, keep, keep_seconds
         self.preview_every = preview_every
         self._temporary = data_dir is None
@@ -114,17 +106,14 @@ class JobManager:
         self._lock_file = _lock(self.data_dir)
         self._worker = worker_id()
         self._lock = threading.Condition()
-        self._jobs: dict[str, Job] = {}  # in creation order
-        self._queue: collections.deque[Job] = collections.deque()
+        self._jobs: dict[str, StudioJob] = {}  # in creation order
+        self._queue: collections.deque[StudioJob] = collections.deque()
         self._tokens: dict[str, str] = {}  # client token -> job id
         self._seq = 0
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        # The network, kept between jobs that want the same one (loading takes a second).
-        self._vgg = NetworkCache(build_network)
-        self.executor = executor
-        self._remote: dict[str, Job] = {}  # the executor's running jobs
+        self._running: dict[str, StudioJob] = {}  # the jobs handed to the executor, not yet back
         try:
             self.store = Store.in_folder(self.data_dir, shared=True)
             try:
@@ -135,6 +124,9 @@ class JobManager:
         except BaseException:
             self._lock_file.close()
             raise
+        # One worker on this machine's device (a job's --device, or the best there is), which
+        # keeps its network between jobs that want the same one (loading takes a second).
+        self.executor: Executor | None = LocalExecutor(["auto"]) if executor is None else executor
 
     def _reopen(self) -> None:
         """Take over what the last server left: its unfinished jobs recorded as interrupted,
@@ -144,51 +136,21 @@ class JobManager:
             self._expire()
             rows = self.store.recent(KIND)
             for row in reversed(rows):
-                job = self._load(row)
-                if job is not None:
-                    self._jobs[job.id] = job
-                    if job.token is not None:
-                        self._tokens[job.token] = job.id
-                    self._push(job)
+                try:
+                    job = StudioJob.from_row(row, self.root / row.id)
+                except ImpastoError as e:  # options of another version of impasto
+                    log.warning("job %s is not listed: %s", row.id, e)
+                    continue
+                self._jobs[job.id] = job
+                if job.token is not None:
+                    self._tokens[job.token] = job.id
+                self._push(job)
             known = {row.id for row in rows}
             with contextlib.suppress(OSError):
                 for folder in self.root.iterdir():
                     # A job's folder whose row is gone: a stop between the two deletions.
                     if _JOB_ID.fullmatch(folder.name) and folder.name not in known:
                         shutil.rmtree(folder, ignore_errors=True)
-
-    def _load(self, row: Row) -> Job | None:
-        """A job of the store as this server keeps it; None when its options no longer make
-        a configuration (written by another version of impasto)."""
-        try:
-            config = config_from(row.options)
-        except ImpastoError as e:
-            log.warning("job %s is not listed: %s", row.id, e)
-            return None
-        styles = row.inputs.get("styles", [])
-        labels = (
-            str(row.inputs.get("content", {}).get("name", "content")),
-            [str(s.get("name", f"style {i + 1}")) for i, s in enumerate(styles)],
-        )
-        extra, losses = row.extra, dict(row.losses or {})
-        job = Job(row.id, config, None, [], labels, self.root / row.id, extra.get("token"))
-        job.created, job.started, job.finished = row.created, row.started, row.finished
-        job.state, job.error = row.state, row.error
-        job.iteration = int(extra.get("iteration", 0))
-        job.iterations = int(extra.get("iterations", config.iterations))
-        job.stage, job.stages = int(extra.get("stage", 1)), int(extra.get("stages", 1))
-        job.loss = losses.pop("total", None)
-        job.terms, job.elapsed = losses, row.seconds or 0.0
-        job.preview_saved = job.preview_file.is_file()
-        if job.result_file.is_file():
-            job.result = job.result_file
-        masks, keep = row.inputs.get("masks", []), row.inputs.get("keep")
-        if masks or keep:  # their names; rerun reads the images
-            job.masks = Masks(
-                names=tuple(str(m.get("name", f"mask {i + 1}")) for i, m in enumerate(masks)),
-                keep_name=str(keep.get("name", "keep mask")) if keep else None,
-            )
-        return job
 
     # --- what the web app calls -----------------------------------------------------------------
     def submit(
@@ -214,7 +176,7 @@ class JobManager:
                 )
             job_id = secrets.token_hex(8)
             folder = self.root / job_id
-            job = Job(job_id, config, content, list(styles), labels, folder, token, masks)
+            job = StudioJob(job_id, config, content, list(styles), labels, folder, token, masks)
             job.iterations = config.iterations  # coarse-to-fine runs correct it at their first step
             try:
                 self._record_new(job)
@@ -361,8 +323,7 @@ class JobManager:
         with self._lock:
             if self._thread is not None or self._stopping:
                 return
-            work = self._work if self.executor is None else self._dispatch
-            self._thread = threading.Thread(target=work, name="impasto-worker", daemon=True)
+            self._thread = threading.Thread(target=self._work, name="impasto-queue", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -386,7 +347,7 @@ class JobManager:
             thread.join(timeout)
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._remote and (left := deadline - time.monotonic()) > 0:
+            while self._running and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
         executor, self.executor = self.executor, None
         if executor is not None:
@@ -402,57 +363,38 @@ class JobManager:
         if self._temporary:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    # --- the worker -----------------------------------------------------------------------------
+    # --- the queue's thread ---------------------------------------------------------------------
     def _work(self) -> None:
+        """Hand the next job to the executor whenever it has a free slot."""
+        executor = self.executor
+        assert executor is not None
         while True:
             with self._lock:
-                while not self._queue and not self._stopping:
+                while not self._stopping and (
+                    not self._queue or len(self._running) >= executor.slots
+                ):
                     self._lock.wait(60.0)
                     self._expire()  # results age even when nobody submits
                 if self._stopping:
                     return
                 job = self._queue.popleft()
                 job.state, job.started = "running", time.time()
+                self._running[job.id] = job
                 self._persist(self.store.claim, self._worker, [job.id])
                 self._push(job)
                 self._touch_queue()
             try:
-                self._run(job)
-            except Exception as e:  # the worker must outlive any job
-                log.exception("job %s: unexpected error", job.id)
-                self._fail(job, f"unexpected error: {type(e).__name__}: {e}")
-            finally:
-                job.content, job.styles = None, []
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                with self._lock:
-                    self._expire()
-
-    def _dispatch(self) -> None:
-        """The worker with an executor: hands the next job over whenever a slot is free."""
-        executor = self.executor
-        assert executor is not None
-        while True:
-            with self._lock:
-                while not self._stopping and (
-                    not self._queue or len(self._remote) >= executor.slots
-                ):
-                    self._lock.wait(60.0)
-                    self._expire()
-                if self._stopping:
-                    return
-                job = self._queue.popleft()
-                job.state, job.started = "running", time.time()
-                self._remote[job.id] = job
-                self._persist(self.store.claim, self._worker, [job.id])
-                self._push(job)
-                self._touch_queue()
-            try:
-                future = executor.submit(self._task(job), report=_Reports(self, job))
+                # An explicit interval is kept to; the automatic one (about PREVIEWS_PER_RUN a
+                # run) is also held to PREVIEW_EVERY_S, so that fast runs on a GPU do not spend
+                # their time encoding JPEGs.
+                every = self.preview_every or max(1, -(-job.iterations // PREVIEWS_PER_RUN))
+                gap = 0.0 if self.preview_every else PREVIEW_EVERY_S
+                task = job.task(gap, every, PREVIEW_PIXELS)
+                future = executor.submit(task, report=functools.partial(self._report, job))
             except Exception as e:  # unreadable inputs (a /tmp cleaner), or the executor broke
                 log.exception("job %s: not handed over", job.id)
                 with self._lock:
-                    self._remote.pop(job.id, None)
+                    self._running.pop(job.id, None)
                 self._fail(job, f"unexpected error: {type(e).__name__}: {e}")
                 continue
             finally:
@@ -461,48 +403,42 @@ class JobManager:
                 executor.cancel(job.id)
             future.add_done_callback(functools.partial(self._finished, job))
 
-    def _task(self, job: Job) -> Task:
-        """A job as the executor's workers take it: its stored inputs' bytes, its options."""
-        content, styles = job.labels
-        names = {"content": content, "styles": ",".join(styles)}
-        masks: tuple[bytes, ...] = ()
-        keep = None
-        if job.masks is not None:
-            names |= job.masks.sources()
-            masks = tuple(p.read_bytes() for p in job.mask_files(len(job.masks.names)))
-            if job.masks.keep_name is not None:
-                keep = job.keep_file.read_bytes()
-        files = job.input_files(len(styles))
-        return Task(
-            job.id,
-            files[0].read_bytes(),
-            tuple(p.read_bytes() for p in files[1:]),
-            json.loads(job.config.to_json()),
-            names,
-            masks=masks,
-            keep=keep,
-            preview_s=PREVIEW_EVERY_S,
-            preview_pixels=PREVIEW_PIXELS,
-        )
+    def _report(self, job: StudioJob, report: Report) -> None:
+        """A running job's progress and preview, from the executor (any thread)."""
+        with self._lock:
+            if job.state != "running":
+                return  # a late report of a job that has ended
+            job.iteration, job.iterations = report.iteration, report.iterations
+            job.stage, job.stages = report.stage, report.stages
+            job.loss, job.terms = report.loss, dict(report.terms)
+            job.elapsed = report.elapsed
+            if report.preview is not None:
+                job.preview, job.preview_seq = report.preview, job.preview_seq + 1
+            self._push(job)
 
-    def _finished(self, job: Job, future: Future[Outcome]) -> None:
+    def _finished(self, job: StudioJob, future: Future[Outcome]) -> None:
         """An executor's job has ended: its result written, its end recorded."""
         outcome = future.result()  # executors hand failures back as Outcomes
+        if outcome.trace is not None:  # a bug: its traceback for whoever reads the log
+            log.error("job %s: %s\n%s", job.id, outcome.error, outcome.trace.rstrip())
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next job may want another size
         written = False
         if outcome.image is not None:
             try:
-                _write_file(job.result_file, outcome.image)
+                write_bytes(job.result_file, outcome.image)
                 written = True
             except ImpastoError as e:
                 outcome = Outcome(job.id, None, {}, outcome.seconds, outcome.device, error=str(e))
         with self._lock:
-            self._remote.pop(job.id, None)
+            self._running.pop(job.id, None)
             if written:
                 job.result = job.result_file
-            job.elapsed = outcome.seconds
-            losses = dict(outcome.losses)
-            if "total" in losses:
-                job.loss, job.terms = losses.pop("total"), losses
+            if outcome.image is not None:  # else its seconds are not optimisation's
+                job.elapsed = outcome.seconds
+            terms = dict(outcome.terms)
+            if "total" in terms:
+                job.loss, job.terms = terms.pop("total"), terms
             if outcome.error is not None:
                 self._end(job, "failed", outcome.error.splitlines()[0])
             elif outcome.interrupted:
@@ -512,60 +448,25 @@ class JobManager:
                 self._end(job, "done")
             self._lock.notify_all()
 
-    def _run(self, job: Job) -> None:
-        assert job.content is not None
-        try:
-            regions = job.masks.regions(len(job.styles)) if job.masks is not None else None
-            transfer = Transfer(
-                job.content, job.styles, job.config, vgg=self._vgg(job.config), regions=regions
-            )
-            if job.cancel.is_set():  # while the targets were prepared
-                with self._lock:
-                    self._end(job, "cancelled", self._cancel_reason(job))
-                return
-            result = transfer.run(on_step=_Listener(self, job))
-        except ImpastoError as e:
-            self._fail(job, str(e))
-            return
-        content, styles = job.labels
-        if result.iterations > 0:
-            sources = {"content": content, "styles": ",".join(styles)}
-            if job.masks is not None:
-                sources |= job.masks.sources()
-            meta = result.metadata(sources)
-            try:
-                imageio.save_image(result.image, job.result_file, metadata=meta)
-            except ImpastoError as e:
-                self._fail(job, str(e))
-                return
-        with self._lock:
-            if result.iterations > 0:
-                job.result = job.result_file
-            job.elapsed = result.elapsed
-            if result.interrupted:
-                self._end(job, "cancelled", self._cancel_reason(job))
-            else:
-                self._end(job, "done")
-
     @staticmethod
-    def _cancel_reason(job: Job) -> str | None:
+    def _cancel_reason(job: StudioJob) -> str | None:
         return None if job.cancelled_by_client else INTERRUPTED
 
-    def _fail(self, job: Job, reason: str) -> None:
+    def _fail(self, job: StudioJob, reason: str) -> None:
         with self._lock:
             self._end(job, "failed", reason.splitlines()[0] if reason else "failed")
 
     # --- bookkeeping, always under the lock -----------------------------------------------------
-    def _end(self, job: Job, state: State, error: str | None = None) -> None:
+    def _end(self, job: StudioJob, state: State, error: str | None = None) -> None:
         was = job.state
         job.state, job.error, job.finished = state, error, time.time()
         job.content, job.styles = None, []  # the inputs are not needed any more (kept on disk)
         if job.preview is not None:
             with contextlib.suppress(ImpastoError):
-                _write_file(job.preview_file, job.preview)
+                write_bytes(job.preview_file, job.preview)
                 job.preview, job.preview_saved = None, True
         if was == "running":
-            losses = {**job.terms, "total": job.loss} if job.loss is not None else {}
+            terms = {**job.terms, "total": job.loss} if job.loss is not None else {}
             progress = {
                 "iteration": job.iteration,
                 "iterations": job.iterations,
@@ -579,7 +480,7 @@ class JobManager:
                 state,
                 device=str(job.config.device),
                 seconds=job.elapsed,
-                losses={k: v for k, v in losses.items() if math.isfinite(v)},
+                terms={k: v for k, v in terms.items() if math.isfinite(v)},
                 error=error,
                 extra=progress,
             )
@@ -591,7 +492,7 @@ class JobManager:
             job.masks = job.masks.names_only()
         self._lock.notify_all()
 
-    def _record_new(self, job: Job) -> None:
+    def _record_new(self, job: StudioJob) -> None:
         """Write a new job's inputs and its row (under the lock). The data folder may have been
         deleted under a long-running server (a /tmp cleaner): it is made again."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -625,7 +526,7 @@ class JobManager:
     def _write_input(self, img: PIL.Image.Image, name: str, path: Path) -> dict[str, str]:
         """Write one input image as PNG; what the store records of it."""
         data = imageio.encode_image(img, ".png")
-        _write_file(path, data)
+        write_bytes(path, data)
         digest = hashlib.sha256(data).hexdigest()
         return {"path": path.relative_to(self.data_dir).as_posix(), "sha256": digest, "name": name}
 
@@ -637,7 +538,7 @@ class JobManager:
         except ImpastoError as e:
             log.warning("the job store could not be written: %s", e)
 
-    def _push(self, job: Job) -> None:
+    def _push(self, job: StudioJob) -> None:
         """Record the job's current state as a new snapshot."""
         self._seq += 1
         job.events.append((self._seq, self._status(job, self._seq).model_dump_json()))
@@ -647,48 +548,12 @@ class JobManager:
         for job in self._queue:
             self._push(job)
 
-    def _status(self, job: Job, seq: int | None = None) -> JobStatus:
+    def _status(self, job: StudioJob, seq: int | None = None) -> JobStatus:
+        """The job's latest snapshot; with ``seq``, a new one of its state now."""
         if seq is None:
             return JobStatus.model_validate_json(job.events[-1][1])
-        content, styles = job.labels
-        base = f"/api/jobs/{job.id}"
-        terms = job.terms
         position = self._queue.index(job) + 1 if job.state == "queued" else None
-        return JobStatus(
-            id=job.id,
-            state=job.state,
-            position=position,
-            iteration=job.iteration,
-            iterations=job.iterations,
-            stage=job.stage,
-            stages=job.stages,
-            loss=_finite(job.loss),
-            terms={name: _finite(value) for name, value in terms.items()},
-            content_loss=_finite(terms.get("content")),
-            style_loss=_finite(terms.get("style")),
-            tv_loss=_finite(terms.get("tv")),
-            elapsed=job.elapsed,
-            error=job.error,
-            cancel_requested=job.cancel.is_set(),
-            created=job.created,
-            started=job.started,
-            finished=job.finished,
-            content=content,
-            styles=styles,
-            masks=list(job.masks.names) if job.masks is not None else [],
-            keep_mask=job.masks.keep_name if job.masks is not None else None,
-            options=json.loads(job.config.to_json()),
-            preview_url=(
-                f"{base}/preview?v={job.preview_seq}"
-                if job.preview is not None or job.preview_saved
-                else None
-            ),
-            result_url=f"{base}/result" if job.result is not None else None,
-            events_url=f"{base}/events",
-            interrupted=job.state == "cancelled" and job.error == INTERRUPTED,
-            rerun_url=f"{base}/rerun" if job.state in FINISHED else None,
-            seq=seq,
-        )
+        return job.status(position, seq)
 
     def _expire(self) -> None:
         """Forget finished jobs beyond the count and age limits (the store's retention policy),
@@ -703,11 +568,6 @@ class JobManager:
             if job is not None and job.token is not None:
                 self._tokens.pop(job.token, None)
             shutil.rmtree(self.root / row.id, ignore_errors=True)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with imageio.atomic_write(path) as f:
-        f.write(data)
 
 
 def _lock(data_dir: Path) -> io.BufferedRandom:
@@ -729,62 +589,3 @@ def _lock(data_dir: Path) -> io.BufferedRandom:
             f"another impasto serve uses {shown}; stop it or give this one another --data-dir"
         ) from None
     return f
-
-
-class _Listener:
-    """The worker's Step callback: progress and previews into the job, cancel out of the loop."""
-
-    def __init__(self, manager: JobManager, job: Job) -> None:
-        self.manager, self.job = manager, job
-        # An explicit interval is kept to; the automatic one (about 40 per run) is also held to
-        # PREVIEW_EVERY_S, so that fast runs on a GPU do not spend their time encoding JPEGs.
-        self.every = manager.preview_every or max(1, -(-job.iterations // 40))
-        self.min_gap = 0.0 if manager.preview_every else PREVIEW_EVERY_S
-        self._reported = self._previewed = -math.inf
-
-    def __call__(self, step: Step) -> None:
-        if self.job.cancel.is_set():
-            raise KeyboardInterrupt  # Transfer.run stops and returns the best image so far
-        now = time.monotonic()
-        first, last = step.iteration == 1, step.iteration == step.iterations
-        preview = (
-            first
-            or last
-            or (step.iteration % self.every == 0 and now - self._previewed >= self.min_gap)
-        )
-        if not (preview or now - self._reported >= PROGRESS_EVERY_S):
-            return
-        self._reported = now
-        loss, terms = step.loss, step.terms
-        jpeg = None
-        if preview:
-            self._previewed = now
-            jpeg = preview_jpeg(step.image(), PREVIEW_PIXELS)
-        with self.manager._lock:
-            job = self.job
-            job.iteration, job.iterations = step.iteration, step.iterations
-            job.stage, job.stages = step.stage, step.stages
-            job.loss, job.terms, job.elapsed = loss, terms, step.elapsed
-            if jpeg is not None:
-                job.preview, job.preview_seq = jpeg, job.preview_seq + 1
-            self.manager._push(job)
-
-
-class _Reports:
-    """An executor's Reports of a running job: progress and previews into the job."""
-
-    def __init__(self, manager: JobManager, job: Job) -> None:
-        self.manager, self.job = manager, job
-
-    def __call__(self, report: Report) -> None:
-        with self.manager._lock:
-            job = self.job
-            if job.state != "running":
-                return  # a late report of a job that has ended
-            job.iteration, job.iterations = report.iteration, report.iterations
-            job.stage, job.stages = report.stage, report.stages
-            job.loss, job.terms = report.loss, dict(report.terms)
-            job.elapsed = report.elapsed
-            if report.preview is not None:
-                job.preview, job.preview_seq = report.preview, job.preview_seq + 1
-            self.manager._push(job)

@@ -1,26 +1,30 @@
-"""The studio's jobs as records: :class:`Job`, what the server holds of one while it lives, and
-:class:`JobStatus`, what clients see of it (every status answer and event); the states a job
-goes through, and the refusals the queue answers with (each mapped to an HTTP status by the app).
-:mod:`impasto.serve.jobs` runs them."""
+"""The studio's jobs as records: :class:`StudioJob`, what the server holds of one while it lives
+(made anew from a row of the job store after a restart, made into a Task for a worker), and
+:class:`JobStatus`, what clients see of it (every status answer and event), and the refusals the
+queue answers with (each mapped to an HTTP status by the app). :mod:`impasto.serve.jobs` runs
+them."""
 
 from __future__ import annotations
 
 import collections
+import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import PIL.Image
 from pydantic import BaseModel, Field
 
 from ..config import TransferConfig
+from ..jobs.spec import Task, config_from
+from ..jobs.store import FINISHED, Job, State
 from .intake import Masks
 
-State = Literal["queued", "running", "done", "failed", "cancelled"]
-FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 EVENTS_KEPT = 200  # snapshots a job keeps for streams that connect late or reconnect
+INTERRUPTED = "interrupted by a server stop"  # the reason of a job a stop cut short
 
 
 class JobStatus(BaseModel):
@@ -40,9 +44,6 @@ class JobStatus(BaseModel):
         default_factory=dict,
         description="each weighted term of the objective by name (content, style, tv, ...)",
     )
-    content_loss: float | None = Field(description="terms['content'] (kept for old clients)")
-    style_loss: float | None = Field(description="terms['style'] (kept for old clients)")
-    tv_loss: float | None = Field(description="terms['tv'] (kept for old clients)")
     elapsed: float = Field(description="seconds of optimisation so far")
     error: str | None = Field(description="why the job failed, in one line")
     cancel_requested: bool
@@ -71,29 +72,48 @@ class JobStatus(BaseModel):
     seq: int = Field(description="sequence number of this snapshot (the event id)")
 
 
-class QueueFull(Exception):
-    """The queue holds ``queue_limit`` jobs already (HTTP 429)."""
+class Refused(Exception):
+    """A request the queue refuses; the app answers with ``status`` (and ``headers``) and the
+    message as the detail."""
+
+    status: ClassVar[int] = 400
+    headers: ClassVar[dict[str, str] | None] = None
 
 
-class ShuttingDown(Exception):
-    """The server is stopping and takes no new jobs (HTTP 503)."""
+class QueueFull(Refused):
+    """The queue holds ``queue_limit`` jobs already."""
+
+    status = 429
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "30"}
 
 
-class StorageError(Exception):
-    """The server's storage folder cannot be written, not even recreated (HTTP 503)."""
+class ShuttingDown(Refused):
+    """The server is stopping and takes no new jobs."""
+
+    status = 503
 
 
-class ResultGone(Exception):
+class StorageError(Refused):
+    """The server's storage folder cannot be written, not even recreated."""
+
+    status = 503
+
+
+class ResultGone(Refused):
     """A kept job's result (or, to run it again, its inputs) was deleted behind the server's
-    back, e.g. by a cleaner of /tmp (HTTP 410)."""
+    back, e.g. by a cleaner of /tmp."""
+
+    status = 410
 
 
-class NotFinished(Exception):
-    """A job that is still queued or running cannot be run again yet (HTTP 409)."""
+class NotFinished(Refused):
+    """A job that is still queued or running cannot be run again yet."""
+
+    status = 409
 
 
 @dataclass(eq=False)
-class Job:
+class StudioJob:
     id: str
     config: TransferConfig
     content: PIL.Image.Image | None  # dropped once the job has run
@@ -146,3 +166,102 @@ class Job:
     def keep_file(self) -> Path:
         """Where the mask of the part kept as the photo is kept."""
         return self.folder / "keep.png"
+
+    @classmethod
+    def from_row(cls, row: Job, folder: Path) -> StudioJob:
+        """A job of the store, its files in ``folder``, as a server keeps it. Raises
+        :class:`~impasto.errors.ImpastoError` when its options no longer make a configuration
+        (written by another version of impasto)."""
+        config = config_from(row.options)
+        styles = row.inputs.get("styles", [])
+        labels = (
+            str(row.inputs.get("content", {}).get("name", "content")),
+            [str(s.get("name", f"style {i + 1}")) for i, s in enumerate(styles)],
+        )
+        extra, terms = row.extra, dict(row.terms or {})
+        job = cls(row.id, config, None, [], labels, folder, extra.get("token"))
+        job.created, job.started, job.finished = row.created, row.started, row.finished
+        job.state, job.error = row.state, row.error
+        job.iteration = int(extra.get("iteration", 0))
+        job.iterations = int(extra.get("iterations", config.iterations))
+        job.stage, job.stages = int(extra.get("stage", 1)), int(extra.get("stages", 1))
+        job.loss = terms.pop("total", None)
+        job.terms, job.elapsed = terms, row.seconds or 0.0
+        job.preview_saved = job.preview_file.is_file()
+        if job.result_file.is_file():
+            job.result = job.result_file
+        masks, keep = row.inputs.get("masks", []), row.inputs.get("keep")
+        if masks or keep:  # their names; rerun reads the images
+            job.masks = Masks(
+                names=tuple(str(m.get("name", f"mask {i + 1}")) for i, m in enumerate(masks)),
+                keep_name=str(keep.get("name", "keep mask")) if keep else None,
+            )
+        return job
+
+    def task(self, preview_s: float, preview_every: int, preview_pixels: int) -> Task:
+        """The job as an executor's workers take it: its stored inputs' bytes (read now), its
+        options, and how often to send previews (:class:`~impasto.jobs.spec.Task`)."""
+        content, styles = self.labels
+        names = {"content": content, "styles": ",".join(styles)}
+        masks: tuple[bytes, ...] = ()
+        keep = None
+        if self.masks is not None:
+            names |= self.masks.sources()
+            masks = tuple(p.read_bytes() for p in self.mask_files(len(self.masks.names)))
+            if self.masks.keep_name is not None:
+                keep = self.keep_file.read_bytes()
+        files = self.input_files(len(styles))
+        return Task(
+            self.id,
+            files[0].read_bytes(),
+            tuple(p.read_bytes() for p in files[1:]),
+            json.loads(self.config.to_json()),
+            names,
+            masks=masks,
+            keep=keep,
+            preview_s=preview_s,
+            preview_every=preview_every,
+            preview_pixels=preview_pixels,
+        )
+
+    def status(self, position: int | None, seq: int) -> JobStatus:
+        """The job's state now as clients see it: snapshot ``seq``, ``position`` in the queue
+        (None unless queued)."""
+        content, styles = self.labels
+        base = f"/api/jobs/{self.id}"
+        return JobStatus(
+            id=self.id,
+            state=self.state,
+            position=position,
+            iteration=self.iteration,
+            iterations=self.iterations,
+            stage=self.stage,
+            stages=self.stages,
+            loss=_finite(self.loss),
+            terms={name: _finite(value) for name, value in self.terms.items()},
+            elapsed=self.elapsed,
+            error=self.error,
+            cancel_requested=self.cancel.is_set(),
+            created=self.created,
+            started=self.started,
+            finished=self.finished,
+            content=content,
+            styles=styles,
+            masks=list(self.masks.names) if self.masks is not None else [],
+            keep_mask=self.masks.keep_name if self.masks is not None else None,
+            options=json.loads(self.config.to_json()),
+            preview_url=(
+                f"{base}/preview?v={self.preview_seq}"
+                if self.preview is not None or self.preview_saved
+                else None
+            ),
+            result_url=f"{base}/result" if self.result is not None else None,
+            events_url=f"{base}/events",
+            interrupted=self.state == "cancelled" and self.error == INTERRUPTED,
+            rerun_url=f"{base}/rerun" if self.state in FINISHED else None,
+            seq=seq,
+        )
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

@@ -9,14 +9,13 @@ are the options' own.
 from __future__ import annotations
 
 import ipaddress
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import MAX_ITERATIONS, MAX_SIZE, Device, _opt, check_bounds, choices
-from ..errors import UsageError
+from ..config import MAX_ITERATIONS, MAX_SIZE, POSITIVE, TOO_SMALL, Device, option
 from ..jobs.executor import ExecutorOptions
+from ..vgg import MIN_SIDE
 
 _MB = 2**20
 
@@ -55,7 +54,7 @@ def page_control(name: str, limits: Limits) -> dict[str, Any]:
     group, label = PAGE.get(name, ("more", name))
     bounds: dict[str, float | None] = {"min": None, "max": None, "step": None}
     if name == "size":
-        bounds = {"min": 16, "max": limits.max_size, "step": 16}
+        bounds = {"min": MIN_SIDE, "max": limits.max_size, "step": 16}
     elif name == "iterations":
         bounds = {"min": 1, "max": limits.max_iterations, "step": None}
     elif name == "style_scale":
@@ -66,58 +65,52 @@ def page_control(name: str, limits: Limits) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ServeOptions(ExecutorOptions):
     """The options of ``impasto serve``: where jobs run (shared with ``impasto batch``: with
-    ``--executor ray``, as many jobs at once as there are Ray workers), and the server's own."""
+    ``--executor ray``, as many jobs at once as there are Ray workers), and the server's own.
+    Their choices and ranges are checked where ExecutorOptions checks its own."""
 
-    host: str = _opt(
+    host: str = option(
         "127.0.0.1",
         "address to listen on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
         metavar="HOST",
     )
-    port: int = _opt(8000, "port (0 picks a free one)", metavar="PORT", bounds=(0, 65535))
-    device: Device = _opt("auto", "where jobs run (auto: a GPU when there is one)")
-    max_upload_mb: float = _opt(
-        20.0, "largest image file accepted; larger ones get 413", metavar="MB", bounds=(0, 10_000)
+    port: int = option(8000, "port (0 picks a free one)", metavar="PORT", bounds=(0, 65535))
+    device: Device = option("auto", "where jobs run (auto: a GPU when there is one)")
+    # The limits and retention: positive numbers (the least of each range is POSITIVE).
+    max_upload_mb: float = option(
+        20.0,
+        "largest image file accepted; larger ones get 413",
+        metavar="MB",
+        bounds=(POSITIVE, 10_000),
     )
-    max_megapixels: float = _opt(
-        50.0, "largest decoded image; larger ones get 422", metavar="MP", bounds=(0, 1000)
+    max_megapixels: float = option(
+        50.0, "largest decoded image; larger ones get 422", metavar="MP", bounds=(POSITIVE, 1000)
     )
-    max_size: int = _opt(
-        1024, "largest output size a job may ask for", metavar="PX", bounds=(16, MAX_SIZE)
+    max_size: int = option(
+        1024,
+        "largest output size a job may ask for",
+        metavar="PX",
+        bounds=(MIN_SIDE, MAX_SIZE),
+        below=TOO_SMALL,
     )
-    max_iterations: int = _opt(
-        2000, "most iterations a job may ask for", metavar="N", bounds=(1, MAX_ITERATIONS)
+    max_iterations: int = option(
+        2000, "most iterations a job may ask for", metavar="N", bounds=(POSITIVE, MAX_ITERATIONS)
     )
-    max_styles: int = _opt(4, "most style images per job", metavar="N", bounds=(1, 64))
-    queue_limit: int = _opt(16, "jobs that may wait; more get 429", metavar="N", bounds=(1, 10_000))
-    keep: int = _opt(50, "finished jobs kept with their results", metavar="N", bounds=(1, 100_000))
-    keep_hours: float = _opt(24.0, "hours a finished job is kept", metavar="H", bounds=(0, 100_000))
-    data_dir: str | None = _opt(
+    max_styles: int = option(4, "most style images per job", metavar="N", bounds=(POSITIVE, 64))
+    queue_limit: int = option(
+        16, "jobs that may wait; more get 429", metavar="N", bounds=(POSITIVE, 10_000)
+    )
+    keep: int = option(
+        50, "finished jobs kept with their results", metavar="N", bounds=(POSITIVE, 100_000)
+    )
+    keep_hours: float = option(
+        24.0, "hours a finished job is kept", metavar="H", bounds=(POSITIVE, 100_000)
+    )
+    data_dir: str | None = option(
         None,
         "folder of the job store and the jobs' images, kept across restarts (default: the "
         "user's data folder, such as ~/.local/share/impasto)",
         metavar="DIR",
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        allowed = choices("device") or ()
-        if self.device not in allowed:
-            raise UsageError(
-                f"--device {self.device!r} is not valid; choose from {', '.join(allowed)}"
-            )
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.startswith(("max_", "queue_", "keep")) and not (
-                value > 0 and math.isfinite(value)
-            ):
-                raise UsageError(
-                    f"--{f.name.replace('_', '-')} must be a positive number, not {value}"
-                )
-        if self.max_size < 16:
-            raise UsageError(
-                f"--max-size {self.max_size} is too small; VGG needs at least 16 pixels"
-            )
-        check_bounds(self)
 
     @property
     def loopback_only(self) -> bool:

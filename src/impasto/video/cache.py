@@ -22,6 +22,7 @@ import numpy as np
 import PIL.Image
 
 from .. import imageio
+from ..atomic import atomic_write
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
 
@@ -74,7 +75,7 @@ class FrameCache:
             old = None
         if old is None:
             body = {"format": _CACHE_FORMAT, "key": self.key, "run": self.run}
-            with imageio.atomic_write(manifest) as f:
+            with atomic_write(manifest) as f:
                 f.write(json.dumps(body, indent=1, sort_keys=True).encode())
 
     @staticmethod

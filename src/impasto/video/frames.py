@@ -29,8 +29,15 @@ from ..config import TransferConfig
 from ..errors import DivergedError, UsageError
 from ..objective import Features, Term
 from ..optimize import Result, Step, Transfer
-from ..prepare import ImageLike, as_images, build_network, check_styles, resolve_device
-from ..vgg import VGG
+from ..prepare import (
+    ImageLike,
+    as_images,
+    build_network,
+    check_styles,
+    network_on,
+    resolve_device,
+)
+from ..vgg import MIN_SIDE, VGG
 from .cache import FrameCache, run_identity
 from .options import VideoOptions
 
@@ -60,9 +67,9 @@ def frame_seed(seed: int, index: int) -> int:
 
 def frame_size(size: tuple[int, int], longest: int, even: bool = False) -> tuple[int, int]:
     """The (W, H) frames are stylised at: scaled down so the longer side is at most
-    ``longest`` (never up, except to VGG's 16 pixels), and with ``even`` rounded down to even
+    ``longest`` (never up, except to VGG's MIN_SIDE), and with ``even`` rounded down to even
     sides for yuv420p."""
-    bound = max(16, min(longest, max(size)))
+    bound = max(MIN_SIDE, min(longest, max(size)))
     w, h = imageio.fit_longest(size, bound)
     if even:
         w, h = max(2, w - w % 2), max(2, h - h % 2)
@@ -116,7 +123,7 @@ def stylize_frames(
     style_imgs = as_images(styles)
     check_styles(cfg, len(style_imgs))
     device = resolve_device(cfg.device)
-    net = vgg
+    net = network_on(vgg, device) if vgg is not None else None  # moved once, not per frame
     cache: FrameCache | None = None
     size: tuple[int, int] | None = None
     prev_content: PIL.Image.Image | None = None
@@ -143,7 +150,7 @@ def stylize_frames(
                 yield FrameResult(index, cached, True, 0, time.perf_counter() - start)
                 continue
         if net is None:
-            net = build_network(cfg)
+            net = build_network(cfg).to(device)
         iterations = opts.iterations(index, cfg)
         frame_cfg = cfg.replace(size=max(size), iterations=iterations, seed=frame_seed(seed, index))
         init: PIL.Image.Image | None = None

@@ -6,13 +6,19 @@ Like :class:`~impasto.config.TransferConfig`, every field carries its default, t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..config import MAX_ITERATIONS, MAX_WEIGHT, STYLE_WEIGHT, TransferConfig, _opt, check_bounds
-from ..errors import UsageError
-from ..flow import FLOW_METHODS, FlowMethod
+from ..config import (
+    MAX_ITERATIONS,
+    MAX_WEIGHT,
+    STYLE_WEIGHT,
+    TransferConfig,
+    check_bounds,
+    check_choices,
+    option,
+)
+from ..flow import FlowMethod
 
 TEMPORAL_WEIGHT = 1e8
 """λ of the temporal loss at β = 10³ (see the module docstring and BENCHMARKS.md); by default λ
@@ -26,37 +32,28 @@ FRAME_ITERATIONS_FRACTION = 5
 class VideoOptions:
     """How frames are tied together; the transfer itself is set by :class:`TransferConfig`."""
 
-    temporal: bool = _opt(
+    temporal: bool = option(
         True,
         "temporal consistency: start each frame from the previous output warped by optical flow "
         "and penalise departures from it (--no-temporal: each frame on its own, the naive method)",
     )
-    temporal_weight: float | None = _opt(
+    temporal_weight: float | None = option(
         None,
         "λ, weight of the temporal loss λ·mean(c·(x − warped previous)²) in pixel levels² "
         f"(default: {TEMPORAL_WEIGHT / STYLE_WEIGHT:g}·β, i.e. {TEMPORAL_WEIGHT:g} at β = "
         f"{STYLE_WEIGHT:g}, so the balance with the style holds at every size and preset)",
         bounds=(0, MAX_WEIGHT),
     )
-    frame_iterations: int | None = _opt(
+    frame_iterations: int | None = option(
         None,
         f"iterations of each frame after the first (default: --iterations/"
         f"{FRAME_ITERATIONS_FRACTION}); --no-temporal gives every frame --iterations",
         bounds=(1, MAX_ITERATIONS),
     )
-    flow: FlowMethod = _opt("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
+    flow: FlowMethod = option("dis", "optical flow: dis (fast) or farneback (smoother, slower)")
 
     def __post_init__(self) -> None:
-        if self.temporal_weight is not None and (
-            not math.isfinite(self.temporal_weight) or self.temporal_weight < 0
-        ):
-            raise UsageError(
-                f"--temporal-weight must be a finite number >= 0, not {self.temporal_weight}"
-            )
-        if self.frame_iterations is not None and self.frame_iterations < 1:
-            raise UsageError(f"--frame-iterations must be at least 1, not {self.frame_iterations}")
-        if self.flow not in FLOW_METHODS:
-            raise UsageError(f"--flow {self.flow!r} is not valid; choose from dis, farneback")
+        check_choices(self)
         check_bounds(self)
 
     def temporal_weight_for(self, config: TransferConfig) -> float:

@@ -4,7 +4,7 @@
 :func:`write_animation` writes a list of frames at once (``--animate``). Both encode video through
 :class:`_Encoder`, which pads odd sides by repeating the last row or column (yuv420p halves the
 chroma resolution, so H.264 needs even sides; cropping would lose the only row of a 1-pixel strip).
-Files are written atomically (:func:`impasto.imageio.atomic_write`): on an exception, Ctrl-C
+Files are written atomically (:func:`impasto.atomic.atomic_write`): on an exception, Ctrl-C
 included, nothing is left where the output goes. A video output copies the source's audio
 packets, unchanged, where the container can hold their codec.
 """
@@ -28,6 +28,7 @@ import numpy as np
 import PIL.Image
 
 from .. import imageio
+from ..atomic import atomic_write, replace_folder, temporary_folder
 from ..errors import InputError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def check_output(path: str | os.PathLike[str], kind: OutputKind) -> Path:
 
 def write_animation(frames: Sequence[PIL.Image.Image], path: Path, rate: Fraction) -> None:
     """``frames`` (RGB, one size) as a looping GIF or a video file at ``rate``, atomically."""
-    with _ffmpeg_errors(path), imageio.atomic_write(path) as f:
+    with _ffmpeg_errors(path), atomic_write(path) as f:
         if path.suffix.lower() == _GIF:
             _write_gif(frames, f, float(rate))
         else:
@@ -174,7 +175,7 @@ class _FolderSink(Sink):
         self._tmp: Path | None = None
 
     def __enter__(self) -> _FolderSink:
-        self._tmp = imageio.temporary_folder(self.folder)
+        self._tmp = temporary_folder(self.folder)
         return self
 
     def write(self, image: PIL.Image.Image) -> None:
@@ -187,7 +188,7 @@ class _FolderSink(Sink):
             return
         try:
             if failure[0] is None:
-                imageio.replace_folder(self._tmp, self.folder)
+                replace_folder(self._tmp, self.folder)
         finally:  # after a failure, or Ctrl-C, nothing of this run is left
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -292,7 +293,7 @@ class _VideoSink(Sink):
         try:
             if audio_in is not None:
                 self._stack.enter_context(audio_in[0])
-            f = self._stack.enter_context(imageio.atomic_write(self.path))
+            f = self._stack.enter_context(atomic_write(self.path))
             with _ffmpeg_errors(self.path):
                 out = self._stack.enter_context(av.open(f, mode="w", format=fmt))
                 self._out = out

@@ -8,18 +8,15 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
+from helpers import WAIT, finish, impasto_process, job_status, next_line, wait_for_job, wait_until
 from impasto import cli
 from impasto.jobs import Outcome, Task
 from impasto.jobs.worker import Progress, Reporter
@@ -42,7 +39,6 @@ needs_ray = pytest.mark.skipif(
     ray is None, reason="Ray is not installed: pip install 'impasto[ray]'"
 )
 FORM = {"content_example": "tubingen", "style_examples": ["the_scream"]}
-WAIT = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +76,8 @@ class _Borrowed:
         self.inner.stop()
 
     def close(self) -> None:
-        while self.inner._running:  # the manager waits for its jobs; so should this
-            time.sleep(0.05)
+        # The manager waits for its jobs; so should this.
+        wait_until(lambda: not self.inner._running, "the lent workers to be free", timeout=WAIT)
 
 
 def _client(executor: RayExecutor, data_dir: Path) -> tuple[TestClient, jobs.JobManager]:
@@ -99,25 +95,7 @@ def _submit(client: TestClient, iterations: int) -> str:
     return str(r.json()["id"])
 
 
-def _get(client: TestClient, job_id: str) -> dict[str, Any]:
-    status: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
-    return status
-
-
-def _until(client: TestClient, job_id: str, ok: Any, what: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT
-    while True:
-        status = _get(client, job_id)
-        if ok(status):
-            return status
-        assert time.monotonic() < deadline, f"{what}: {status}"
-        time.sleep(0.02)
-
-
-def _finished(client: TestClient, job_id: str) -> dict[str, Any]:
-    return _until(client, job_id, lambda s: s["state"] in jobs.FINISHED, "never finished")
-
-
+@pytest.mark.slow
 @needs_ray
 def test_two_jobs_run_at_once_the_third_waits_and_all_end_with_results(
     executor: RayExecutor, tmp_path: Path
@@ -126,40 +104,41 @@ def test_two_jobs_run_at_once_the_third_waits_and_all_end_with_results(
     try:
         long, short, third = _submit(client, 5000), _submit(client, 60), _submit(client, 4)
         # Both workers busy: the first two are running together, the third waits first in line.
-        deadline = time.monotonic() + WAIT
-        while True:
-            status = {j: _get(client, j) for j in (long, short, third)}
-            if status[short]["state"] != "queued" or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
+        status = wait_until(
+            lambda: {j: job_status(client, j) for j in (long, short, third)},
+            "the second job to leave the queue",
+            ok=lambda st: st[short]["state"] != "queued",
+            timeout=WAIT,
+        )
         assert status[long]["state"] == status[short]["state"] == "running", status
         assert status[third]["state"] == "queued" and status[third]["position"] == 1
 
         # The long job's progress (with its losses) and previews come back from its worker.
-        running = _until(
+        running = wait_for_job(
             client,
             long,
-            lambda s: s["iteration"] >= 2 and s["preview_url"] is not None,
-            "no progress or preview",
+            {"running"},
+            ok=lambda s: s["iteration"] >= 2 and s["preview_url"] is not None,
+            what="progress and a preview",
         )
         assert running["state"] == "running" and running["terms"]["style"] > 0
         preview = client.get(running["preview_url"])
         assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"  # a JPEG
 
         # The short job frees its worker: the third takes it while the long one still runs.
-        assert _finished(client, short)["state"] == "done"
-        done = _finished(client, third)
+        assert wait_for_job(client, short)["state"] == "done"
+        done = wait_for_job(client, third)
         assert done["state"] == "done" and done["iteration"] == 4
-        assert _get(client, long)["state"] == "running"
+        assert job_status(client, long)["state"] == "running"
 
         # Cancel reaches the long job on its worker: it ends with its image so far.
         client.post(f"/api/jobs/{long}/cancel")
-        cancelled = _finished(client, long)
+        cancelled = wait_for_job(client, long)
         assert cancelled["state"] == "cancelled" and cancelled["error"] is None
         assert 2 <= cancelled["iteration"] < 5000
 
         for job_id, iterations in ((short, 60), (third, 4), (long, None)):
-            status = _get(client, job_id)
+            status = job_status(client, job_id)
             result = client.get(status["result_url"])
             assert result.status_code == 200
             with Image.open(io.BytesIO(result.content)) as img:
@@ -176,6 +155,7 @@ def test_two_jobs_run_at_once_the_third_waits_and_all_end_with_results(
         client.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_server_stop_ends_remote_jobs_with_their_best_image(
     executor: RayExecutor, tmp_path: Path
@@ -184,7 +164,7 @@ def test_a_server_stop_ends_remote_jobs_with_their_best_image(
     try:
         job = _submit(client, 5000)
         waiting = [_submit(client, 5000), _submit(client, 5000)]  # one runs, one waits
-        _until(client, job, lambda s: s["iteration"] >= 2, "no progress")
+        wait_for_job(client, job, {"running"}, ok=lambda s: s["iteration"] >= 2)
     finally:
         client.__exit__(None, None, None)  # the app's shutdown: the manager closes
     assert not executor._running  # the workers are free again
@@ -197,22 +177,19 @@ def test_a_server_stop_ends_remote_jobs_with_their_best_image(
     assert any(s is not None and s.started is None for s in states)  # never handed over
 
 
+@pytest.mark.slow
 @needs_ray
 def test_sigterm_stops_a_ray_server_cleanly(tmp_path: Path) -> None:
     """Ray's init makes SIGTERM exit at once; the server keeps its own clean stop (exit 0)."""
-    command = [sys.executable, "-m", "impasto", "serve", "--executor", "ray", "--workers", "1"]
-    command += ["--port", "0", "--data-dir", str(tmp_path / "data")]
+    args = ["serve", "--executor", "ray", "--workers", "1"]
+    args += ["--port", "0", "--data-dir", str(tmp_path / "data")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert proc.stdout is not None
-        assert "impasto studio: http://" in proc.stdout.readline().decode()
+    with impasto_process(args, tmp_path, env) as proc:
+        assert "impasto studio: http://" in next_line(proc.stdout, "the server's address")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=WAIT)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err.decode()
-    assert err.decode().rstrip().endswith("impasto: stopped")
+        _, err = finish(proc, timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert err.rstrip().endswith("impasto: stopped")
 
 
 def test_serve_without_ray_says_how_to_get_it(

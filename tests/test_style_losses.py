@@ -222,6 +222,31 @@ def test_a_batch_sweeps_the_style_loss(content_path: Path, style_path: Path) -> 
     assert len({s.output for s in specs}) == 3
 
 
+@pytest.mark.slow
+def test_a_batch_sweep_of_the_losses_runs_and_makes_a_sheet(
+    content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    from impasto.cli import main
+
+    out, sheet = tmp_path / "out", tmp_path / "sheet.png"
+    args = ["batch", str(content_path), "--styles", str(style_path), "-o", str(out)]
+    sweeps = [
+        "--sweep",
+        "style_loss=gram,sliced",
+        "--sweep",
+        "content_loss=features,self-similarity",
+    ]
+    fast = ["--size", "32", "--iterations", "2", "-q", "--device", "cpu"]
+    assert main([*args, *sweeps, *fast, "--contact-sheet", str(sheet)]) == 0
+    recorded = set()
+    for png in out.glob("*.png"):
+        options = json.loads(imageio.read_metadata(png)["impasto:options"])
+        recorded.add((options["style_loss"], options["content_loss"]))
+    assert recorded == {(s, c) for s in ("gram", "sliced") for c in ("features", "self-similarity")}
+    with Image.open(sheet) as im:
+        assert im.width > im.height  # two by two, labelled
+
+
 def test_the_studio_shows_both_losses() -> None:
     from impasto.serve.intake import describe_options
     from impasto.serve.settings import Limits

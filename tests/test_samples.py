@@ -91,8 +91,9 @@ def test_the_scale_makes_a_layer_relative() -> None:
 def test_the_bank_holds_orthonormal_sets_drawn_from_the_seed() -> None:
     bank = direction_bank({"conv1_1": 64, "conv4_1": 512}, generator(CPU, 6))
     again = direction_bank({"conv1_1": 64, "conv4_1": 512}, generator(CPU, 6))
-    assert bank["conv1_1"].shape == (DIRECTION_SETS, projections(64), 64)
-    assert bank["conv4_1"].shape == (DIRECTION_SETS, 256, 512)
+    assert bank["conv1_1"].shape == (DIRECTION_SETS, projections(64), 64) == (128, 8, 64)
+    assert bank["conv4_1"].shape == (DIRECTION_SETS, 64, 512)
+    assert DIRECTION_SETS * projections(512) == 16 * 512  # the bank shows 16 N directions
     for sets in bank.values():
         gram = sets @ sets.transpose(1, 2)  # (K, P, P): identity for orthonormal rows
         assert torch.allclose(gram, torch.eye(gram.shape[1]).expand_as(gram), atol=1e-5)

@@ -30,8 +30,9 @@ _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the i
 _GUIDED_BYTES_PER_PIXEL = 1024
 # The style and content losses other than the paper's (issue 21), measured the same way (peak RSS
 # over a Gram run's, 384x288, unguided and with two regions): the sliced loss's sorted projections
-# and their indices took 1.4-1.6 KB per output pixel, the relaxed EMD's nearest neighbours,
-# gathered samples and moments 2.8-3.0 KB (the regions' work is done one region at a time); the
+# and their indices took 1.4-1.6 KB per output pixel with N/2 directions (fewer now, N/8: the
+# budget is kept), the relaxed EMD's nearest neighbours, gathered samples and moments 2.8-3.0 KB
+# (the regions' work is done one region at a time); the
 # self-similarity loss keeps about 13 copies of its (M, M) matrix for M positions of the content
 # layer, 48 bytes an entry. We budget 2 KB, 3.5 KB and 64 bytes, and 0.5 KB per pixel per region.
 _STYLE_LOSS_BYTES_PER_PIXEL = {"gram": 0, "sliced": 2048, "remd": 3584}

@@ -9,12 +9,12 @@ painting's share of the samples is its blend weight), a region's samples are dra
 of its painting in proportion to the part's guidance values, and the fine style gives the fine
 layers' samples, as each does for the Gram matrices.
 
-**Directions** (sliced loss). Each evaluation of the loss projects on a fresh set of P = N/2
+**Directions** (sliced loss). Each evaluation of the loss projects on a fresh set of P = N/8
 orthonormal directions per layer, picked from a bank of :data:`DIRECTION_SETS` sets drawn at the
 stage's start; a step counter on the device picks the set (``index_select``, incremented in
 place), so an iteration reads nothing back to the host and can be captured as a CUDA graph and
 replayed (impasto.graphs), each replay taking the next set. Heitz et al. draw new random
-directions at every evaluation; a bank of 32 x N/2 directions per layer is the same in effect
+directions at every evaluation; a bank of 128 x N/8 directions per layer is the same in effect
 (the loss sees 16 N directions of each layer in turn) and is seeded: the same seed on the same
 device gives the same picture. A fixed set would match only P one-dimensional marginals (for
 P < N, not even the covariances the Gram loss matches).
@@ -41,18 +41,20 @@ SLICED_SAMPLES = 4096
 # cost of an evaluation grows with M x REMD_SAMPLES, M the output's positions, all of which we
 # compare (Kolkin et al. compare 1024 random positions with 1024 samples at each step).
 REMD_SAMPLES = 512
-# Direction sets in the sliced loss's bank, cycled through one per evaluation.
-DIRECTION_SETS = 32
+# Direction sets in the sliced loss's bank, cycled through one per evaluation: 128 sets of N/8
+# directions show the loss 16 N directions of each layer in turn.
+DIRECTION_SETS = 128
 # Positions of a content layer compared by the self-similarity loss, at most: a larger layer is
 # average-pooled to fit (its (M x M) matrices grow as the fourth power of the size).
 SELF_SIMILARITY_POSITIONS = 4096
 
 
 def projections(channels: int) -> int:
-    """P, the directions a layer of N channels is projected on per evaluation: N/2 (Heitz et al.
-    take N). The sort of P x M projections is what the loss costs; N/2 keeps an iteration at 512 px
-    within 1.5x a Gram iteration on a CPU (BENCHMARKS.md), and the bank covers 16 N."""
-    return max(1, channels // 2)
+    """P, the directions a layer of N channels is projected on per evaluation: N/8 (Heitz et al.
+    take N). Sorting the P x M projections is what the loss costs on a CPU: with N/2 an iteration
+    at 512 px took 2.3x a Gram iteration (BENCHMARKS.md, "Style losses"). The directions change
+    at every evaluation, so the loss still sees every direction of a layer within a few."""
+    return max(4, channels // 8)
 
 
 @dataclass(frozen=True)

@@ -139,17 +139,38 @@ def test_the_host_allocation_detector_sees_a_planted_one() -> None:
     assert [c.split(" ")[0] for c in spy.calls] == ["zeros", "new_tensor"]
 
 
+# The losses besides the paper's (issue 21): each must keep the loop on the device too.
+LOSSES = [
+    ("gram", "features"),
+    ("sliced", "features"),
+    ("remd", "self-similarity"),
+]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_the_loop_creates_no_tensor_on_the_host(
-    content_path: Path, style_path: Path, device: str, optimizer: str
+    content_path: Path,
+    style_path: Path,
+    device: str,
+    optimizer: str,
+    style_loss: str,
+    content_loss: str,
 ) -> None:
     """Every tensor the run creates (coarse-to-fine stages, L-BFGS or Adam, the history, the
     best iterate, a listener asking for the losses) names its device or copies one's. On the
     CPU torch's own code may keep scalars on the host, which is the device there (Adam's step
     count, in torch 2.11): impasto's calls are checked; on CUDA every call is."""
     cfg = TransferConfig(
-        size=48, scales=(32, 48), iterations=12, seed=0, device=device, optimizer=optimizer
+        size=48,
+        scales=(32, 48),
+        iterations=12,
+        seed=0,
+        device=device,
+        optimizer=optimizer,
+        style_loss=style_loss,
+        content_loss=content_loss,
     )
     t = Transfer(content_path, [style_path], cfg)
     losses: list[float] = []
@@ -185,10 +206,19 @@ def test_an_lbfgs_step_reads_nothing_back() -> None:
     assert int(opt.filled.sum()) == 5
 
 
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_the_loop_reads_back_only_to_check_for_divergence(
-    content_path: Path, style_path: Path
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
 ) -> None:
-    cfg = TransferConfig(size=48, iterations=30, scales="one", seed=0, device="cpu")
+    cfg = TransferConfig(
+        size=48,
+        iterations=30,
+        scales="one",
+        seed=0,
+        device="cpu",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     with HostReads() as spy:
         result = t.run()
@@ -249,15 +279,24 @@ def test_the_estimate_reads_a_cuda_device_s_free_memory(monkeypatch: pytest.Monk
 
 @pytest.mark.gpu
 @on_cuda
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_a_cuda_run_is_replayed_from_a_graph_and_waits_only_to_check(
-    content_path: Path, style_path: Path
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
 ) -> None:
     """After the warm-up every iteration is a replay of one captured CUDA graph; during the
     replays the host waits for the GPU only at the divergence checks (every 10 steps)."""
     from impasto import graphs
 
     iterations = 60
-    cfg = TransferConfig(size=96, iterations=iterations, scales="one", seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=96,
+        iterations=iterations,
+        scales="one",
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     assert t.run().replayed == iterations - graphs.WARMUP
     torch.cuda.synchronize()
@@ -277,13 +316,27 @@ def test_a_cuda_run_is_replayed_from_a_graph_and_waits_only_to_check(
 
 @pytest.mark.gpu
 @on_cuda
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
 def test_a_graphed_run_follows_the_eager_one(
-    content_path: Path, style_path: Path, monkeypatch: pytest.MonkeyPatch
+    content_path: Path,
+    style_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    style_loss: str,
+    content_loss: str,
 ) -> None:
-    """The same kernels replayed: the losses step by step as an eager run's."""
+    """The same kernels replayed: the losses step by step as an eager run's (the sliced loss's
+    directions too: each replay takes the next set of the bank, as each eager step does)."""
     from impasto import graphs
 
-    cfg = TransferConfig(size=96, iterations=30, scales="one", seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=96,
+        iterations=30,
+        scales="one",
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     graphed = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
     monkeypatch.setattr(graphs, "ENABLED", False)
     eager = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
@@ -295,13 +348,23 @@ def test_a_graphed_run_follows_the_eager_one(
 
 @pytest.mark.gpu
 @on_cuda
-def test_a_cuda_run_peaks_within_the_estimate(content_path: Path, style_path: Path) -> None:
+@pytest.mark.parametrize(("style_loss", "content_loss"), LOSSES)
+def test_a_cuda_run_peaks_within_the_estimate(
+    content_path: Path, style_path: Path, style_loss: str, content_loss: str
+) -> None:
     """What this run allocates on the GPU (network included; other tests' leftovers are not
     counted) stays within its estimate."""
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    cfg = TransferConfig(size=384, iterations=20, seed=0, device="cuda")
+    cfg = TransferConfig(
+        size=384,
+        iterations=20,
+        seed=0,
+        device="cuda",
+        style_loss=style_loss,
+        content_loss=content_loss,
+    )
     t = Transfer(content_path, [style_path], cfg)
     result = t.run()
     assert result.peak_memory is not None and result.peak_memory > before

@@ -32,6 +32,9 @@ InitKind = str  # "noise", "content", "style" or an image path
 Preset = Literal["default", "paper"]
 MaskPropagation = Literal["inside", "resize"]
 Place = Literal["main", "more", "slider"]  # where the web page shows an option
+# The style and content losses (docs/style-losses.md): the paper's, and later work's.
+StyleLoss = Literal["gram", "sliced", "remd"]
+ContentLoss = Literal["features", "self-similarity"]
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -221,7 +224,8 @@ class TransferConfig:
         None,
         "comma-separated w_l, one per style layer",
         shown="by preset: default ∝ 1/N_l² (N_l the layer's filters; conv4_1 and conv5_1 keep "
-        "1/number of layers), paper equal (1/number of layers); equal with --normalize-network",
+        "1/number of layers), paper equal (1/number of layers); equal with --normalize-network "
+        "or a --style-loss other than gram",
         bounds=(0, MAX_WEIGHT),
         label="Painting layer weights",
         tip=(
@@ -229,6 +233,31 @@ class TransferConfig:
             "counts."
         ),
         place="more",
+    )
+    style_loss: StyleLoss = option(
+        "gram",
+        "how the style is compared: gram (Gatys et al.: Gram matrices), sliced (Heitz et al. "
+        "2021: the distribution of each layer's features, by sorted random projections) or remd "
+        "(Kolkin et al. 2019, STROTSS: relaxed earth mover's distance, moments and palette); "
+        "each is scaled so that a given β keeps about as much of the photo (docs/style-losses.md)",
+        label="Style loss",
+        tip=(
+            "How the painting is compared: gram (the paper's), sliced (whole distributions: "
+            "large structures, sparse patterns) or remd (relaxed transport, slower)."
+        ),
+        place="main",
+    )
+    content_loss: ContentLoss = option(
+        "features",
+        "how the content is compared: features (Gatys et al.: the responses themselves) or "
+        "self-similarity (Kolkin et al. 2019: which parts of the photo are alike, not their "
+        "values, so colours and textures are free to change)",
+        label="Content loss",
+        tip=(
+            "How the photo is compared: features (the paper's) or self-similarity (its layout "
+            "only, so colours and textures may change)."
+        ),
+        place="main",
     )
     # --- how to optimise ----------------------------------------------------------------------
     optimizer: Optimizer = option(
@@ -486,8 +515,9 @@ class TransferConfig:
 
     # --- derived values -----------------------------------------------------------------------
     def layer_weights(self) -> dict[str, float]:
-        """w_l per style layer: given; the paper's equal weights 1/|layers| (preset paper, or the
-        normalised network, whose layers are already on one scale); else (512/N_l)²/|layers|.
+        """w_l per style layer: given; the paper's equal weights 1/|layers| (preset paper, the
+        normalised network, whose layers are already on one scale, or a style loss other than
+        gram, which puts every layer on one scale itself); else (512/N_l)²/|layers|.
 
         Why 1/N_l²: with the raw Caffe weights conv4_1 makes ~96% of the equally weighted style
         loss, so conv1_1 and conv2_1 (colours, fine strokes, and the grain they would punish)
@@ -497,7 +527,7 @@ class TransferConfig:
         n = len(self.style_layers)
         if self.style_layer_weights is not None:
             ws = self.style_layer_weights
-        elif self.preset == "paper" or self.normalize_network:
+        elif self.preset == "paper" or self.normalize_network or self.style_loss != "gram":
             ws = (1.0 / n,) * n
         else:
             ws = tuple((512 / channels(x, self.model)) ** 2 / n for x in self.style_layers)

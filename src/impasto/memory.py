@@ -15,6 +15,7 @@ from . import imageio
 from .config import TransferConfig
 from .errors import ResourceError
 from .lbfgs import HISTORY
+from .samples import SELF_SIMILARITY_POSITIONS, positions
 from .vgg import MIN_SIDE
 
 # Measured on the CPU (torch 2.13, VGG-19 to conv5_1): the saved activations and gradients of one
@@ -28,6 +29,16 @@ _FIXED_BYTES = 600 * 2**20  # weights (80 MB), torch's own arenas, Python, the i
 # (384x288, peak RSS): three regions took 0.76 KB per output pixel per region more than an
 # unguided run; we budget 1 KB.
 _GUIDED_BYTES_PER_PIXEL = 1024
+# The style and content losses other than the paper's (issue 21), measured the same way (peak RSS
+# over a Gram run's, 384x288, unguided and with two regions): the sliced loss's sorted projections
+# and their indices took 1.4-1.6 KB per output pixel with N/2 directions (fewer now, N/8: the
+# budget is kept), the relaxed EMD's nearest neighbours, gathered samples and moments 2.8-3.0 KB
+# (the regions' work is done one region at a time); the
+# self-similarity loss keeps about 13 copies of its (M, M) matrix for M positions of the content
+# layer, 48 bytes an entry. We budget 2 KB, 3.5 KB and 64 bytes, and 0.5 KB per pixel per region.
+_STYLE_LOSS_BYTES_PER_PIXEL = {"gram": 0, "sliced": 2048, "remd": 3584}
+_DISTRIBUTION_GUIDED_BYTES_PER_PIXEL = 512
+_SELF_SIMILARITY_BYTES_PER_ENTRY = 64
 # Each step's loss values: a row on the device and, in Result.history, a dict of Python floats
 # (about 0.45 KB with five terms, by tracemalloc); we budget 1 KB per iteration.
 _BYTES_PER_ITERATION = 1024
@@ -44,9 +55,25 @@ def estimate_memory(size: tuple[int, int], config: TransferConfig, regions: int 
     pixels = size[0] * size[1]
     per_pixel = _ACTIVATION_BYTES_PER_PIXEL + regions * _GUIDED_BYTES_PER_PIXEL
     per_pixel += 2 * HISTORY * 3 * 4 if config.optimizer == "lbfgs" else 2 * 3 * 4
+    if config.style_loss != "gram":
+        per_pixel += _STYLE_LOSS_BYTES_PER_PIXEL[config.style_loss]
+        per_pixel += regions * _DISTRIBUTION_GUIDED_BYTES_PER_PIXEL
     style_pixels = pixels * config.style_scale**2  # forward only, no gradients kept
     steps = config.iterations * _BYTES_PER_ITERATION
-    return int(_FIXED_BYTES + steps + pixels * per_pixel + style_pixels * 1024)
+    fixed = _FIXED_BYTES + _self_similarity_bytes(size, config)
+    return int(fixed + steps + pixels * per_pixel + style_pixels * 1024)
+
+
+def _self_similarity_bytes(size: tuple[int, int], config: TransferConfig) -> int:
+    """The self-similarity loss's (M, M) matrices, M the positions of each content layer (at most
+    SELF_SIMILARITY_POSITIONS: a larger layer is pooled)."""
+    if config.content_loss != "self-similarity":
+        return 0
+    total = 0
+    for layer in config.content_layers:
+        m = min(positions(layer, size, config.model), SELF_SIMILARITY_POSITIONS)
+        total += m * m * _SELF_SIMILARITY_BYTES_PER_ENTRY
+    return total
 
 
 def available_memory(device: torch.device) -> int | None:

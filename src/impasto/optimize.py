@@ -27,6 +27,7 @@ from torch import Tensor
 
 from . import graphs, imageio
 from .config import MAX_SIZE, TransferConfig
+from .convergence import converged
 from .errors import DivergedError, UsageError
 from .guidance import Regions
 from .lbfgs import HISTORY, DeviceLBFGS
@@ -40,7 +41,7 @@ from .memory import (
     too_little_memory,
 )
 from .objective import Objective, Term, transfer_terms
-from .precision import arithmetic, check_precision
+from .precision import arithmetic, check_precision, memory_format, resolve_precision
 from .prepare import (
     ImageLike,
     Prepared,
@@ -130,6 +131,9 @@ class Result:
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
     replayed: int = 0  # iterations replayed from a captured CUDA graph (impasto.graphs)
+    # Why each stage ended, coarse first: "planned" (its iterations done), "converged"
+    # (impasto.convergence), or "interrupted".
+    stopped: tuple[str, ...] = ()
 
     def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
         """Text to store in the output file, enough to reproduce the run."""
@@ -208,6 +212,7 @@ def run_stages(
     total = sum(s.iterations for s in plan)
     history: list[dict[str, float]] = []
     done, elapsed, replayed = 0, 0.0, 0
+    stopped: tuple[str, ...] = ()
     previous: PIL.Image.Image | None = None
     for k, stage in enumerate(plan):
         run = ready(k, previous)
@@ -216,7 +221,8 @@ def run_stages(
         result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at)
         history += result.history
         replayed += result.replayed
-        result = dataclasses.replace(result, history=history, replayed=replayed)
+        stopped = (*stopped, *result.stopped)
+        result = dataclasses.replace(result, history=history, replayed=replayed, stopped=stopped)
         if last or result.interrupted:
             if not last:
                 result.image = imageio.resize_to(result.image, size)
@@ -253,8 +259,9 @@ def descend(
     start = time.perf_counter()
     done = 0
     interrupted = False
+    reason = "planned"
     try:
-        with arithmetic(cfg.precision, device):
+        with arithmetic(cfg.precision, device, cfg.preset):
             for i in range(1, iterations + 1):
                 if warm is not None and i > graphs.WARMUP:
                     warm.done()
@@ -270,6 +277,9 @@ def descend(
                     if i % _CHECK_EVERY == 0 or i == iterations:
                         since = (i - 1) // _CHECK_EVERY * _CHECK_EVERY
                         _check_finite(history.since(since), at.done)
+                        totals = history.since(0)[1][:, 0]
+                        stop = i < iterations and converged(totals, cfg.stop_change)
+                        reason = "converged" if stop else reason
                     if on_step is not None:
                         on_step(
                             Step(
@@ -284,8 +294,10 @@ def descend(
                                 peak_memory(device),
                             )
                         )
+                    if reason == "converged":
+                        break
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, reason = True, "interrupted"
     except (torch.OutOfMemoryError, MemoryError) as e:
         raise out_of_memory(cfg.size) from e
     except RuntimeError as e:
@@ -301,7 +313,7 @@ def descend(
     best, best_value = it.best, float(it.best_loss)
     if not interrupted:
         # The last update's result has no loss yet; evaluate it and keep it if it is best.
-        with torch.no_grad(), arithmetic(cfg.precision, device):
+        with torch.no_grad(), arithmetic(cfg.precision, device, cfg.preset):
             final = float(objective(it.x.detach())[0])
         if math.isfinite(final) and final <= best_value:
             best, best_value = it.x.detach(), final
@@ -318,6 +330,7 @@ def descend(
         device=str(device),
         peak_memory=peak_memory(device),
         replayed=replayed,
+        stopped=(reason,),
     )
 
 
@@ -334,8 +347,11 @@ class _Iterate:
         device: torch.device,
     ) -> None:
         self.objective = objective
-        # On CUDA, channels-last: cuDNN's tensor-core convolutions take NHWC.
-        self.layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        # Channels-last on CUDA and for bf16 on a CPU (impasto.precision.memory_format).
+        mode = resolve_precision(cfg.precision, device, cfg.preset)
+        self.layout = memory_format(mode, device)
+        if device.type == "cpu" and self.layout == torch.channels_last:
+            objective.vgg.to(memory_format=self.layout)  # in place, once: oneDNN's bf16 filters
         x = x0.clone().contiguous(memory_format=self.layout)
         self.x = x.requires_grad_(True)
         self.before = x.detach().clone()

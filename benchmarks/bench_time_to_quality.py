@@ -99,6 +99,13 @@ def main() -> None:
     )
     p.add_argument("--rounds", type=int, default=1, help="turns of every candidate on every pair")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--reuse",
+        default="",
+        metavar="NAMES",
+        help="comma-separated candidates not run again: their pictures and times are read from "
+        "an earlier invocation's results in --out (same size and seed)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "out" / "time_to_quality")
     a = p.parse_args()
     candidates = dict(c.split("=", 1) for c in (a.candidate or CANDIDATES))
@@ -120,12 +127,18 @@ def main() -> None:
     for name in names:
         print(f"  {name}: impasto transfer --size {a.size} --seed {a.seed} {candidates[name]}")
     times: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    reuse = set(filter(None, a.reuse.split(",")))
+    if reuse:
+        earlier = json.loads((a.out / f"results_{a.size}.json").read_text())
+        for pair in pairs:
+            for name in reuse:
+                times[(pair, name)] = earlier[pair][name]["runs"]
     for k in range(a.rounds):
         for pair in pairs:
             content, style = bench_quality.PAIRS[pair]
             # Each round starts with another candidate, so none always runs first.
             order = names[k % len(names) :] + names[: k % len(names)]
-            for name in order:
+            for name in (n for n in order if n not in reuse):
                 out = a.out / f"{pair.replace(':', '_')}_{name}_{a.size}.png"
                 t = run_cli(content, style, out, a.size, a.seed, candidates[name])
                 times.setdefault((pair, name), []).append(t)

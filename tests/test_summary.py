@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import PIL.Image
 import pytest
 
-from impasto.cli.summary import loss_sum, result_line, stages_note, wrote_line
+from impasto.cli.summary import ends_note, loss_sum, result_line, stages_note, wrote_line
+from impasto.convergence import StageEnd
 from impasto.config import TransferConfig
 from impasto.optimize import Result, Stage
 
@@ -102,3 +104,16 @@ def test_a_loading_line_while_torch_and_the_network_load(
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     _loading_line(args)
     assert (capsys.readouterr().err == "loading the network…\n") is shown
+
+
+def test_stages_that_settled_early_are_named() -> None:
+    ends = (
+        StageEnd(128, 40, 100, "converged"),
+        StageEnd(256, 50, 50, "planned"),
+        StageEnd(512, 12, 30, "converged"),
+    )
+    r = dataclasses.replace(result([{"total": 2.0, "content": 1.0, "style": 1.0}]), stages=ends)
+    line = result_line("o.png", r, [Stage(128, 100), Stage(256, 50), Stage(512, 30)])
+    assert line.endswith("; settled early: 128 px after 40, 512 px after 12")
+    assert str(ends[0]) == "128 px: 40 of 100 iterations (settled)"
+    assert ends_note(ends[1:2]) == ""

@@ -9,10 +9,30 @@ is not monotone, and one bad step must not look like progress or like a stall.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-__all__ = ["WINDOW", "converged", "relative_improvement"]
+__all__ = ["WINDOW", "StageEnd", "converged", "relative_improvement"]
+
+Reason = Literal["planned", "converged", "interrupted"]
+
+
+@dataclass(frozen=True)
+class StageEnd:
+    """How one stage ended: at ``size`` px, after ``iterations`` of its ``planned``, and why."""
+
+    size: int
+    iterations: int
+    planned: int
+    reason: Reason
+
+    def __str__(self) -> str:
+        why = {"planned": "", "converged": " (settled)", "interrupted": " (interrupted)"}
+        return f"{self.size} px: {self.iterations} of {self.planned} iterations{why[self.reason]}"
+
 
 # Iterations over which the loss's fall is measured. Long enough that L-BFGS's uneven steps
 # average out, short enough to stop a stage that has settled soon after it does.

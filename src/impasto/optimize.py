@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import graphs, imageio
 from .config import MAX_SIZE, TransferConfig
-from .convergence import converged
+from .convergence import Reason, StageEnd, converged
 from .errors import DivergedError, UsageError
 from .guidance import Regions
 from .lbfgs import HISTORY, DeviceLBFGS
@@ -131,9 +131,7 @@ class Result:
     device: str = "cpu"
     peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
     replayed: int = 0  # iterations replayed from a captured CUDA graph (impasto.graphs)
-    # Why each stage ended, coarse first: "planned" (its iterations done), "converged"
-    # (impasto.convergence), or "interrupted".
-    stopped: tuple[str, ...] = ()
+    stages: tuple[StageEnd, ...] = ()  # how each stage ended (and why), coarse first
 
     def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
         """Text to store in the output file, enough to reproduce the run."""
@@ -212,7 +210,7 @@ def run_stages(
     total = sum(s.iterations for s in plan)
     history: list[dict[str, float]] = []
     done, elapsed, replayed = 0, 0.0, 0
-    stopped: tuple[str, ...] = ()
+    ends: tuple[StageEnd, ...] = ()
     previous: PIL.Image.Image | None = None
     for k, stage in enumerate(plan):
         run = ready(k, previous)
@@ -221,8 +219,8 @@ def run_stages(
         result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at)
         history += result.history
         replayed += result.replayed
-        stopped = (*stopped, *result.stopped)
-        result = dataclasses.replace(result, history=history, replayed=replayed, stopped=stopped)
+        ends = (*ends, *result.stages)
+        result = dataclasses.replace(result, history=history, replayed=replayed, stages=ends)
         if last or result.interrupted:
             if not last:
                 result.image = imageio.resize_to(result.image, size)
@@ -259,7 +257,7 @@ def descend(
     start = time.perf_counter()
     done = 0
     interrupted = False
-    reason = "planned"
+    reason: Reason = "planned"
     try:
         with arithmetic(cfg.precision, device, cfg.preset):
             for i in range(1, iterations + 1):
@@ -330,7 +328,7 @@ def descend(
         device=str(device),
         peak_memory=peak_memory(device),
         replayed=replayed,
-        stopped=(reason,),
+        stages=(StageEnd(cfg.size, done, iterations, reason),),
     )
 
 

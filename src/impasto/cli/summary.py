@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..convergence import StageEnd
 from ..optimize import TOTAL, Result, Stage
 
 __all__ = ["loss_sum", "result_line", "wrote_line"]
@@ -37,6 +38,14 @@ def stages_note(stages: Sequence[Stage]) -> str:
     )
 
 
+def ends_note(ends: Sequence[StageEnd]) -> str:
+    """Which stages ended early because their loss had settled (--stop-change), and when."""
+    early = [e for e in ends if e.reason == "converged"]
+    if not early:
+        return ""
+    return "; settled early: " + ", ".join(f"{e.size} px after {e.iterations}" for e in early)
+
+
 def wrote_line(
     out: Path | str,
     size: tuple[int, int],
@@ -57,5 +66,5 @@ def result_line(out: Path | str, result: Result, stages: Sequence[Stage] = ()) -
     if result.history:
         parts.append(loss_sum(result.history[-1]))
     parts.append(f"seed {result.seed}")
-    details = ", ".join(parts) + stages_note(stages)
+    details = ", ".join(parts) + stages_note(stages) + ends_note(result.stages)
     return wrote_line(out, result.image.size, result.elapsed, result.device, details)

@@ -471,12 +471,13 @@ class TransferConfig:
     )
     precision: Precision = option(
         "auto",
-        "network arithmetic: fp32 (exact), tf32 or bf16 (CUDA tensor cores; Gram matrices and "
-        "losses stay fp32); auto = tf32 on CUDA, fp32 elsewhere",
+        "network arithmetic: fp32 (exact), tf32 (CUDA tensor cores) or bf16 (CUDA, or a CPU "
+        "with AVX512-BF16 or AMX; Gram matrices and losses stay fp32); auto = tf32 on CUDA, "
+        "bf16 on such a CPU (but fp32 in the paper preset), fp32 elsewhere",
         label="Precision",
         tip=(
-            "Arithmetic on a GPU: fp32 is exact, tf32 and bf16 are faster. auto picks for the "
-            "device."
+            "Arithmetic of the network: fp32 is exact, tf32 and bf16 are faster. auto picks "
+            "for the device (bf16 on CPUs that have it)."
         ),
         place="more",
     )

@@ -35,7 +35,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as bench_quality: before torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_quality  # noqa: E402  (the yardstick, the pairs and the detail crop, reused)
+import bench_quality
 
 ROOT = bench_quality.ROOT
 # Today's default before issue 29 (fp32; 200, 100 and 50 iterations at 256, 362 and 512 px),
@@ -46,7 +46,9 @@ WITHIN = 1.1  # "finished": each score at most 1.1x the baseline's
 LAYERS = bench_quality.LAYERS
 
 
-def run_cli(content: Path, style: Path, out: Path, size: int, seed: int, flags: str) -> dict[str, Any]:
+def run_cli(
+    content: Path, style: Path, out: Path, size: int, seed: int, flags: str
+) -> dict[str, Any]:
     """One ``impasto transfer`` in its own process: wall and CPU seconds (its own and its
     children's), and its summary line."""
     cmd = [sys.executable, "-m", "impasto", "transfer", str(content), str(style), "-o", str(out)]

@@ -9,8 +9,8 @@ import PIL.Image
 import pytest
 
 from impasto.cli.summary import ends_note, loss_sum, result_line, stages_note, wrote_line
-from impasto.convergence import StageEnd
 from impasto.config import TransferConfig
+from impasto.convergence import StageEnd
 from impasto.optimize import Result, Stage
 
 

@@ -41,7 +41,13 @@ from .memory import (
     too_little_memory,
 )
 from .objective import Objective, Term, transfer_terms
-from .precision import arithmetic, check_precision, memory_format, resolve_precision
+from .precision import (
+    arithmetic,
+    check_precision,
+    lay_out_filters,
+    memory_format,
+    resolve_precision,
+)
 from .prepare import (
     ImageLike,
     Prepared,
@@ -348,8 +354,8 @@ class _Iterate:
         # Channels-last on CUDA and for bf16 on a CPU (impasto.precision.memory_format).
         mode = resolve_precision(cfg.precision, device, cfg.preset)
         self.layout = memory_format(mode, device)
-        if device.type == "cpu" and self.layout == torch.channels_last:
-            objective.vgg.to(memory_format=self.layout)  # in place, once: oneDNN's bf16 filters
+        if device.type == "cpu":
+            lay_out_filters(objective.vgg, self.layout)  # oneDNN's bf16 convolutions
         x = x0.clone().contiguous(memory_format=self.layout)
         self.x = x.requires_grad_(True)
         self.before = x.detach().clone()

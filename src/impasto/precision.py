@@ -75,6 +75,15 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise UsageError("--precision bf16: this GPU has no bfloat16 arithmetic; use fp32")
 
 
+def lay_out_filters(network: torch.nn.Module, layout: torch.memory_format) -> None:
+    """Lay ``network``'s 4-D filters out as ``layout``, in place (a no-op where they are
+    already): the values are unchanged, so a network shared by runs in other arithmetic gives
+    them the same numbers."""
+    for p in network.parameters():
+        if p.dim() == 4 and not p.is_contiguous(memory_format=layout):
+            p.data = p.data.contiguous(memory_format=layout)
+
+
 @contextlib.contextmanager
 def arithmetic(precision: str, device: torch.device, preset: str = "default") -> Iterator[None]:
     """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and

@@ -37,7 +37,9 @@ def test_a_stage_that_settles_ends_early_and_says_so(
     content_path: Path, style_path: Path, vgg19: VGG
 ) -> None:
     common = {"size": 48, "scales": (32, 48), "iterations": 100, "seed": 1, "device": "cpu"}
-    full = Transfer(content_path, [style_path], TransferConfig(**common), vgg=vgg19).run()
+    common["precision"] = "fp32"  # the same path twice, step for step
+    whole = TransferConfig(**common, stop_change=0)
+    full = Transfer(content_path, [style_path], whole, vgg=vgg19).run()
     assert [(e.size, e.reason) for e in full.stages] == [(32, "planned"), (48, "planned")]
     first = full.stages[0].iterations
     totals = torch.tensor([row["total"] for row in full.history[:first]])
@@ -54,3 +56,18 @@ def test_a_stage_that_settles_ends_early_and_says_so(
     assert len(early.history) == early.iterations
     assert [r["total"] for r in early.history[:at]] == pytest.approx(totals[:at].tolist())
     assert converged(totals[:at], cfg.stop_change)
+
+
+@pytest.mark.slow
+def test_the_last_stage_runs_every_planned_iteration(
+    content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    """A coarse stage only prepares the next; the output's own stage is what the user asked
+    for, so it is never cut short (one-stage runs neither: video frames, the studio's 256 px)."""
+    cfg = TransferConfig(size=48, scales=(32, 48), iterations=90, seed=1, stop_change=0.99)
+    ends = Transfer(content_path, [style_path], cfg.replace(device="cpu"), vgg=vgg19).run().stages
+    assert ends[0].reason == "converged" and ends[0].iterations < ends[0].planned
+    assert ends[1] == StageEnd(48, cfg.stage_plan()[1][1], cfg.stage_plan()[1][1], "planned")
+    one = cfg.replace(scales="one", iterations=30, device="cpu")
+    (only,) = Transfer(content_path, [style_path], one, vgg=vgg19).run().stages
+    assert only == StageEnd(48, 30, 30, "planned")

@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tv_weight": TV_WEIGHT,
         "scales": "auto",
         "iterations": 350,
-        "stop_change": 0.0,
+        "stop_change": 0.05,
         "stage_split": 2.0,
     },
     "paper": {
@@ -192,12 +192,12 @@ class TransferConfig:
     )
     stop_change: float = option(
         AutoWeight(PRESETS["default"]["stop_change"]),
-        "end a stage early once its best loss fell by less than this fraction over its last "
-        "20 iterations (0: run every planned iteration)",
+        "end a coarse stage (not the last) early once its best loss fell by less than this "
+        "fraction over its last 20 iterations (0: run every planned iteration)",
         by_preset=True,
         bounds=(0, 1),
         label="Stop when settled",
-        tip="End a stage once the loss has stopped falling by more than this fraction (0: never).",
+        tip="End a coarse stage once its loss falls by less than this fraction (0: never).",
         place="more",
     )
     stage_split: float = option(

@@ -222,7 +222,9 @@ def run_stages(
         run = ready(k, previous)
         last = k == len(plan) - 1
         at = StagePosition(done, total, elapsed, k + 1, len(plan), None if last else size)
-        result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at)
+        # Only a coarse stage may end once settled: the next stage redoes its fine work.
+        settle = 0.0 if last else run.problem.config.stop_change
+        result = descend(run.problem, run.objective, run.x0, stage.iterations, on_step, at, settle)
         history += result.history
         replayed += result.replayed
         ends = (*ends, *result.stages)
@@ -246,8 +248,10 @@ def descend(
     iterations: int,
     on_step: Listener | None = None,
     at: StagePosition | None = None,
+    settle: float = 0.0,
 ) -> Result:
-    """``iterations`` steps from ``x0`` on ``objective`` (its total, then each of its terms).
+    """``iterations`` steps from ``x0`` on ``objective`` (its total, then each of its terms),
+    fewer if it settles first (:func:`impasto.convergence.converged` with tolerance ``settle``).
     Nothing is read back to the host inside a step (the terms, the best iterate and the
     divergence flag stay on the device) unless a listener asks for a value; divergence is checked
     every few steps."""
@@ -282,7 +286,7 @@ def descend(
                         since = (i - 1) // _CHECK_EVERY * _CHECK_EVERY
                         _check_finite(history.since(since), at.done)
                         totals = history.since(0)[1][:, 0]
-                        stop = i < iterations and converged(totals, cfg.stop_change)
+                        stop = i < iterations and converged(totals, settle)
                         reason = "converged" if stop else reason
                     if on_step is not None:
                         on_step(

@@ -41,13 +41,7 @@ from .memory import (
     too_little_memory,
 )
 from .objective import Objective, Term, transfer_terms
-from .precision import (
-    arithmetic,
-    check_precision,
-    lay_out_filters,
-    memory_format,
-    resolve_precision,
-)
+from .precision import arithmetic, check_precision, layout
 from .prepare import (
     ImageLike,
     Prepared,
@@ -355,11 +349,7 @@ class _Iterate:
         device: torch.device,
     ) -> None:
         self.objective = objective
-        # Channels-last on CUDA and for bf16 on a CPU (impasto.precision.memory_format).
-        mode = resolve_precision(cfg.precision, device, cfg.preset)
-        self.layout = memory_format(mode, device)
-        if device.type == "cpu":
-            lay_out_filters(objective.vgg, self.layout)  # oneDNN's bf16 convolutions
+        self.layout = layout(objective.vgg, cfg.precision, cfg.preset, device)
         x = x0.clone().contiguous(memory_format=self.layout)
         self.x = x.requires_grad_(True)
         self.before = x.detach().clone()

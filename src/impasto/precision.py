@@ -84,6 +84,17 @@ def lay_out_filters(network: torch.nn.Module, layout: torch.memory_format) -> No
             p.data = p.data.contiguous(memory_format=layout)
 
 
+def layout(
+    network: torch.nn.Module, precision: str, preset: str, device: torch.device
+) -> torch.memory_format:
+    """The image's layout for a run (:func:`memory_format`); on a CPU the network's filters are
+    laid out to match first (oneDNN's bf16 convolutions want them channels-last)."""
+    fmt = memory_format(resolve_precision(precision, device, preset), device)
+    if device.type == "cpu":
+        lay_out_filters(network, fmt)
+    return fmt
+
+
 @contextlib.contextmanager
 def arithmetic(precision: str, device: torch.device, preset: str = "default") -> Iterator[None]:
     """fp32: exact (TF32 switched off, cuDNN's default is on); tf32: TF32 matmuls and

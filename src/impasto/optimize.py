@@ -563,6 +563,9 @@ class Transfer:
                 self.vgg = network_on(vgg, self.device)
             else:
                 self.vgg = build_network(cfg).to(self.device)
+            # The filters' layout for this run's arithmetic before any target is computed, so
+            # that every stage's targets and steps see the same network.
+            layout(self.vgg, cfg.precision, cfg.preset, self.device)
             start = as_image(init) if init is not None else None
             self.problem = prepare(
                 source,

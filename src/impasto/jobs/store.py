@@ -5,6 +5,9 @@ done, failed, cancelled), attempts, the worker that holds it and its device, tim
 the final terms by name and the error text. The file is in WAL mode (readers never block the
 writer) with a busy timeout, and every change is one short transaction.
 
+A file is recognised read-only before anything writes to it (:mod:`~impasto.jobs.storefile`):
+a stranger's SQLite file is refused and left byte-identical; a new store is made and marked
+impasto's in one transaction, then switched to WAL.
 Opening is safe from any number of processes at once. Switching a new file to WAL rewrites its
 header, and SQLite answers that switch with "database is locked" at once, without waiting for
 the busy timeout, while another process is doing the same (it holds a read lock, and SQLite
@@ -50,6 +53,7 @@ from urllib.parse import quote
 from ..errors import InputError
 from ..process import pid_alive
 from .spec import JobSpec, Source
+from .storefile import kind_of, recognise, stamp
 
 __all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
 
@@ -231,6 +235,9 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
+        # Whose file it is, read-only, before anything could write to it (a stranger's file
+        # stays byte-identical).
+        recognise(self.path, BUSY_TIMEOUT_MS / 1000)
         try:
             try:
                 version = self._open(readonly, shared)
@@ -277,7 +284,23 @@ class Store:
         return db
 
     def _open_for_writing(self) -> None:
-        """WAL mode on (the first open of a new file serialised), the schema made or migrated."""
+        """The schema made (marked impasto's, in the same transaction) or migrated, then WAL
+        mode on. The file's identity is read again under the write lock: another process may
+        have made the store since it was recognised, and nothing is written to a stranger's."""
+        with self._write():
+            kind = kind_of(self._db, self.path)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            migrated = self._check_version()
+            self._db.execute(_INDEXES_V2)
+            if kind != "ours" or migrated:
+                stamp(self._db, SCHEMA_VERSION)
+        self._wal()
+        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
+
+    def _wal(self) -> None:
+        """WAL mode on (a no-op on a store that has it), or a clear refusal where it cannot be."""
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
@@ -295,13 +318,6 @@ class Store:
                 f"stays in {mode!r} mode), which several processes need; put the folder on a "
                 "local disk"
             )
-        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
-        with self._write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._check_version()
-            self._db.execute(_INDEXES_V2)
 
     @classmethod
     def in_folder(
@@ -363,11 +379,12 @@ class Store:
             )
         return version
 
-    def _check_version(self) -> None:
+    def _check_version(self) -> bool:
+        """Record the version of a new store, or migrate an older one; whether it was either."""
         version = self._read_version()
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            return
+            return True
         # In the caller's transaction: a migration is done whole or not at all.
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[step]:
@@ -376,6 +393,7 @@ class Store:
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
             )
+        return version < SCHEMA_VERSION
 
     # --- submitting ---------------------------------------------------------------------------
     def add(self, specs: Sequence[JobSpec], *, retry_failed: bool = False) -> list[str]:

@@ -1,0 +1,114 @@
+"""Never lose work, round three: batch and its job store under hostile-but-fair use (issue 28).
+
+A stranger's ``impasto.sqlite`` left byte-identical, output names that cannot collide, a
+user's file at a planned output refused, jobs files capped, large plans fast and talking, and
+the words and counts of two batches on one folder. Most cases run ``main`` in this process at
+tiny sizes; signals need a real process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from helpers import run_impasto
+from impasto.cli import main
+from impasto.jobs import Store
+from impasto.jobs.storefile import APPLICATION_ID
+
+FAST = ["--size", "32", "--iterations", "2", "-q", "--device", "cpu"]
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, content_path: Path, style_path: Path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "sq.png").write_bytes(content_path.read_bytes())
+    (d / "ssq.png").write_bytes(style_path.read_bytes())
+    return d
+
+
+# --- a stranger's impasto.sqlite ------------------------------------------------------------------
+
+_STRANGERS = {
+    "plain": "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); "
+    "INSERT INTO notes (text) VALUES ('my own data');",
+    "own meta": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); "
+    "INSERT INTO meta VALUES ('owner', 'me');",
+    "incompatible jobs": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); "
+    "INSERT INTO meta VALUES ('schema', '2'); "
+    "CREATE TABLE jobs (name TEXT, cron TEXT); INSERT INTO jobs VALUES ('backup', '@daily');",
+    "another application": "PRAGMA application_id = 1234; CREATE TABLE t (x); "
+    "INSERT INTO t VALUES (1);",
+}
+
+
+def _stranger(folder: Path, script: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "impasto.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(script)
+    db.commit()
+    db.close()
+    return path
+
+
+def _fingerprint(path: Path) -> tuple[str, str, list[str]]:
+    """The file's SHA-256, its journal mode (read from the header's bytes, not by a PRAGMA that
+    might change it) and the names beside it."""
+    data = path.read_bytes()
+    mode = "wal" if data[18:20] == b"\x02\x02" else "rollback"
+    return hashlib.sha256(data).hexdigest(), mode, sorted(p.name for p in path.parent.iterdir())
+
+
+@pytest.mark.parametrize("kind", list(_STRANGERS))
+def test_a_strangers_store_is_refused_untouched_by_batch_and_status(
+    inputs: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    path = _stranger(out, _STRANGERS[kind])
+    before = _fingerprint(path)
+    assert before[1] == "rollback"
+    args = ["batch", str(inputs / "sq.png"), "--styles", str(inputs / "ssq.png"), "-o", str(out)]
+    for command in (["batch", "status", str(out)], [*args, *FAST]):
+        assert main(command) == 3
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1, err
+        assert "cannot use the job store" in err and "leaves it as it is" in err
+        assert _fingerprint(path) == before
+
+
+def test_serve_refuses_a_strangers_store_untouched(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    path = _stranger(data, _STRANGERS["own meta"])
+    before = _fingerprint(path)
+    done = run_impasto("serve", "--data-dir", data, "--port", "0", timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "not an impasto job store" in done.stderr
+    assert _fingerprint(path)[:2] == before[:2]
+
+
+def test_new_stores_are_marked_and_old_ones_recognised_then_upgraded(tmp_path: Path) -> None:
+    with Store.in_folder(tmp_path / "new"):
+        pass
+    db = sqlite3.connect(tmp_path / "new" / "impasto.sqlite")
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # A store as impasto made them before the application id: read as it is, then marked.
+    db.execute("PRAGMA application_id = 0")
+    db.execute("PRAGMA user_version = 0")
+    db.close()
+    path = tmp_path / "new" / "impasto.sqlite"
+    before = path.read_bytes()
+    with Store.in_folder(tmp_path / "new", readonly=True) as store:
+        assert store.jobs() == []
+    assert path.read_bytes() == before
+    with Store.in_folder(tmp_path / "new"):
+        pass
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    db.close()

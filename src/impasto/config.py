@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import itertools
 import json
 import math
@@ -559,7 +560,7 @@ class TransferConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     def to_json(self) -> str:
         """The options as one JSON object (sorted keys): what output files record."""
@@ -568,15 +569,15 @@ class TransferConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TransferConfig:
         """Build from keyword options, rejecting unknown names with a "did you mean" hint."""
-        known = {f.name for f in fields(cls)}
+        hints = type_hints(cls)
         for key in options:
-            if key not in known:
+            if key not in hints:
+                known = {f.name for f in fields(cls)}
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise UsageError(f"unknown option '{key}'{hint}")
         # Each value read by its field's type, as the command line and the server read theirs
         # (size=64.7 or a float seed is refused in one line; "conv4_2" is a list of one layer).
-        hints = typing.get_type_hints(cls)
         typed: dict[str, Any] = {
             k: v if v is None or isinstance(v, Auto) else parse_value(k, hints[k], v)
             for k, v in options.items()
@@ -652,16 +653,33 @@ def check_bounds(options: Any) -> None:
     keep every value the code can take in (an iteration count no loop or allocation chokes on, a
     weight no float32 loss overflows at once); the dataclasses' own checks say more where a value
     is merely unwise."""
-    for f in fields(options):
-        bounds = f.metadata.get("bounds")
+    for f, bounds in _bounded_fields(type(options)):
         value = getattr(options, f.name)
-        if bounds is None or value is None:
+        if value is None:
             continue
         lo, hi = bounds
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, (int, float)) and not (math.isfinite(v) and lo <= v <= hi):
                 flag = f.metadata.get("flag") or f"--{_flag(f.name)}"
                 raise UsageError(_refusal(flag, v, lo, hi, f.metadata.get("below"), str(f.type)))
+
+
+_BOUNDED_FIELDS: dict[type[Any], list[tuple[dataclasses.Field[Any], tuple[float, float]]]] = {}
+
+
+@functools.cache
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    """The field names of an options dataclass, in order (found once)."""
+    return tuple(f.name for f in fields(cls))
+
+
+def _bounded_fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], tuple[float, float]]]:
+    """The fields of an options dataclass that have ``bounds``, with them (found once)."""
+    found = _BOUNDED_FIELDS.get(cls)
+    if found is None:
+        found = [(f, b) for f in fields(cls) if (b := f.metadata.get("bounds")) is not None]
+        _BOUNDED_FIELDS[cls] = found
+    return found
 
 
 def _refusal(flag: str, v: float, lo: float, hi: float, below: str | None, kind: str) -> str:
@@ -743,13 +761,24 @@ def choices(name: str, options: type[Any] = TransferConfig) -> tuple[str, ...] |
 
 
 _LITERAL_FIELDS: dict[type[Any], dict[str, tuple[str, ...]]] = {}
+_TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def type_hints(options: type[Any]) -> dict[str, Any]:
+    """The fields' types of an options dataclass, resolved once per class (resolving them, as
+    ``typing.get_type_hints`` does, costs a millisecond: most of planning a large batch's time
+    when it was done for every job). The same dict on every call: not to be changed."""
+    found = _TYPE_HINTS.get(options)
+    if found is None:
+        found = _TYPE_HINTS[options] = typing.get_type_hints(options)
+    return found
 
 
 def _literal_fields(options: type[Any]) -> dict[str, tuple[str, ...]]:
     """The Literal-typed fields of an options dataclass and the values each type lists."""
     found = _LITERAL_FIELDS.get(options)
     if found is None:
-        hints = typing.get_type_hints(options)
+        hints = type_hints(options)
         found = {name: get_args(t) for name, t in hints.items() if get_origin(t) is Literal}
         _LITERAL_FIELDS[options] = found
     return found

@@ -18,13 +18,12 @@ import itertools
 import json
 import os
 import re
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import TransferConfig
+from ..config import TransferConfig, type_hints
 from ..errors import InputError, UsageError
 from ..fieldtypes import parse_text, parse_value
 from .spec import JobSpec, Source, file_sha256, options_hash
@@ -54,7 +53,7 @@ def option_name(name: str) -> str:
     return field_name
 
 
-_HINTS = typing.get_type_hints(TransferConfig)
+_HINTS = type_hints(TransferConfig)
 SWEPT = "sweep:"  # labels["sweep:NAME"]: the value of swept option NAME, as given
 
 
@@ -117,8 +116,8 @@ def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("._") or "image"
 
 
-def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any]) -> str:
-    """``CONTENT__STYLE__HASH.png``."""
+def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any] | str) -> str:
+    """``CONTENT__STYLE__HASH.png`` (``options`` as given, or resolved: JSON)."""
     style = "+".join(_safe(s.name) for s in styles)
     return f"{_safe(content.name)}__{style}__{options_hash(options)}.png"
 
@@ -189,9 +188,10 @@ def _spec(
     output: str | None,
     labels: dict[str, str],
 ) -> JobSpec:
-    TransferConfig.from_options(options)  # every job's options valid before any runs
-    name = output if output is not None else output_name(content, styles, options)
-    return JobSpec(content, styles, options, name, labels)
+    # Every job's options valid before any runs; resolved once, for its name and its id.
+    resolved = TransferConfig.from_options(options).to_json()
+    name = output if output is not None else output_name(content, styles, resolved)
+    return JobSpec(content, styles, options, name, labels, resolved)
 
 
 def _check_outputs(specs: list[JobSpec]) -> list[JobSpec]:

@@ -16,10 +16,12 @@ import pytest
 
 from helpers import run_impasto
 from impasto.cli import main
-from impasto.jobs import Store
+from impasto.jobs import BatchListener, Job, LocalExecutor, Store, run_jobs
+from impasto.jobs.plan import parse_sweep, plan
+from impasto.jobs.store import worker_id
 from impasto.jobs.storefile import APPLICATION_ID
 
-FAST = ["--size", "32", "--iterations", "2", "-q", "--device", "cpu"]
+FAST = ["--size", "32", "--iterations", "2", "-q"]  # the settings of the issue's clash
 
 
 @pytest.fixture
@@ -112,3 +114,99 @@ def test_new_stores_are_marked_and_old_ones_recognised_then_upgraded(tmp_path: P
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     db.close()
+
+
+# --- output names that cannot collide ------------------------------------------------------------
+
+
+def _batch(inputs: Path, out: Path, *more: str) -> list[str]:
+    return ["batch", str(inputs / "sq.png"), "--styles", str(inputs / "ssq.png"), "-o", str(out),
+            *FAST, *more]  # fmt: skip
+
+
+def test_two_batches_whose_settings_differ_keep_both_results(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 8 hex digits of the settings gave both sq__ssq__58c9b570.png: the second batch wrote
+    # over the first's result, and status listed one job.
+    out = tmp_path / "out"
+    assert main(_batch(inputs, out, "--tv-weight", "50.189")) == 0
+    (first,) = out.glob("*.png")
+    kept = first.read_bytes()
+    assert main(_batch(inputs, out, "--tv-weight", "90.647")) == 0
+    assert first.read_bytes() == kept
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert len(names) == 2 and all(len(n.split("__")[2]) == 32 + 4 for n in names)
+    capsys.readouterr()
+    assert main(["batch", "status", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 jobs: 2 done"
+    # A rerun of the first finds its result done and leaves it alone.
+    assert main(_batch(inputs, out, "--tv-weight", "50.189")) == 0
+    assert first.read_bytes() == kept
+
+
+def test_a_clash_of_names_is_found_from_the_store_not_from_names(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A jobs file names the output: two batches give one name to jobs of other settings.
+    out = tmp_path / "out"
+    for n, tv in enumerate(("1", "2")):
+        (inputs / f"jobs{n}.csv").write_text(
+            f"content,style,output,tv_weight\nsq.png,ssq.png,mine.png,{tv}\n"
+        )
+    args = ["batch", "-o", str(out), *FAST, "--jobs"]
+    assert main([*args, str(inputs / "jobs0.csv")]) == 0
+    kept = (out / "mine.png").read_bytes()
+    capsys.readouterr()
+    assert main([*args, str(inputs / "jobs1.csv")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "'mine.png' is the finished result of another job" in err
+    assert "tv_weight 1.0, not 2.0" in err
+    assert (out / "mine.png").read_bytes() == kept
+    with Store.in_folder(out, readonly=True) as store:
+        assert [j.options["tv_weight"] for j in store.jobs()] == [1.0]
+
+
+@pytest.mark.parametrize("which", ["result", "interrupted file"])
+def test_a_users_file_at_a_planned_output_is_refused_before_any_work(
+    inputs: Path, tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (spec,) = plan(
+        [str(inputs / "sq.png")], [str(inputs / "ssq.png")], {"size": 32, "iterations": 2}
+    )
+    name = spec.output if which == "result" else spec.output.replace(".png", ".interrupted.png")
+    (out / name).write_bytes(b"the user's own picture")
+    assert main(_batch(inputs, out)) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "no job of this folder's batch wrote it" in err
+    assert (out / name).read_bytes() == b"the user's own picture"
+    assert sorted(p.name for p in out.iterdir()) == [name]  # no store made, nothing written
+
+
+def test_two_batches_on_one_folder_say_what_the_other_did(inputs: Path, tmp_path: Path) -> None:
+    # Each printed "2 jobs: 1 done", exit 0, as if the other job had vanished.
+    specs = plan([str(inputs / "sq.png")], [str(inputs / "ssq.png")], {"size": 32, "iterations": 2},
+                 sweeps=[parse_sweep("seed=1,2")])  # fmt: skip
+    out = tmp_path / "out"
+    other = worker_id()
+
+    class Beside(BatchListener):
+        """A batch beside this one takes the other job and finishes it meanwhile."""
+
+        def started(self, job: Job) -> None:
+            with Store.in_folder(out) as store:
+                taken = store.claim(other, [s.id for s in specs])
+                if taken is not None:
+                    (out / taken.output).write_bytes(b"its result")
+                    store.finish(taken.id, other, "done")
+
+    executor = LocalExecutor(["cpu"])
+    try:
+        with Store.in_folder(out) as store:
+            summary = run_jobs(specs, store, out, executor, listener=Beside())
+    finally:
+        executor.close()
+    assert (summary.total, summary.done, summary.done_elsewhere) == (2, 1, 1)
+    assert str(summary).startswith("2 jobs: 1 done, 1 done by another process;")

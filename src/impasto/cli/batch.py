@@ -32,6 +32,7 @@ from ..jobs import (
     run_jobs,
 )
 from ..jobs.driver import interrupted_name
+from ..jobs.outputs import unrecorded_files
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
 from ..jobs.spec import JobSpec
@@ -173,6 +174,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
     check_apart(inputs, _batch_outputs(specs, outdir, sheet))
+    _refuse_unrecorded(specs, outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -249,6 +251,26 @@ def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> li
     if sheet is not None:
         outputs.append(("the contact sheet", sheet))
     return outputs
+
+
+def _refuse_unrecorded(specs: list[JobSpec], outdir: Path) -> None:
+    """Refuse, before any work, a file at a planned output (or its interrupted file) that no
+    job of OUTDIR's store recorded: a file of the user's, never to be written over."""
+
+    def recorded(outputs: Sequence[str]) -> set[str]:
+        if not (outdir / STORE_NAME).is_file():
+            return set()
+        with Store.in_folder(outdir, readonly=True) as store:
+            return store.recorded_outputs(outputs)
+
+    planned = [(n, s.output) for s in specs for n in (s.output, interrupted_name(s.output))]
+    found = unrecorded_files(outdir, planned, recorded)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputError(
+            f"'{outdir / found[0]}'{more} is already there and no job of this folder's batch "
+            "wrote it; impasto does not overwrite it: move it away, or use another OUTDIR"
+        )
 
 
 def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> Executor:

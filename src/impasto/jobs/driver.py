@@ -63,6 +63,9 @@ class Summary:
     failed_before: int = 0  # failed in an earlier run, not retried
     cancelled: int = 0  # stopped by Ctrl-C in this run (their best images kept)
     elsewhere: int = 0  # running in another process when this one finished
+    done_elsewhere: int = 0  # finished during this run by another process (a batch beside)
+    failed_elsewhere: int = 0  # failed during this run in another process
+    cancelled_elsewhere: int = 0  # stopped during this run in another process
     missing: int = 0  # recorded done, but the result was gone or changed: run again
     seconds: float = 0.0
     interrupted: bool = False
@@ -81,6 +84,12 @@ class Summary:
             parts.append(f"{self.failed_before} failed before (--retry-failed runs them again)")
         if self.cancelled:
             parts.append(f"{self.cancelled} interrupted")
+        if self.done_elsewhere:
+            parts.append(f"{self.done_elsewhere} done by another process")
+        if self.failed_elsewhere:
+            parts.append(f"{self.failed_elsewhere} failed in another process")
+        if self.cancelled_elsewhere:
+            parts.append(f"{self.cancelled_elsewhere} stopped in another process")
         if self.elsewhere:
             parts.append(f"{self.elsewhere} running in another process")
         return (
@@ -180,10 +189,20 @@ class _Driver:
             self.summary.seconds = time.monotonic() - started
             if not self.running:  # nothing of ours can still finish: free what we hold
                 self.store.release(self.worker)
-        self.summary.elsewhere = self.store.counts(ids)["running"]
+        self._count_elsewhere(ids)
         if self.summary.interrupted:
             raise KeyboardInterrupt
         return self.summary
+
+    def _count_elsewhere(self, ids: Sequence[str]) -> None:
+        """What other processes did with this plan's jobs while this one ran (a batch beside
+        it on the same folder), so that the counts add up to the plan's total."""
+        final = self.store.counts(ids)
+        s = self.summary
+        s.elsewhere = final["running"]
+        s.done_elsewhere = max(0, final["done"] - s.done - s.skipped)
+        s.failed_elsewhere = max(0, final["failed"] - s.failed - s.failed_before)
+        s.cancelled_elsewhere = max(0, final["cancelled"] - s.cancelled)
 
     def _check_done(self, ids: Sequence[str]) -> int:
         """Queue again the done jobs whose result is gone, or is not the file recorded (another

@@ -52,6 +52,7 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from ..process import pid_alive
+from .outputs import refuse_clash
 from .spec import JobSpec, Source
 from .storefile import kind_of, recognise, stamp
 
@@ -423,6 +424,7 @@ class Store:
                             (job_id,),
                         )
                     continue
+                refuse_clash(db, spec, self.path)
                 db.execute(
                     "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
                     (spec.output, job_id),
@@ -578,6 +580,15 @@ class Store:
             "SELECT 1 FROM jobs WHERE output = ? AND kind = ? LIMIT 1", (output, kind)
         ).fetchone()
         return row is not None
+
+    def recorded_outputs(self, outputs: Sequence[str], kind: str = "transfer") -> set[str]:
+        """Those of ``outputs`` that a job of ``kind`` recorded here writes."""
+        rows = self._db.execute(
+            "SELECT DISTINCT output FROM jobs WHERE kind = ? AND output IN "
+            "(SELECT value FROM json_each(?))",
+            (kind, json.dumps(list(outputs))),
+        )
+        return {r["output"] for r in rows}
 
     def release(self, worker: str) -> int:
         """Queue again every job ``worker`` still holds (a driver stopping halfway); how many."""

@@ -576,13 +576,19 @@ class TransferConfig:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 raise UsageError(f"unknown option '{key}'{hint}")
-        # Each value read by its field's type, as the command line and the server read theirs
-        # (size=64.7 or a float seed is refused in one line; "conv4_2" is a list of one layer).
-        typed: dict[str, Any] = {
+        return cls(**cls.typed_options(options))
+
+    @classmethod
+    def typed_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Each value read by its field's type, as the command line and the server read theirs
+        (size=64.7 or a float seed is refused in one line; "conv4_2" is a list of one layer);
+        names :meth:`from_options` has checked. Typed values come back as they are: a planner
+        types the options shared by thousands of jobs once."""
+        hints = type_hints(cls)
+        return {
             k: v if v is None or isinstance(v, Auto) else parse_value(k, hints[k], v)
             for k, v in options.items()
         }
-        return cls(**typed)
 
 
 def _flag(name: str) -> str:

@@ -15,6 +15,7 @@ store consistent.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import time
 from collections.abc import Sequence
@@ -100,8 +101,13 @@ class Summary:
 
 
 def interrupted_name(output: str) -> str:
-    """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes."""
-    return str(interrupted_path(Path(output)))
+    """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes (as
+    :func:`~impasto.paths.interrupted_path` says, on strings: a plan names thousands)."""
+    head, name = os.path.split(output)
+    stem, suffix = os.path.splitext(name)
+    if not stem or stem.endswith(".") or suffix in ("", "."):  # as pathlib splits them
+        return str(interrupted_path(Path(output)))
+    return os.path.join(head, f"{stem}.interrupted{suffix}")
 
 
 def _read(source: Source) -> bytes:

@@ -63,7 +63,20 @@ def unrecorded_files(
     """The names of ``planned`` (name, the job's output it belongs to: the result itself, or
     its interrupted file) that exist in ``folder`` although no job recorded that output:
     ``recorded`` answers which outputs of a list the store has."""
-    present = [(n, owner) for n, owner in planned if os.path.lexists(folder / n)]
+    listed: set[str] | None
+    try:
+        listed = set(os.listdir(folder))
+    except FileNotFoundError:  # no folder yet: nothing in it
+        return []
+    except OSError:  # none to list: each name asked for
+        listed = None
+
+    def exists(name: str) -> bool:
+        if listed is not None and os.sep not in name and "/" not in name:
+            return name in listed  # one listing, not a look-up for each of thousands
+        return os.path.lexists(folder / name)
+
+    present = [(n, owner) for n, owner in planned if exists(n)]
     if not present:
         return []
     known = recorded(list(dict.fromkeys(owner for _, owner in present)))

@@ -405,17 +405,26 @@ class Store:
         that row, unless that one is running."""
         now = time.time()
         ids: list[str] = []
+        inputs: dict[tuple[Source, tuple[Source, ...]], str] = {}  # each pair's JSON made once
         with self._write() as db:
             (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+            taken = self._taken(db, specs)
             for spec in specs:
                 job_id = spec.id
                 ids.append(job_id)
-                row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                pair = (spec.content, spec.styles)
+                if pair not in inputs:
+                    inputs[pair] = spec.inputs_json()
+                # No row writes this output (nor has this id, which names the output): the
+                # common case of a new plan, recorded without looking further.
+                row = None
+                if spec.output in taken:
+                    row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if row is not None:
                     # Same contents, perhaps other paths: the next attempt reads these.
                     db.execute(
                         "UPDATE jobs SET inputs = ? WHERE id = ? AND state != 'running'",
-                        (spec.inputs_json(), job_id),
+                        (inputs[pair], job_id),
                     )
                     again = ("cancelled", "failed") if retry_failed else ("cancelled",)
                     if row["state"] in again:
@@ -424,11 +433,13 @@ class Store:
                             (job_id,),
                         )
                     continue
-                refuse_clash(db, spec, self.path)
-                db.execute(
-                    "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
-                    (spec.output, job_id),
-                )
+                if spec.output in taken:
+                    refuse_clash(db, spec, self.path)
+                    db.execute(
+                        "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
+                        (spec.output, job_id),
+                    )
+                taken.add(spec.output)
                 seq += 1
                 db.execute(
                     "INSERT INTO jobs (id, seq, inputs, options, output, labels, state, created)"
@@ -436,7 +447,7 @@ class Store:
                     (
                         job_id,
                         seq,
-                        spec.inputs_json(),
+                        inputs[pair],
                         json.dumps(dict(spec.options), sort_keys=True),
                         spec.output,
                         json.dumps(dict(spec.labels), sort_keys=True),
@@ -444,6 +455,16 @@ class Store:
                     ),
                 )
         return ids
+
+    @staticmethod
+    def _taken(db: sqlite3.Connection, specs: Sequence[JobSpec]) -> set[str]:
+        """Those of the specs' outputs that rows of the store write already."""
+        outputs = json.dumps(list(dict.fromkeys(s.output for s in specs)))
+        rows = db.execute(
+            "SELECT DISTINCT output FROM jobs WHERE output IN (SELECT value FROM json_each(?))",
+            (outputs,),
+        )
+        return {r[0] for r in rows}
 
     def insert(
         self,

@@ -9,15 +9,19 @@ tiny sizes; signals need a real process.
 from __future__ import annotations
 
 import hashlib
+import re
+import signal
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from helpers import run_impasto
+from helpers import finish, impasto_process, next_line, run_impasto
 from impasto.cli import main
+from impasto.errors import UsageError
 from impasto.jobs import BatchListener, Job, LocalExecutor, Store, run_jobs
-from impasto.jobs.plan import parse_sweep, plan
+from impasto.jobs import plan as plan_module
+from impasto.jobs.plan import MAX_JOBS_FILE_BYTES, jobs_from_file, parse_sweep, plan
 from impasto.jobs.store import worker_id
 from impasto.jobs.storefile import APPLICATION_ID
 
@@ -210,3 +214,96 @@ def test_two_batches_on_one_folder_say_what_the_other_did(inputs: Path, tmp_path
         executor.close()
     assert (summary.total, summary.done, summary.done_elsewhere) == (2, 1, 1)
     assert str(summary).startswith("2 jobs: 1 done, 1 done by another process;")
+
+
+# --- bounded inputs and large plans --------------------------------------------------------------
+
+
+def test_a_jobs_file_over_the_cap_is_refused_unread(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read whole, an endless or huge jobs file grew the process by gigabytes.
+    big = inputs / "jobs.csv"
+    with open(big, "wb") as f:
+        f.truncate(MAX_JOBS_FILE_BYTES + 1)  # sparse: no disk spent
+    assert main(["batch", "--jobs", str(big), "-o", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "it is over 32 MiB" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_csv_errors_name_the_rows_first_line(inputs: Path) -> None:
+    # A form feed ends a line for str.splitlines but not for CSV: later rows were one off. A
+    # quoted field over two lines put a row's error on its last line.
+    jobs = inputs / "jobs.csv"
+    jobs.write_text("content,style,size\nsq.png,ssq.png,32\x0c\nsq.png,ssq.png,0\n")
+    with pytest.raises(UsageError, match=r"jobs.csv, line 3: --size must be at least"):
+        jobs_from_file(str(jobs), {})
+    jobs.write_text('content,style,size\nsq.png,ssq.png,"3\n2"\n')
+    with pytest.raises(UsageError, match=r"jobs.csv, line 2: size takes an integer"):
+        jobs_from_file(str(jobs), {})
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("content,style,size,size", "the column 'size' twice"),
+        ("content,style,style_weight,style-weight", "'style_weight' twice (as 'style-weight')"),
+        ("content,style,styles", "the column 'style' twice (as 'styles')"),
+        ("content,content,style", "the column 'content' twice"),
+    ],
+)
+def test_a_column_given_twice_is_refused(inputs: Path, header: str, words: str) -> None:
+    jobs = inputs / "jobs.csv"
+    n = header.count(",") + 1
+    jobs.write_text(f"{header}\n" + ",".join(["sq.png", "ssq.png", "64", "64"][:n]) + "\n")
+    with pytest.raises(UsageError, match=re.escape(words)):
+        jobs_from_file(str(jobs), {})
+    jobs.with_suffix(".jsonl").write_text('{"content": "sq.png", "style": "ssq.png", "size": 32, '
+                                          '"size": 64}\n')  # fmt: skip
+    with pytest.raises(UsageError, match="the key 'size' is given twice"):
+        jobs_from_file(str(jobs.with_suffix(".jsonl")), {})
+
+
+def test_a_sweep_past_the_bound_is_refused_unless_asked_for(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["batch", str(inputs / "sq.png"), "--styles", str(inputs / "ssq.png"), "-o", str(out)]
+    seeds = "--sweep=seed=" + ",".join(map(str, range(10_001)))
+    assert main([*args, seeds]) == 2  # the default bound, 10,000
+    sizes = "--sweep=size=" + ",".join(map(str, range(32, 54)))
+    assert main([*args, "--sweep=seed=" + ",".join(map(str, range(22))), sizes,
+                 "--max-jobs", "100"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "the plan has 10,001 jobs" in err[0] and "of 10,000" in err[0]
+    assert "the plan has 484 jobs (1 content-style pairs x 22 seed x 22 size)" in err[1]
+    assert "pass --max-jobs 484" in err[1] and not out.exists()
+    sweep = parse_sweep("seed=" + ",".join(map(str, range(30))))
+    specs = plan([str(inputs / "sq.png")], [str(inputs / "ssq.png")], {}, sweeps=[sweep], limit=30)
+    assert len(specs) == 30
+
+
+def test_planning_says_how_far_it_is(inputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    heard: list[tuple[int, int]] = []
+    monkeypatch.setattr(plan_module, "PROGRESS_EVERY", 10)
+    sweep = parse_sweep("seed=" + ",".join(map(str, range(35))))
+    plan([str(inputs / "sq.png")], [str(inputs / "ssq.png")], {}, sweeps=[sweep],
+         progress=lambda made, total: heard.append((made, total)))  # fmt: skip
+    assert heard == [(0, 35), (10, 35), (20, 35), (30, 35)]
+
+
+@pytest.mark.slow
+def test_sigterm_while_planning_a_large_sweep_is_one_line_and_143(inputs: Path) -> None:
+    # 100,000 jobs planned for 406 s in silence, and SIGTERM took 64 s to end it.
+    names = ("seed", "iterations", "style_weight", "content_weight", "tv_weight")
+    sweeps = [f"--sweep={n}=" + ",".join(map(str, range(1, 11))) for n in names]
+    args = ["batch", "sq.png", "--styles", "ssq.png", "-o", "out", "--max-jobs", "100000", *sweeps]
+    with impasto_process(args, inputs) as proc:
+        line = next_line(proc.stderr, "a planning line")
+        assert line.startswith("batch: planning: ") and line.rstrip().endswith("of 100,000 jobs")
+        proc.send_signal(signal.SIGTERM)
+        _, err = finish(proc, timeout=120)
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == "impasto: terminated (SIGTERM)"
+    assert "Traceback" not in err and not (inputs / "out" / "impasto.sqlite").exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import itertools
 import json
 import math
@@ -673,10 +672,15 @@ def check_bounds(options: Any) -> None:
 _BOUNDED_FIELDS: dict[type[Any], list[tuple[dataclasses.Field[Any], tuple[float, float]]]] = {}
 
 
-@functools.cache
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def _field_names(cls: type[Any]) -> tuple[str, ...]:
     """The field names of an options dataclass, in order (found once)."""
-    return tuple(f.name for f in fields(cls))
+    found = _FIELD_NAMES.get(cls)
+    if found is None:
+        found = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return found
 
 
 def _bounded_fields(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], tuple[float, float]]]:

@@ -3,9 +3,10 @@
 Runs ``impasto batch CONTENT --styles STYLE -o OUTDIR`` with SWEEPS options swept over VALUES
 values each (5 x 10 by default: 100,000 jobs) in a fresh process, and reads its stderr as it
 comes: the seconds to the first progress line, to the line that says the jobs are planned and
-recorded ("N of N jobs to run"), and the peak memory. Then it sends SIGTERM and times the exit
-(the status must be 143). Each run is a whole process, imports included; a fresh OUTDIR each
-time. Prints one row per run and the median.
+recorded ("N of N jobs to run"), and the peak memory; then it stops that process (SIGTERM). A
+second process is sent SIGTERM at its first progress line, in the middle of planning, and the
+seconds to its exit are timed (the status must be 143). Each run is a whole process, imports
+included; a fresh OUTDIR each time. Prints one row per run and the median.
 
     python benchmarks/bench_plan.py                       # 100,000 jobs, 3 runs
     python benchmarks/bench_plan.py --sweeps 4 --runs 1   # 10,000 jobs
@@ -54,7 +55,8 @@ def _has_max_jobs() -> bool:
     return "--max-jobs" in done.stdout
 
 
-def run_once(sweeps: int, values: int, max_jobs: bool) -> dict[str, float]:
+def run_once(sweeps: int, values: int, max_jobs: bool, at: str) -> dict[str, float]:
+    """One process, sent SIGTERM ``at`` its first planning line or once it has planned."""
     content, style = _images()
     total = values**sweeps
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
@@ -79,6 +81,8 @@ def run_once(sweeps: int, values: int, max_jobs: bool) -> dict[str, float]:
                 now = time.monotonic() - started
                 if line.startswith("batch: planning") and "first" not in seen:
                     seen["first"] = now
+                    if at == "planning":
+                        planned.set()
                 if "jobs to run" in line:
                     seen["planned"] = now
                     planned.set()
@@ -97,8 +101,7 @@ def run_once(sweeps: int, values: int, max_jobs: bool) -> dict[str, float]:
     return {
         "jobs": float(total),
         "first line s": seen.get("first", float("nan")),
-        "planned s": seen["planned"],
-        "jobs/s": total / seen["planned"],
+        "planned s": seen.get("planned", float("nan")),
         "SIGTERM to exit s": stop,
         "exit": float(status),
         "peak MiB": peak,
@@ -112,7 +115,21 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     ns = p.parse_args()
     max_jobs = _has_max_jobs()
-    rows = [run_once(ns.sweeps, ns.values, max_jobs) for _ in range(ns.runs)]
+    rows = []
+    for _ in range(ns.runs):
+        done = run_once(ns.sweeps, ns.values, max_jobs, "planned")
+        stopped = run_once(ns.sweeps, ns.values, max_jobs, "planning")
+        rows.append(
+            {
+                "jobs": done["jobs"],
+                "first line s": done["first line s"],
+                "planned s": done["planned s"],
+                "jobs/s": done["jobs"] / done["planned s"],
+                "peak MiB": done["peak MiB"],
+                "SIGTERM while planning: exit s": stopped["SIGTERM to exit s"],
+                "exit": stopped["exit"],
+            }
+        )
     keys = list(rows[0])
     print(" | ".join(keys))
     for row in rows:

@@ -264,9 +264,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
             )
         except KeyboardInterrupt:
             progress.close()
-            stopped = [
-                j for j in store.jobs([s.id for s in specs]) if j.state == "cancelled" and j.error
-            ]
+            stopped = [j for j in store.jobs([s.id for s in specs], state="cancelled") if j.error]
             kept = [j for j in stopped if "best image" in (j.error or "")]
             names = ", ".join(interrupted_name(j.output) for j in kept)
             saved = f"; best images so far saved as {names}" if kept else ""
@@ -329,6 +327,8 @@ def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> li
     present = set(os.listdir(outdir)) if plain and outdir.is_dir() else set()
     if not plain or len({n for _, n in named}) != len(named):
         present = {n for _, n in named}  # check every one whole
+    if sheet is not None:  # a result the sheet would be (by its name, or where a link leads)
+        present |= {sheet.name, os.path.basename(os.path.realpath(sheet))}
     outputs: list[Named] = []
     suffixes: set[str] = set()
     for what, name in named:

@@ -163,7 +163,7 @@ class _Driver:
         ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
         self.store.recover()
         self.summary.missing = self._check_done(ids)
-        before = {job.id: job.state for job in self.store.jobs(ids)}
+        before = self.store.states(ids)
         self.summary.total = len(ids)
         self.summary.skipped = sum(state == "done" for state in before.values())
         self.summary.failed_before = sum(state == "failed" for state in before.values())
@@ -214,9 +214,7 @@ class _Driver:
         """Queue again the done jobs whose result is gone, or is not the file recorded (another
         size or hash); how many."""
         lost: list[str] = []
-        for job in self.store.jobs(ids):
-            if job.state != "done":
-                continue
+        for job in self.store.jobs(ids, state="done"):
             path = self.folder / job.output
             want_size, want_hash = job.extra.get("bytes"), job.extra.get("sha256")
             try:

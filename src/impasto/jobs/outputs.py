@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import ImpastoError, UsageError
 from .spec import JobSpec, Source, config_from
 
-__all__ = ["refuse_clash", "unrecorded_files"]
+__all__ = ["refuse_clash", "taken_outputs", "unrecorded_files"]
 
 
 def refuse_clash(db: sqlite3.Connection, spec: JobSpec, path: Path) -> None:
@@ -53,6 +53,16 @@ def refuse_clash(db: sqlite3.Connection, spec: JobSpec, path: Path) -> None:
             f"'{path.parent}' ({what}); impasto does not overwrite it: give this job another "
             "output name or OUTDIR"
         )
+
+
+def taken_outputs(db: sqlite3.Connection, specs: Sequence[JobSpec]) -> set[str]:
+    """Those of the specs' outputs that rows of the store of ``db`` write already."""
+    outputs = json.dumps(list(dict.fromkeys(s.output for s in specs)))
+    rows = db.execute(
+        "SELECT DISTINCT output FROM jobs WHERE output IN (SELECT value FROM json_each(?))",
+        (outputs,),
+    )
+    return {r[0] for r in rows}
 
 
 def unrecorded_files(

@@ -310,6 +310,16 @@ class TransferConfig:
         tip="With a fine style: the first layer painted from the coarse style.",
         place="more",
     )
+    jitter: int = option(
+        0,
+        "move the picture the network sees by a random offset of up to this many pixels at "
+        "every iteration (the photo moved alike for the content), so that no phase of VGG's "
+        "16 px pooling lattice is favoured: against a fine grid in flat parts (0: off)",
+        bounds=(0, 16),
+        label="Jitter (px)",
+        tip="Shifts the picture a few pixels at random between steps, against a fine grid.",
+        place="more",
+    )
     # --- the network --------------------------------------------------------------------------
     model: ModelName = option(
         "vgg19",

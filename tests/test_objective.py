@@ -14,6 +14,7 @@ from impasto import Transfer, TransferConfig, imageio
 from impasto.losses import content_loss
 from impasto.objective import (
     Features,
+    Jitter,
     Objective,
     Targets,
     Term,
@@ -91,6 +92,19 @@ def test_jitter_is_off_by_default_and_its_reach_fits_the_picture() -> None:
     assert jitter_for(TransferConfig(), content, 1) is None
     jitter = jitter_for(TransferConfig(jitter=12), content, 1)
     assert jitter is not None and jitter.reach == 7  # the shorter side less one
+
+
+def test_with_jitter_the_network_sees_the_moved_picture_and_the_terms_the_unmoved_one() -> None:
+    net = FakeNetwork()
+    x = torch.arange(36.0).reshape(1, 1, 6, 6)
+    jitter = Jitter(2, torch.zeros(1, 1, 6, 6), ("double",), seed=0)
+    corner = Term("corner", 1.0, lambda x, feats: x[0, 0, 0, 0])
+    seen = Term("seen", 1.0, lambda x, feats: feats["double"][0, 0, 0, 0] / 2, ("double",))
+    objective = Objective(net, [corner, seen], jitter)  # type: ignore[arg-type]
+    values = [objective(x) for _ in range(8)]
+    assert all(float(v[1]) == 0.0 for v in values)  # the pixels: x itself
+    # The network's view: x moved, so its corner holds another pixel at least once.
+    assert any(float(v[2]) != 0.0 for v in values)
 
 
 @pytest.mark.slow

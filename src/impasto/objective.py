@@ -153,8 +153,9 @@ JITTER_EVERY = 1
 
 class Objective:
     """Named terms over one network. ``objective(x)`` is ``(total, *terms)``, each weighted,
-    in the order of :attr:`names`. With a :class:`Jitter`, every term sees the iterate moved by
-    the jitter's shift, and the content term the photo moved alike."""
+    in the order of :attr:`names`. With a :class:`Jitter`, the network sees the iterate moved by
+    the jitter's shift (the terms' features are of the moved picture, the content term's target
+    the photo moved alike); the terms' pixels are the iterate's own."""
 
     def __init__(self, vgg: VGG, terms: Sequence[Term], jitter: Jitter | None = None) -> None:
         names = [t.name for t in terms]
@@ -168,10 +169,13 @@ class Objective:
 
     def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
         shifted: dict[str, Tensor] = {}
+        seen = x
         if self.jitter is not None:
             (dy, dx), shifted = self.jitter.next(self.vgg)
-            x = translate(x, dy, dx, self.jitter.reach)
-        feats = self.vgg(x, self._layers) if self._layers else {}
+            seen = translate(x, dy, dx, self.jitter.reach)
+        # Only the network sees the moved picture: a term that reads pixels (TV, video's
+        # temporal term, the palette) reads the iterate where it is.
+        feats = self.vgg(seen, self._layers) if self._layers else {}
         if shifted:
             feats = {**feats, **shifted}
         zero = x.new_zeros(())

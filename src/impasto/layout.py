@@ -11,6 +11,7 @@ returns the boxes it drew so that tests can check exactly that.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -176,7 +177,9 @@ class _Painter:
             xy = (x + max(0, dx), y + i * step)
             self.draw.text(xy, line, fill="black", font=f)
             box = self.draw.textbbox(xy, line, font=f)
-            self.sheet.texts.append((line, (box[0], box[1], box[2], box[3])))
+            self.sheet.texts.append(
+                (line, (int(box[0]), int(box[1]), math.ceil(box[2]), math.ceil(box[3])))
+            )
 
     def paste(self, image: PIL.Image.Image, x: int, y: int) -> None:
         self.sheet.image.paste(image, (x, y))

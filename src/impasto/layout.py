@@ -20,7 +20,16 @@ import PIL.Image
 import PIL.ImageDraw
 import PIL.ImageFont
 
-__all__ = ["Fitted", "Panel", "Sheet", "contact_sheet", "fit_text", "font", "lay_out"]
+__all__ = [
+    "Fitted",
+    "Panel",
+    "Sheet",
+    "contact_sheet",
+    "fit_all",
+    "fit_text",
+    "font",
+    "lay_out",
+]
 
 Font = PIL.ImageFont.ImageFont | PIL.ImageFont.FreeTypeFont
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom exclusive
@@ -133,12 +142,12 @@ def _ellipsis(line: str, f: Font, room: int) -> str:
 
 def fit_text(text: str, room: int, px: int, lines: int = 2, least: int = LEAST_PX) -> Fitted:
     """``text`` fitted into ``room`` pixels' width: on one line at the largest size from ``px``
-    down to three quarters of it; else wrapped onto at most ``lines`` lines at the largest size
+    down to seven eighths of it; else wrapped onto at most ``lines`` lines at the largest size
     from ``px`` down to ``least``; else its first ``lines`` lines at ``least``, the last cut
     short with an ellipsis."""
     least = min(least, px)
     text = " ".join(text.split())
-    for size in range(px, max(least, (3 * px) // 4) - 1, -1):
+    for size in range(px, max(least, (7 * px) // 8) - 1, -1):
         if _width(text, font(size)) <= room:
             return _measured([text], size)
     for size in range(px, least - 1, -1):
@@ -150,6 +159,13 @@ def fit_text(text: str, room: int, px: int, lines: int = 2, least: int = LEAST_P
     kept = wrapped[:lines]
     kept[-1] = _ellipsis(" ".join(wrapped[lines - 1 :]), f, room)
     return _measured(kept, least)
+
+
+def fit_all(texts: Sequence[str], room: int, px: int, lines: int = 2) -> list[Fitted]:
+    """Each of ``texts`` fitted as by :func:`fit_text`, all at one size: the size the hardest
+    needs (so that a figure's captions match)."""
+    least = min((fit_text(t, room, px, lines).px for t in texts if t), default=px)
+    return [fit_text(t, room, least, lines, least=least) for t in texts]
 
 
 @dataclass
@@ -203,10 +219,14 @@ def lay_out(
     px = max(10, min(18, cell_w // 12))
     pad = max(2, px // 4)  # between a panel and its label
 
-    captions = [[fit_text(p.label, cell_w, px) if p.label else None for p in row] for row in rows]
-    heads = [fit_text(t, cell_w, px) for t in col_labels or ()]
+    labels = fit_all([p.label for row in rows for p in row], cell_w, px)
+    captions: list[list[Fitted | None]] = []
+    for row in rows:
+        captions.append([fit if p.label else None for p, fit in zip(row, labels, strict=False)])
+        labels = labels[len(row) :]
+    heads = fit_all(col_labels or (), cell_w, px)
     head_h = max((h.height for h in heads), default=0)
-    sides = [fit_text(t, max(cell_w, 160), px, lines=3) for t in row_labels or ()]
+    sides = fit_all(row_labels or (), max(cell_w, 160), px, lines=3)
     side_w = max((s.width for s in sides), default=0)
 
     x0 = gap + (side_w + gap if sides else 0)

@@ -17,9 +17,12 @@ design, in the terms of :class:`~impasto.jobs.executor.Executor`:
   fails with "worker died ...".
 - **Progress is pushed.** A worker reports every iteration (and, when the driver listens for them,
   its Reports with their JPEG previews) to a small :class:`_Hub` actor (a call that waits for no
-  answer); a thread of the driver collects the latest of each job every :data:`POLL_S` and
-  calls the job's ``progress`` and ``report`` (a preview is kept until collected, even when
-  later Reports without one come first).
+  answer); a thread of the driver collects them every :data:`POLL_S` and calls the job's
+  ``progress`` for every iteration heard, in order, and ``report`` with the latest Report (a
+  preview is kept until collected, even when later Reports without one come first). A job's
+  outcome is handed over only after its last iterations: the worker waits for the hub to have
+  them before it returns, and the driver's thread passes them on before it completes the job's
+  future, so a job shorter than a poll still shows every progress line.
 - **Stop is a call.** The slot actors are threaded (two calls at once), so :meth:`stop` and
   :meth:`cancel` reach a running job's stop flag directly; the job ends with its best image,
   ``interrupted``, exactly as a local one does.
@@ -60,7 +63,7 @@ class _Hub:
     started (so that a rerun after a worker died is counted)."""
 
     def __init__(self) -> None:
-        self.latest: dict[str, tuple[int, int]] = {}
+        self.heard_: dict[str, list[tuple[int, int]]] = {}
         self.reports: dict[str, Report] = {}
         self.starts: dict[str, int] = {}
 
@@ -69,7 +72,11 @@ class _Hub:
         return self.starts[key]
 
     def heard(self, job_id: str, iteration: int, iterations: int) -> None:
-        self.latest[job_id] = (iteration, iterations)
+        self.heard_.setdefault(job_id, []).append((iteration, iterations))
+
+    def sync(self) -> None:
+        """Nothing: answered once the caller's earlier calls are done (a caller's calls to an
+        actor run in the order they were made)."""
 
     def reported(self, report: Report) -> None:
         last = self.reports.get(report.job_id)
@@ -77,10 +84,10 @@ class _Hub:
             report = replace(report, preview=last.preview)  # not collected yet: keep it
         self.reports[report.job_id] = report
 
-    def take(self) -> tuple[dict[str, tuple[int, int]], dict[str, Report]]:
-        latest, self.latest = self.latest, {}
+    def take(self) -> tuple[dict[str, list[tuple[int, int]]], dict[str, Report]]:
+        heard, self.heard_ = self.heard_, {}
         reports, self.reports = self.reports, {}
-        return latest, reports
+        return heard, reports
 
 
 class _Slot:
@@ -124,6 +131,7 @@ class _Slot:
             with self._lock:
                 self._stops.pop(key, None)
                 self._stopped.discard(key)
+        ray.get(self.hub.sync.remote())  # the hub holds every iteration before the outcome leaves
         return replace(outcome, retries=attempt - 1)
 
     def stop(self, key: str) -> None:
@@ -241,6 +249,10 @@ class RayExecutor:
         self._idle = list(self.actors)
         # job id: actor, submission key, listeners
         self._running: dict[str, tuple[Any, str, Progress | None, Reporter | None]] = {}
+        # ended, waiting for the poller to pass on their last progress: (job id, future,
+        # outcome, listeners)
+        self._ending: list[tuple[str, Future[Outcome], Outcome, Progress | None, Reporter | None]]
+        self._ending = []
         self._serial = itertools.count()
         self._closed = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="impasto-ray-progress", daemon=True)
@@ -285,30 +297,39 @@ class RayExecutor:
                     error=f"lost: {type(e).__name__}: {first_line(e)}",
                     exit_status=ExitStatus.ERROR,
                 )
-            with self._lock:  # free before the future is done, so the driver can submit at once
+            with self._lock:  # the poller completes the future after the last progress
                 self._running.pop(task.id, None)
                 self._idle.append(actor)
-            future.set_result(outcome)
+                self._ending.append((task.id, future, outcome, progress, report))
 
         ref.future().add_done_callback(done)
         return future
 
     def _poll(self) -> None:
-        while not self._closed.wait(POLL_S):
+        closed = False
+        while not closed:
+            closed = self._closed.wait(POLL_S)
+            with self._lock:  # their workers synced with the hub before they returned
+                ending, self._ending = self._ending, []
+                listeners = {job: (p, r) for job, (_, _, p, r) in self._running.items()}
+            listeners |= {job: (p, r) for job, _, _, p, r in ending}
             try:
-                latest, reports = ray.get(self._hub.take.remote(), timeout=10)
+                heard, reports = ray.get(self._hub.take.remote(), timeout=10)
             except Exception:  # Ray busy or going away; progress is best effort
-                continue
-            for job_id, (iteration, iterations) in latest.items():
-                with self._lock:
-                    progress = self._running.get(job_id, (None, None, None, None))[2]
-                if progress is not None:
-                    progress(job_id, iteration, iterations)
-            for job_id, r in reports.items():
-                with self._lock:
-                    report = self._running.get(job_id, (None, None, None, None))[3]
-                if report is not None:
-                    report(r)
+                heard, reports = {}, {}
+            try:
+                for job_id, steps in heard.items():
+                    progress = listeners.get(job_id, (None, None))[0]
+                    if progress is not None:
+                        for iteration, iterations in steps:
+                            progress(job_id, iteration, iterations)
+                for job_id, r in reports.items():
+                    report = listeners.get(job_id, (None, None))[1]
+                    if report is not None:
+                        report(r)
+            finally:  # a listener that raised still lets the jobs end
+                for _, future, outcome, _, _ in ending:
+                    future.set_result(outcome)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:

@@ -60,7 +60,7 @@ def test_two_by_two_then_a_rerun_redoes_nothing(
     assert len(first) == 4 and {j.state for j in first.values()} == {"done"}
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == sorted(first)
-    assert pngs[0].startswith("shipwreck__starry_night__") and len(pngs[0].split("__")[2]) == 12
+    assert pngs[0].startswith("shipwreck__starry_night__") and len(pngs[0].split("__")[2]) == 36
     for name, job in first.items():
         assert job.attempts == 1 and job.device == "cpu" and job.seconds and job.seconds > 0
         assert job.terms is not None and {"total", "content", "style"} <= set(job.terms)

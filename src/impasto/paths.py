@@ -29,11 +29,11 @@ _RANK = {_IS: 0, _INSIDE: 1, _CONTAINS: 2}
 _CONVERSE = {_IS: _IS, _INSIDE: _CONTAINS, _CONTAINS: _INSIDE}
 
 
-def _real(path: str | os.PathLike[str]) -> Path:
+def _text(path: str | os.PathLike[str]) -> str:
     text = os.fspath(path)
     if "\0" in text:
         raise UsageError(f"the path {text!r} holds a NUL character")
-    return Path(os.path.realpath(text))
+    return text
 
 
 def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
@@ -44,34 +44,64 @@ def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _folders(real: str) -> list[str]:
+    """Every folder above a resolved path, nearest first (``/a/b/c`` -> ``/a/b``, ``/a``,
+    ``/``)."""
+    found: list[str] = []
+    while True:
+        up = os.path.dirname(real)
+        if up == real:
+            return found
+        found.append(up)
+        real = up
+
+
 class _Index:
-    """Named paths by resolved path, by file identity and by every folder above them."""
+    """Named paths by resolved path, by file identity and by every folder above them. Paths
+    are strings, and the folders of the paths resolved once each: a batch's thousands of
+    outputs share one folder, and resolving it again for each was most of a large plan's
+    time."""
 
     def __init__(self) -> None:
         self.items: list[Named] = []
-        self.real: dict[Path, int] = {}
+        self.real: dict[str, int] = {}
         self.ids: dict[tuple[int, int], int] = {}
-        self.below: dict[Path, int] = {}  # a folder -> the first item inside it
+        self.below: dict[str, int] = {}  # a folder -> the first item inside it
+        self._resolved: dict[str, str] = {}  # a folder as given -> resolved
+
+    def resolve(self, path: str | os.PathLike[str]) -> str:
+        """``path`` with symbolic links and ``..`` followed (``os.path.realpath``), its folder
+        resolved once for all the paths in it."""
+        text = _text(path)
+        head, tail = os.path.split(text)
+        if not tail or tail in (".", "..") or os.path.islink(text):
+            return os.path.realpath(text)
+        folder = self._resolved.get(head)
+        if folder is None:
+            folder = self._resolved[head] = os.path.realpath(head or os.curdir)
+        return os.path.join(folder, tail)
 
     def add(self, item: Named) -> None:
         i = len(self.items)
         self.items.append(item)
-        real = _real(item[1])
+        real = self.resolve(item[1])
         self.real.setdefault(real, i)
         ident = _identity(item[1])
         if ident is not None:
             self.ids.setdefault(ident, i)
-        for folder in real.parents:
-            self.below.setdefault(folder, i)
+        up = os.path.dirname(real)
+        if up not in self.below:  # else every folder above it is there already
+            for folder in _folders(real):
+                self.below.setdefault(folder, i)
 
     def relation(self, path: str | os.PathLike[str]) -> tuple[int, str] | None:
         """The first item ``path`` is, is inside or contains (and how), or None."""
-        real = _real(path)
+        real = self.resolve(path)
         hits: list[tuple[int, int, str]] = []
         for i in (self.real.get(real), self.ids.get(_identity(path) or (-1, -1))):
             if i is not None:
                 hits.append((i, _RANK[_IS], _IS))
-        for folder in real.parents:
+        for folder in _folders(real):
             i = self.real.get(folder)
             if i is not None:
                 hits.append((i, _RANK[_INSIDE], _INSIDE))
@@ -107,7 +137,7 @@ def check_apart(inputs: Sequence[Named], outputs: Sequence[Named]) -> None:
 
 def check_name_length(path: str | os.PathLike[str]) -> None:
     """Raise :class:`InputError` when a part of ``path`` is over :data:`NAME_MAX` bytes."""
-    for part in Path(path).parts:
+    for part in os.fspath(path).split(os.sep):
         size = len(os.fsencode(part))
         if size > NAME_MAX:
             raise InputError(

@@ -99,18 +99,25 @@ def layer_names(model: ModelName) -> list[str]:
     return names
 
 
+@functools.cache
+def _layer_names(model: ModelName) -> tuple[str, ...]:
+    """:func:`layer_names`, made once (every config checks its layers against it)."""
+    return tuple(layer_names(model))
+
+
 def channels(layer: str, model: ModelName = "vgg19") -> int:
     """N_l, the number of filters of a (canonical) layer: 64 for conv1_1, 512 for conv5_1."""
     block = int(layer.removeprefix("conv").removeprefix("pool").split("_")[0])
     return _BLOCKS[model][block - 1][1]
 
 
+@functools.lru_cache(maxsize=1024)  # every config canonicalises its layers: a batch, thousands
 def canonical_layer(name: str, model: ModelName = "vgg19") -> str:
     """Map ``relu3_1`` to ``conv3_1``; raise :class:`UsageError` with a hint for unknown names."""
     key = name.strip().lower()
     if key.startswith("relu"):
         key = "conv" + key[4:]
-    valid = layer_names(model)
+    valid = _layer_names(model)
     if key not in valid:
         close = difflib.get_close_matches(key, valid, n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; valid layers: {', '.join(valid)}"

@@ -32,11 +32,12 @@ from ..jobs import (
     run_jobs,
 )
 from ..jobs.driver import interrupted_name
+from ..jobs.outputs import unrecorded_files
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.sheet import batch_sheet
 from ..jobs.spec import JobSpec
 from ..jobs.store import STORE_NAME, Job, abandoned
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, check_name_length
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -102,6 +103,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     b.add_argument("--retry-failed", action="store_true", help="run jobs that failed before again")
     b.add_argument(
+        "--max-jobs",
+        type=int,
+        metavar="N",
+        default=MAX_JOBS,
+        help="refuse a plan of contents x styles x sweeps of more jobs than this (sweeps "
+        f"multiply fast) (default: {MAX_JOBS:,})",
+    )
+    b.add_argument(
         "--contact-sheet",
         metavar="SHEET",
         default=None,
@@ -114,6 +123,50 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     refuse_spatial_options(b, "batch")
     add_common(b)
     b.set_defaults(run=_run_batch)
+
+
+MAX_JOBS = 10_000  # the bound of a plan unless --max-jobs says otherwise
+
+
+class _Planning:
+    """A line on stderr now and then while a plan takes more than a second to make, check and
+    record (a sweep of 100,000 jobs takes several): that it is going, and how far."""
+
+    FIRST_S, EVERY_S = 1.0, 2.0
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.last = self.started - self.EVERY_S + self.FIRST_S
+        self.spoke = False
+
+    def __call__(self, made: int, total: int, what: str = "planning") -> None:
+        now = time.monotonic()
+        if self.quiet or now - self.last < self.EVERY_S:
+            return
+        self.last, self.spoke = now, True
+        print(f"batch: {what}: {made:,} of {total:,} jobs", file=sys.stderr, flush=True)
+
+    def step(self, what: str, total: int) -> None:
+        """A stage that reports no count of its own (checking paths, recording the jobs)."""
+        self(0, total, what)
+
+    def done(self, total: int) -> None:
+        if self.spoke:
+            seconds = time.monotonic() - self.started
+            print(f"batch: planned {total:,} jobs in {seconds:.1f} s", file=sys.stderr)
+
+
+class _Progress(BatchProgress):
+    """The batch's bars, after the planning's last line (once the jobs are recorded)."""
+
+    def __init__(self, quiet: bool, slots: int, print_every: int, planning: _Planning) -> None:
+        super().__init__(quiet, slots, print_every)
+        self.planning = planning
+
+    def planned(self, total: int, to_run: int) -> None:
+        self.planning.done(total)
+        super().planned(total, to_run)
 
 
 def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -135,16 +188,29 @@ def _run_batch(ns: argparse.Namespace) -> int:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
     options = _given_options(ns)
     sweeps = [parse_sweep(text) for text in ns.sweep]
+    if ns.max_jobs < 1:
+        raise UsageError(f"--max-jobs must be at least 1, not {ns.max_jobs}")
+    planning = _Planning(ns.quiet)
     if ns.jobs is not None:
         if ns.contents or ns.styles or sweeps or ns.pairs or ns.blend:
             raise UsageError("--jobs FILE takes the place of CONTENT, --styles and --sweep")
-        specs = jobs_from_file(ns.jobs, options)
+        specs = jobs_from_file(ns.jobs, options, progress=planning)
     else:
         if not ns.contents or not ns.styles:
             raise UsageError("batch needs CONTENT... and --styles STYLE... (or --jobs FILE)")
         contents = expand_images(ns.contents, "content")
         styles = expand_images(ns.styles, "style")
-        specs = plan(contents, styles, options, pairs=ns.pairs, blend=ns.blend, sweeps=sweeps)
+        specs = plan(
+            contents,
+            styles,
+            options,
+            pairs=ns.pairs,
+            blend=ns.blend,
+            sweeps=sweeps,
+            limit=ns.max_jobs,
+            progress=planning,
+        )
+    planning.step("checking the paths", len(specs))
     outdir = Path(ns.output)
     inputs: list[Named] = []
     for arg in [] if ns.jobs is not None else ns.contents:
@@ -153,10 +219,14 @@ def _run_batch(ns: argparse.Namespace) -> int:
     for arg in [] if ns.jobs is not None else ns.styles:
         if os.path.isdir(arg):
             inputs.append(("the style folder", arg))
+    files: dict[tuple[Any, ...], list[Named]] = {}  # the files a job's options name, by those
     for spec in specs:
         inputs.append(("the content image", spec.content.path))
         inputs += [("the style image", s.path) for s in spec.styles]
-        inputs += config_inputs(spec.config())
+        named = tuple(spec.options.get(k) for k in ("init", "weights", "preset"))
+        if named not in files:  # a config made once for each, not for every job of a sweep
+            files[named] = config_inputs(spec.config())
+        inputs += files[named]
     inputs = list(dict.fromkeys(inputs))
     for what, path in inputs:  # an --init or --weights file (swept, say) missing: before any work
         if what != "the content image" and what != "the style image" and not os.path.exists(path):
@@ -173,13 +243,15 @@ def _run_batch(ns: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
     check_apart(inputs, _batch_outputs(specs, outdir, sheet))
+    _refuse_unrecorded(specs, outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
+    planning.step("recording", len(specs))
     executor = _executor(where, ns.quiet, options)
-    progress = BatchProgress(ns.quiet, executor.slots, ns.print_every)
+    progress = _Progress(ns.quiet, executor.slots, ns.print_every, planning)
     with Store.in_folder(outdir) as store:
         try:
             summary = run_jobs(
@@ -192,9 +264,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
             )
         except KeyboardInterrupt:
             progress.close()
-            stopped = [
-                j for j in store.jobs([s.id for s in specs]) if j.state == "cancelled" and j.error
-            ]
+            stopped = [j for j in store.jobs([s.id for s in specs], state="cancelled") if j.error]
             kept = [j for j in stopped if "best image" in (j.error or "")]
             names = ", ".join(interrupted_name(j.output) for j in kept)
             saved = f"; best images so far saved as {names}" if kept else ""
@@ -238,17 +308,61 @@ def _run_batch(ns: argparse.Namespace) -> int:
 
 def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> list[Named]:
     """Every file the batch may write, each a name the file system takes: the results, the
-    best images of stopped jobs, the contact sheet."""
-    outputs: list[Named] = []
-    for spec in specs:
+    best images of stopped jobs, the contact sheet; what :func:`check_apart` must still hold
+    apart from the inputs and from one another.
+
+    A plan of thousands of jobs names its results right in OUTDIR, nearly all new: a new name
+    there cannot be, hold or sit inside an input (OUTDIR itself is checked apart from them), nor
+    be another output when the names differ, so such names are checked here (their length, and
+    their type and folder once) and left out; every other output is checked whole."""
+    named = [
+        (what, name)
+        for spec in specs
         for what, name in (
             ("the batch output", spec.output),
             ("the interrupted file", interrupted_name(spec.output)),
-        ):
+        )
+    ]
+    plain = all(os.sep not in n and "/" not in n for _, n in named)
+    present = set(os.listdir(outdir)) if plain and outdir.is_dir() else set()
+    if not plain or len({n for _, n in named}) != len(named):
+        present = {n for _, n in named}  # check every one whole
+    if sheet is not None:  # a result the sheet would be (by its name, or where a link leads)
+        present |= {sheet.name, os.path.basename(os.path.realpath(sheet))}
+    outputs: list[Named] = []
+    suffixes: set[str] = set()
+    for what, name in named:
+        if name in present:
             outputs.append((what, imageio.check_output_path(outdir / name)))
+            continue
+        suffix = os.path.splitext(name)[1].lower()
+        if suffix not in suffixes:  # its type, and the folder writable: once
+            imageio.check_output_path(outdir / name)
+            suffixes.add(suffix)
+        check_name_length(name)
     if sheet is not None:
         outputs.append(("the contact sheet", sheet))
     return outputs
+
+
+def _refuse_unrecorded(specs: list[JobSpec], outdir: Path) -> None:
+    """Refuse, before any work, a file at a planned output (or its interrupted file) that no
+    job of OUTDIR's store recorded: a file of the user's, never to be written over."""
+
+    def recorded(outputs: Sequence[str]) -> set[str]:
+        if not (outdir / STORE_NAME).is_file():
+            return set()
+        with Store.in_folder(outdir, readonly=True) as store:
+            return store.recorded_outputs(outputs)
+
+    planned = [(n, s.output) for s in specs for n in (s.output, interrupted_name(s.output))]
+    found = unrecorded_files(outdir, planned, recorded)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise InputError(
+            f"'{outdir / found[0]}'{more} is already there and no job of this folder's batch "
+            "wrote it; impasto does not overwrite it: move it away, or use another OUTDIR"
+        )
 
 
 def _executor(where: ExecutorOptions, quiet: bool, options: dict[str, Any]) -> Executor:

@@ -15,6 +15,7 @@ store consistent.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import time
 from collections.abc import Sequence
@@ -63,6 +64,9 @@ class Summary:
     failed_before: int = 0  # failed in an earlier run, not retried
     cancelled: int = 0  # stopped by Ctrl-C in this run (their best images kept)
     elsewhere: int = 0  # running in another process when this one finished
+    done_elsewhere: int = 0  # finished during this run by another process (a batch beside)
+    failed_elsewhere: int = 0  # failed during this run in another process
+    cancelled_elsewhere: int = 0  # stopped during this run in another process
     missing: int = 0  # recorded done, but the result was gone or changed: run again
     seconds: float = 0.0
     interrupted: bool = False
@@ -70,19 +74,18 @@ class Summary:
     exit_status: int = 0  # of the first failure
 
     def __str__(self) -> str:
-        parts = [f"{self.done} done"]
-        if self.missing:
-            parts.append(f"{self.missing} redone (the result was gone or changed)")
-        if self.skipped:
-            parts.append(f"{self.skipped} done before")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.failed_before:
-            parts.append(f"{self.failed_before} failed before (--retry-failed runs them again)")
-        if self.cancelled:
-            parts.append(f"{self.cancelled} interrupted")
-        if self.elsewhere:
-            parts.append(f"{self.elsewhere} running in another process")
+        counts = (
+            (self.missing, "redone (the result was gone or changed)"),
+            (self.skipped, "done before"),
+            (self.failed, "failed"),
+            (self.failed_before, "failed before (--retry-failed runs them again)"),
+            (self.cancelled, "interrupted"),
+            (self.done_elsewhere, "done by another process"),
+            (self.failed_elsewhere, "failed in another process"),
+            (self.cancelled_elsewhere, "stopped in another process"),
+            (self.elsewhere, "running in another process"),
+        )
+        parts = [f"{self.done} done", *(f"{n} {what}" for n, what in counts if n)]
         return (
             f"{self.total} job{'' if self.total == 1 else 's'}: "
             + ", ".join(parts)
@@ -91,8 +94,13 @@ class Summary:
 
 
 def interrupted_name(output: str) -> str:
-    """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes."""
-    return str(interrupted_path(Path(output)))
+    """``a/b.png`` -> ``a/b.interrupted.png``: where a stopped job's best image goes (as
+    :func:`~impasto.paths.interrupted_path` says, on strings: a plan names thousands)."""
+    head, name = os.path.split(output)
+    stem, suffix = os.path.splitext(name)
+    if not stem or stem.endswith(".") or suffix in ("", "."):  # as pathlib splits them
+        return str(interrupted_path(Path(output)))
+    return os.path.join(head, f"{stem}.interrupted{suffix}")
 
 
 def _read(source: Source) -> bytes:
@@ -148,7 +156,7 @@ class _Driver:
         ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
         self.store.recover()
         self.summary.missing = self._check_done(ids)
-        before = {job.id: job.state for job in self.store.jobs(ids)}
+        before = self.store.states(ids)
         self.summary.total = len(ids)
         self.summary.skipped = sum(state == "done" for state in before.values())
         self.summary.failed_before = sum(state == "failed" for state in before.values())
@@ -180,18 +188,26 @@ class _Driver:
             self.summary.seconds = time.monotonic() - started
             if not self.running:  # nothing of ours can still finish: free what we hold
                 self.store.release(self.worker)
-        self.summary.elsewhere = self.store.counts(ids)["running"]
+        self._count_elsewhere(ids)
         if self.summary.interrupted:
             raise KeyboardInterrupt
         return self.summary
+
+    def _count_elsewhere(self, ids: Sequence[str]) -> None:
+        """What other processes did with this plan's jobs while this one ran (a batch beside
+        it on the same folder), so that the counts add up to the plan's total."""
+        final = self.store.counts(ids)
+        s = self.summary
+        s.elsewhere = final["running"]
+        s.done_elsewhere = max(0, final["done"] - s.done - s.skipped)
+        s.failed_elsewhere = max(0, final["failed"] - s.failed - s.failed_before)
+        s.cancelled_elsewhere = max(0, final["cancelled"] - s.cancelled)
 
     def _check_done(self, ids: Sequence[str]) -> int:
         """Queue again the done jobs whose result is gone, or is not the file recorded (another
         size or hash); how many."""
         lost: list[str] = []
-        for job in self.store.jobs(ids):
-            if job.state != "done":
-                continue
+        for job in self.store.jobs(ids, state="done"):
             path = self.folder / job.output
             want_size, want_hash = job.extra.get("bytes"), job.extra.get("sha256")
             try:
@@ -225,11 +241,8 @@ class _Driver:
 
     def _wait(self) -> None:
         finished, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
-        latest: dict[str, tuple[int, int]] = {}
-        while not self.heard.empty():
+        while not self.heard.empty():  # every iteration, in order: --print-every lines need each
             job_id, it, n = self.heard.get_nowait()
-            latest[job_id] = (it, n)
-        for job_id, (it, n) in latest.items():
             self.listener.progress(job_id, it, n)
         for future in finished:
             job = self.running.pop(future)

@@ -6,25 +6,29 @@ bad option or sweep value exit 2 with the usual one line. A corrupt image is not
 its job runs (it fails alone; the others go on).
 
 Outputs are named ``CONTENT__STYLE__HASH.png`` (``STYLE`` is ``a+b`` for a blend; ``HASH`` is
-eight hex digits of the resolved options, the seed included), so the same job always lands on
-the same file and different settings never share one.
+32 hex digits of SHA-256 over the resolved options, the seed included), so the same job always
+lands on the same file and different settings never share one (the store still checks what it
+recorded: :mod:`~impasto.jobs.outputs`). Planning is about 10,000 jobs a second: each job's
+options are resolved once, a sweep's typed once; ``limit`` bounds a plan before it is made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
+import io
 import itertools
 import json
+import math
 import os
 import re
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import TransferConfig
+from ..config import TransferConfig, type_hints
 from ..errors import InputError, UsageError
 from ..fieldtypes import parse_text, parse_value
 from .spec import JobSpec, Source, file_sha256, options_hash
@@ -54,7 +58,9 @@ def option_name(name: str) -> str:
     return field_name
 
 
-_HINTS = typing.get_type_hints(TransferConfig)
+_HINTS = type_hints(TransferConfig)
+Progress = Callable[[int, int], None]  # (jobs planned so far, jobs in the plan)
+PROGRESS_EVERY = 1000
 SWEPT = "sweep:"  # labels["sweep:NAME"]: the value of swept option NAME, as given
 
 
@@ -117,8 +123,8 @@ def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("._") or "image"
 
 
-def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any]) -> str:
-    """``CONTENT__STYLE__HASH.png``."""
+def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any] | str) -> str:
+    """``CONTENT__STYLE__HASH.png`` (``options`` as given, or resolved: JSON)."""
     style = "+".join(_safe(s.name) for s in styles)
     return f"{_safe(content.name)}__{style}__{options_hash(options)}.png"
 
@@ -152,9 +158,13 @@ def plan(
     pairs: bool = False,
     blend: bool = False,
     sweeps: Sequence[Sweep] = (),
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> list[JobSpec]:
     """Every content with every style (``pairs``: the i-th with the i-th; ``blend``: with all
-    styles at once), times every combination of the sweeps' values."""
+    styles at once), times every combination of the sweeps' values. A plan of more than
+    ``limit`` jobs is refused before any is made (sweeps multiply fast); ``progress(made,
+    total)`` hears how far planning is, every :data:`PROGRESS_EVERY` jobs."""
     source = _Hasher()
     cs = [source(p) for p in contents]
     ss = [source(p) for p in styles]
@@ -168,17 +178,32 @@ def plan(
         groups = [(c, (s,)) for c in cs for s in ss]
     base = dict(options)
     base.setdefault("seed", BATCH_DEFAULT_SEED)
+    total = len(groups) * math.prod(len(s.values) for s in sweeps)
+    if limit is not None and total > limit:
+        shape = " x ".join(
+            [f"{len(groups)} content-style pairs"] + [f"{len(s.values)} {s.name}" for s in sweeps]
+        )
+        raise UsageError(
+            f"the plan has {total:,} jobs ({shape}), over the bound of {limit:,}; pass "
+            f"--max-jobs {total} to run them all"
+        )
+    if any(k not in _HINTS for k in base):
+        TransferConfig.from_options(base)  # raises, with a "did you mean"
+    typed = TransferConfig.typed_options(base)  # once; the sweeps' values are typed already
     combos = list(itertools.product(*[[(s, i) for i in range(len(s.values))] for s in sweeps]))
     specs: list[JobSpec] = []
     for content, group in groups:
         for combo in combos:
-            opts = {**base, **{s.name: s.values[i] for s, i in combo}}
+            if progress is not None and len(specs) % PROGRESS_EVERY == 0:
+                progress(len(specs), total)
+            swept = {s.name: s.values[i] for s, i in combo}
+            opts = {**base, **swept}
             labels = {"content": content.name, "style": "+".join(s.name for s in group)}
             if combo:
                 labels["sweep"] = _sweep_label(combo)
                 # each swept option's value apart, for the sheet's rows and columns
                 labels |= {f"{SWEPT}{s.name}": s.texts[i] for s, i in combo}
-            specs.append(_spec(content, group, opts, None, labels))
+            specs.append(_spec(content, group, opts, None, labels, {**typed, **swept}))
     return _check_outputs(specs)
 
 
@@ -188,10 +213,14 @@ def _spec(
     options: dict[str, Any],
     output: str | None,
     labels: dict[str, str],
+    typed: dict[str, Any] | None = None,
 ) -> JobSpec:
-    TransferConfig.from_options(options)  # every job's options valid before any runs
-    name = output if output is not None else output_name(content, styles, options)
-    return JobSpec(content, styles, options, name, labels)
+    """The job; ``typed``: its options read by their types already (a sweep's)."""
+    # Every job's options valid before any runs; resolved once, for its name and its id.
+    config = TransferConfig.from_options(options) if typed is None else TransferConfig(**typed)
+    resolved = config.to_json()
+    name = output if output is not None else output_name(content, styles, resolved)
+    return JobSpec(content, styles, options, name, labels, resolved)
 
 
 def _check_outputs(specs: list[JobSpec]) -> list[JobSpec]:
@@ -218,18 +247,15 @@ _STYLE_COLUMNS = ("style", "styles")
 _INIT_WORDS = ("noise", "content", "style")  # --init's choices that are not files
 
 
-def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
+def jobs_from_file(
+    path: str, options: Mapping[str, Any], progress: Progress | None = None
+) -> list[JobSpec]:
     """A CSV file (a header row, then one job a row) or JSON Lines (``.jsonl``/``.ndjson``: one
     object a line). Columns: ``content``, ``style`` or ``styles`` (several separated by ``;`` in
     CSV, a list in JSON: blended), optional ``output`` (a file name inside OUTDIR), and any
     transfer option, over the command line's. Relative image paths are read from the file's
     folder."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"cannot read jobs file '{path}': file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read jobs file '{path}': {e}") from None
+    text = _read_jobs_file(path)
     if "\0" in text:
         line = text.count("\n", 0, text.index("\0")) + 1
         raise UsageError(f"{path}, line {line}: holds a NUL character")
@@ -243,6 +269,8 @@ def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
     base.setdefault("seed", BATCH_DEFAULT_SEED)
     specs: list[JobSpec] = []
     for line, row, from_json in rows:
+        if progress is not None and len(specs) % PROGRESS_EVERY == 0:
+            progress(len(specs), len(rows))
         where = f"{path}, line {line}"
         try:
             specs.append(_row_spec(row, from_json, folder, source, base))
@@ -251,13 +279,37 @@ def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
     return _check_outputs(specs)
 
 
+MAX_JOBS_FILE_BYTES = 32 << 20  # 32 MiB: some 300,000 rows; what is over is refused unread
+
+
+def _read_jobs_file(path: str) -> str:
+    """The text of a jobs file, read up to :data:`MAX_JOBS_FILE_BYTES` and no further (a file
+    that grows as it is read, or has no end, never fills the memory)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JOBS_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"cannot read jobs file '{path}': file not found") from None
+    except OSError as e:
+        raise InputError(f"cannot read jobs file '{path}': {e.strerror or e}") from None
+    if len(data) > MAX_JOBS_FILE_BYTES:
+        raise InputError(
+            f"cannot read jobs file '{path}': it is over {MAX_JOBS_FILE_BYTES >> 20} MiB; "
+            "split it into several batches"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot read jobs file '{path}': {e}") from None
+
+
 def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
     rows: list[tuple[int, dict[str, Any], bool]] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_no_repeats)
         except ValueError as e:
             raise UsageError(f"{path}, line {n}: not JSON ({e})") from None
         except RecursionError:
@@ -268,25 +320,59 @@ def _json_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
     return rows
 
 
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names no key twice (json keeps the last one silently)."""
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise ValueError(f"the key {twice!r} is given twice")
+    return row
+
+
 def _csv_rows(path: str, text: str) -> list[tuple[int, dict[str, Any], bool]]:
-    reader = csv.DictReader(text.splitlines())
+    # Lines as the csv module means them (newline=""): a form feed or U+2028 inside a field
+    # is not a line break, so the line numbers of errors are the file's.
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         return _read_csv(path, reader)
     except csv.Error as e:  # a field past the csv module's limit (128 KiB), say
         raise UsageError(f"{path}, line {reader.line_num}: {e}") from None
 
 
-def _read_csv(path: str, reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any], bool]]:
-    if not reader.fieldnames or "content" not in reader.fieldnames:
+def _read_csv(path: str, reader: Any) -> list[tuple[int, dict[str, Any], bool]]:
+    header = [name.strip() for name in next(reader, [])]
+    if "content" not in header:
         raise UsageError(f"jobs file '{path}' needs a header row with a 'content' column")
+    _refuse_repeated_columns(path, header)
     rows: list[tuple[int, dict[str, Any], bool]] = []
-    for row in reader:
-        if None in row:
-            raise UsageError(f"{path}, line {reader.line_num}: more values than columns")
-        kept = {k.strip(): v.strip() for k, v in row.items() if v is not None and v.strip()}
+    start = reader.line_num + 1  # a row's first line (a quoted field may run over several)
+    for values in reader:
+        if len(values) > len(header):
+            raise UsageError(f"{path}, line {start}: more values than columns")
+        kept = {k: v.strip() for k, v in zip(header, values, strict=False) if v.strip()}
         if kept:
-            rows.append((reader.line_num, kept, False))
+            rows.append((start, kept, False))
+        start = reader.line_num + 1
     return rows
+
+
+def _refuse_repeated_columns(path: str, header: Sequence[str]) -> None:
+    """A column given twice (``size`` and ``size``, ``style_weight`` and ``style-weight``, or
+    ``style`` and ``styles``) would let one of them win silently."""
+    seen: dict[str, str] = {}
+    for name in header:
+        if not name:
+            continue
+        key = "style" if name in _STYLE_COLUMNS else name
+        if name not in ("content", "output", *_STYLE_COLUMNS):
+            with contextlib.suppress(UsageError):  # unknown: each row says so, with its line
+                key = option_name(name)
+        if key in seen:
+            raise UsageError(
+                f"jobs file '{path}' has the column '{seen[key]}' twice"
+                + (f" (as '{name}')" if name != seen[key] else "")
+            )
+        seen[key] = name
 
 
 def _row_spec(

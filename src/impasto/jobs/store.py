@@ -5,6 +5,9 @@ done, failed, cancelled), attempts, the worker that holds it and its device, tim
 the final terms by name and the error text. The file is in WAL mode (readers never block the
 writer) with a busy timeout, and every change is one short transaction.
 
+A file is recognised read-only before anything writes to it (:mod:`~impasto.jobs.storefile`):
+a stranger's SQLite file is refused and left byte-identical; a new store is made and marked
+impasto's in one transaction, then switched to WAL.
 Opening is safe from any number of processes at once. Switching a new file to WAL rewrites its
 header, and SQLite answers that switch with "database is locked" at once, without waiting for
 the busy timeout, while another process is doing the same (it holds a read lock, and SQLite
@@ -36,93 +39,38 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import InputError
-from ..process import pid_alive
+from .leases import STALE_AFTER_S, abandoned, worker_id
+from .outputs import refuse_clash, taken_outputs
+from .rows import FINISHED, STATES, Job, State
+from .schema import INDEXES_V2, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from .spec import JobSpec, Source
+from .storefile import kind_of, recognise, stamp
 
-__all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
+__all__ = [
+    "FINISHED",
+    "STALE_AFTER_S",
+    "STATES",
+    "STORE_NAME",
+    "Job",
+    "State",
+    "Store",
+    "abandoned",
+    "worker_id",
+]
 
-SCHEMA_VERSION = 2
 STORE_NAME = "impasto.sqlite"
-STALE_AFTER_S = 60.0  # a running job whose lease is older than this is taken to be abandoned
 BUSY_TIMEOUT_MS = 30_000
 
-State = Literal["queued", "running", "done", "failed", "cancelled"]
-STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "cancelled")
-FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id        TEXT PRIMARY KEY,            -- JobSpec.id: hash of inputs, options, output name
-    seq       INTEGER NOT NULL,            -- order of submission
-    kind      TEXT NOT NULL DEFAULT 'transfer',
-    inputs    TEXT NOT NULL,               -- JSON {"content": {path, sha256}, "styles": [...]}
-    options   TEXT NOT NULL,               -- JSON: the options given (seed included)
-    output    TEXT NOT NULL,               -- the result's path, relative to the store's folder
-    labels    TEXT NOT NULL DEFAULT '{}',  -- JSON {"content", "style", "sweep"}
-    state     TEXT NOT NULL CHECK (state IN
-                  ('queued', 'running', 'done', 'failed', 'cancelled')),
-    attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far, and reruns after a worker died
-    worker    TEXT,                        -- host:pid:token of the claim
-    device    TEXT,
-    lease     REAL,                        -- Unix time of the holder's last heartbeat
-    created   REAL NOT NULL,
-    started   REAL,
-    finished  REAL,
-    seconds   REAL,                        -- optimisation time of the last attempt
-    losses    TEXT,                        -- JSON {term: value}, "total" included: Job.terms
-    error     TEXT,                        -- one line, when failed or cancelled
-    extra     TEXT NOT NULL DEFAULT '{}'   -- JSON: what a front end keeps with the row (v2)
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
-CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output);
-"""
-
-# Run after the version check (and any migration): they name version-2 columns.
-_INDEXES_V2 = "CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind, state, finished)"
-
-# Each step takes a store of the version before it to the next one.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE jobs ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",),
-}
-
-_HOST = socket.gethostname()
 StrPath = str | os.PathLike[str]
-
-
-def worker_id() -> str:
-    """This process as a claim records it: host, pid and a random token (pids are reused)."""
-    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _gone(worker: str | None) -> bool:
-    """Whether the process of a claim is known to be dead (on this host; elsewhere only the
-    lease can tell)."""
-    if not worker:
-        return True
-    host, _, rest = worker.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    return not pid_alive(int(pid_text))
-
-
-def abandoned(worker: str | None, lease: float | None, now: float | None = None) -> bool:
-    """Whether a running job's claim is dead: its process is gone, or its lease is stale."""
-    now = time.time() if now is None else now
-    return lease is None or now - lease > STALE_AFTER_S or _gone(worker)
 
 
 def _busy(e: sqlite3.Error) -> bool:
@@ -135,78 +83,6 @@ def _busy(e: sqlite3.Error) -> bool:
 
 def _canonical(obj: Mapping[str, Any]) -> str:
     return json.dumps(dict(obj), sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Job:
-    """A row of the store."""
-
-    id: str
-    seq: int
-    inputs: Mapping[str, Any]
-    options: Mapping[str, Any]
-    output: str
-    labels: Mapping[str, str]
-    state: State
-    attempts: int
-    worker: str | None
-    device: str | None
-    lease: float | None
-    created: float
-    started: float | None
-    finished: float | None
-    seconds: float | None
-    terms: Mapping[str, float] | None  # the final weighted terms by name, and "total"
-    error: str | None
-    kind: str = "transfer"
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def sources(self) -> tuple[Source, tuple[Source, ...]]:
-        return JobSpec.sources_from_json(json.dumps(self.inputs))
-
-    @classmethod
-    def _from_row(cls, row: sqlite3.Row) -> Job:
-        """The row as a Job; TypeError or ValueError for a row no impasto wrote (SQLite keeps
-        whatever a column is given)."""
-        return cls(
-            id=_typed(row, "id", str),
-            seq=_typed(row, "seq", int),
-            inputs=_json(row, "inputs", dict),
-            options=_json(row, "options", dict),
-            output=_typed(row, "output", str),
-            labels=_json(row, "labels", dict),
-            state=row["state"],
-            attempts=_typed(row, "attempts", int),
-            worker=_typed(row, "worker", str, None),
-            device=_typed(row, "device", str, None),
-            lease=_typed(row, "lease", float, None),
-            created=_typed(row, "created", float),
-            started=_typed(row, "started", float, None),
-            finished=_typed(row, "finished", float, None),
-            seconds=_typed(row, "seconds", float, None),
-            terms=_json(row, "losses", dict) if row["losses"] else None,
-            error=_typed(row, "error", str, None),
-            kind=_typed(row, "kind", str),
-            extra=_json(row, "extra", dict),
-        )
-
-
-def _typed(row: sqlite3.Row, key: str, kind: type, *none: None) -> Any:
-    value = row[key]
-    if value is None and none:
-        return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind):
-        raise TypeError(f"{key} is {value!r}, not {kind.__name__}")
-    return value
-
-
-def _json(row: sqlite3.Row, key: str, kind: type) -> Any:
-    value = json.loads(_typed(row, key, str))
-    if not isinstance(value, kind):
-        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
-    return value
 
 
 class Store:
@@ -231,6 +107,9 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder of '{self.path}': {e.strerror}") from e
+        # Whose file it is, read-only, before anything could write to it (a stranger's file
+        # stays byte-identical).
+        recognise(self.path, BUSY_TIMEOUT_MS / 1000)
         try:
             try:
                 version = self._open(readonly, shared)
@@ -277,7 +156,23 @@ class Store:
         return db
 
     def _open_for_writing(self) -> None:
-        """WAL mode on (the first open of a new file serialised), the schema made or migrated."""
+        """The schema made (marked impasto's, in the same transaction) or migrated, then WAL
+        mode on. The file's identity is read again under the write lock: another process may
+        have made the store since it was recognised, and nothing is written to a stranger's."""
+        with self._write():
+            kind = kind_of(self._db, self.path)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            migrated = self._check_version()
+            self._db.execute(INDEXES_V2)
+            if kind != "ours" or migrated:
+                stamp(self._db, SCHEMA_VERSION)
+        self._wal()
+        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
+
+    def _wal(self) -> None:
+        """WAL mode on (a no-op on a store that has it), or a clear refusal where it cannot be."""
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
@@ -295,13 +190,6 @@ class Store:
                 f"stays in {mode!r} mode), which several processes need; put the folder on a "
                 "local disk"
             )
-        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
-        with self._write():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._check_version()
-            self._db.execute(_INDEXES_V2)
 
     @classmethod
     def in_folder(
@@ -363,19 +251,21 @@ class Store:
             )
         return version
 
-    def _check_version(self) -> None:
+    def _check_version(self) -> bool:
+        """Record the version of a new store, or migrate an older one; whether it was either."""
         version = self._read_version()
         if version is None:
             self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            return
+            return True
         # In the caller's transaction: a migration is done whole or not at all.
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step]:
+            for statement in MIGRATIONS[step]:
                 self._db.execute(statement)
         if version < SCHEMA_VERSION:
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),)
             )
+        return version < SCHEMA_VERSION
 
     # --- submitting ---------------------------------------------------------------------------
     def add(self, specs: Sequence[JobSpec], *, retry_failed: bool = False) -> list[str]:
@@ -386,17 +276,26 @@ class Store:
         that row, unless that one is running."""
         now = time.time()
         ids: list[str] = []
+        inputs: dict[tuple[Source, tuple[Source, ...]], str] = {}  # each pair's JSON made once
         with self._write() as db:
             (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
+            taken = taken_outputs(db, specs)
             for spec in specs:
                 job_id = spec.id
                 ids.append(job_id)
-                row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                pair = (spec.content, spec.styles)
+                if pair not in inputs:
+                    inputs[pair] = spec.inputs_json()
+                # No row writes this output (nor has this id, which names the output): the
+                # common case of a new plan, recorded without looking further.
+                row = None
+                if spec.output in taken:
+                    row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if row is not None:
                     # Same contents, perhaps other paths: the next attempt reads these.
                     db.execute(
                         "UPDATE jobs SET inputs = ? WHERE id = ? AND state != 'running'",
-                        (spec.inputs_json(), job_id),
+                        (inputs[pair], job_id),
                     )
                     again = ("cancelled", "failed") if retry_failed else ("cancelled",)
                     if row["state"] in again:
@@ -405,10 +304,13 @@ class Store:
                             (job_id,),
                         )
                     continue
-                db.execute(
-                    "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
-                    (spec.output, job_id),
-                )
+                if spec.output in taken:
+                    refuse_clash(db, spec, self.path)
+                    db.execute(
+                        "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
+                        (spec.output, job_id),
+                    )
+                taken.add(spec.output)
                 seq += 1
                 db.execute(
                     "INSERT INTO jobs (id, seq, inputs, options, output, labels, state, created)"
@@ -416,7 +318,7 @@ class Store:
                     (
                         job_id,
                         seq,
-                        spec.inputs_json(),
+                        inputs[pair],
                         json.dumps(dict(spec.options), sort_keys=True),
                         spec.output,
                         json.dumps(dict(spec.labels), sort_keys=True),
@@ -561,6 +463,15 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def recorded_outputs(self, outputs: Sequence[str], kind: str = "transfer") -> set[str]:
+        """Those of ``outputs`` that a job of ``kind`` recorded here writes."""
+        rows = self._db.execute(
+            "SELECT DISTINCT output FROM jobs WHERE kind = ? AND output IN "
+            "(SELECT value FROM json_each(?))",
+            (kind, json.dumps(list(outputs))),
+        )
+        return {r["output"] for r in rows}
+
     def release(self, worker: str) -> int:
         """Queue again every job ``worker`` still holds (a driver stopping halfway); how many."""
         with self._write() as db:
@@ -631,18 +542,33 @@ class Store:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row is not None else None
 
-    def jobs(self, ids: Sequence[str] | None = None, kind: str = "transfer") -> list[Job]:
-        """Jobs in submission order: those of ``ids`` when given, else every job of ``kind``."""
+    def jobs(
+        self, ids: Sequence[str] | None = None, kind: str = "transfer", state: str | None = None
+    ) -> list[Job]:
+        """Jobs in submission order: those of ``ids`` when given, else every job of ``kind``;
+        only those in ``state`` when given (a plan of 100,000 jobs is not read whole to find
+        its few cancelled ones)."""
+        only, more = ("AND state = ?", (state,)) if state is not None else ("", ())
         if ids is None:
             rows = self._db.execute(
-                "SELECT * FROM jobs WHERE kind = ? ORDER BY seq", (kind,)
+                f"SELECT * FROM jobs WHERE kind = ? {only} ORDER BY seq", (kind, *more)
             ).fetchall()
         else:
             rows = self._db.execute(
-                "SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq",
-                (json.dumps(list(ids)),),
+                f"SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?)) {only} "
+                "ORDER BY seq",
+                (json.dumps(list(ids)), *more),
             ).fetchall()
         return [self._job(r) for r in rows]
+
+    def states(self, ids: Sequence[str]) -> dict[str, str]:
+        """The state of each job of ``ids`` (those in the store), by id: read without the rest
+        of the rows."""
+        rows = self._db.execute(
+            "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(ids)),),
+        )
+        return {r[0]: r[1] for r in rows}
 
     def recent(self, kind: str, limit: int | None = None) -> list[Job]:
         """The jobs of ``kind``, newest first (the ``limit`` newest, when given)."""
@@ -655,6 +581,16 @@ class Store:
     def counts(self, ids: Sequence[str] | None = None) -> dict[str, int]:
         """How many jobs are in each state (every state present, zeros included)."""
         counts: dict[str, int] = dict.fromkeys(STATES, 0)
-        for job in self.jobs(ids):
-            counts[job.state] += 1
+        if ids is None:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE kind = 'transfer' GROUP BY state"
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE id IN (SELECT value FROM json_each(?)) "
+                "GROUP BY state",
+                (json.dumps(list(ids)),),
+            )
+        for state, n in rows:
+            counts[state] = counts.get(state, 0) + n
         return counts

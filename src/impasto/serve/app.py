@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import anyio
 import PIL.Image
-from fastapi import FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -42,7 +42,7 @@ from ..version import __version__
 from ..vgg import MIN_SIDE
 from . import intake
 from .docs import add_api_pages
-from .guards import BodyLimit, SameSite
+from .guards import BodyLimit, SameSite, one_part_each, quiet_multipart
 from .jobs import JobManager
 from .records import JobStatus, Refused
 from .settings import BALANCE_DECADES, Limits, Settings
@@ -147,6 +147,10 @@ def make_executor(settings: Settings) -> Executor | None:
     return RayExecutor(where.ray_address, where.workers, options={"device": settings.device})
 
 
+# The fields of POST /api/jobs that take one value: a second would be dropped silently.
+_SINGLE_PARTS = ("content", "content_example", "options", "client_token", "keep")
+
+
 def create_app(settings: Settings | None = None, manager: JobManager | None = None) -> FastAPI:
     """The app; its job manager is ``app.state.jobs``. The worker starts with the app (or at
     the first job) and stops when the app shuts down; the jobs stay in the data folder."""
@@ -202,6 +206,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
 
     app.add_middleware(BodyLimit, limit=limits.body_limit())
+    quiet_multipart()
     app.add_middleware(SameSite, loopback_only=settings.loopback_only)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_api_pages(app, STATIC)
@@ -279,6 +284,7 @@ def create_app(settings: Settings | None = None, manager: JobManager | None = No
         status_code=202,
         response_model=JobStatus,
         tags=["jobs"],
+        dependencies=[Depends(one_part_each(*_SINGLE_PARTS))],
         responses={
             200: {"model": JobStatus, "description": "a job with this client_token exists"},
             **_problems(400, 403, 413, 429, 503),

@@ -3,45 +3,92 @@ is refused before it is read, and so is what another web site makes a visitor's 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import intake
 
-__all__ = ["LOOPBACK_NAMES", "BodyLimit", "SameSite"]
+__all__ = [
+    "JSON_LIMIT",
+    "LOOPBACK_NAMES",
+    "BodyLimit",
+    "SameSite",
+    "one_part_each",
+    "quiet_multipart",
+]
+
+
+JSON_LIMIT = 64 << 10  # bytes of a body that is not an upload: the options form is kilobytes
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 before reading them (by their
-    Content-Length) or as soon as they pass it (chunked uploads)."""
+    """Refuse request bodies over the limit with 413 before reading them (by their
+    Content-Length) or as soon as they pass it (chunked uploads). Uploads (multipart forms)
+    may take ``limit`` bytes; any other body (JSON, a urlencoded form) ``json_limit``: parsing
+    a 50 MB JSON body cost some 600 MB, for a form of kilobytes."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, json_limit: int = JSON_LIMIT) -> None:
+        self.app, self.limit, self.json_limit = app, limit, json_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"the request is over this server's limit of {intake.megabytes(self.limit)}"
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
-                return
+        headers = Headers(scope=scope)
+        upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
+        limit = self.limit if upload else min(self.limit, self.json_limit)
+        if upload:
+            message = f"the request is over this server's limit of {intake.megabytes(limit)}"
+        else:
+            message = (
+                f"the request body is over this server's limit of {limit >> 10} KiB for "
+                "anything but an upload"
+            )
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            await JSONResponse({"detail": message}, status_code=413)(scope, receive, send)
+            return
         seen = 0
 
         async def counted() -> Message:
             nonlocal seen
             msg = await receive()
             seen += len(msg.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise HTTPException(413, message)  # FastAPI answers it while parsing the body
             return msg
 
         await self.app(scope, counted, send)
+
+
+def one_part_each(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that refuses (400) a form giving one of ``names`` more than once: the
+    endpoint would take one of them and drop the rest without a word."""
+
+    async def check(request: Request) -> None:
+        form = await request.form()  # parsed once: the endpoint's fields read the same form
+        for name in names:
+            count = len(form.getlist(name))
+            if count > 1:
+                raise HTTPException(400, f"the form has {count} '{name}' parts; send one")
+
+    return check
+
+
+def quiet_multipart() -> None:
+    """Keep the multipart parser's own log lines ("Expected boundary character 45, ...") off
+    the server's stderr: a malformed body is the client's, answered with 400, not news for
+    whoever runs the server."""
+    for name in ("python_multipart", "multipart"):
+        log = logging.getLogger(name)
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
 
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -23,7 +23,7 @@ import PIL.Image
 
 from .. import imageio
 from ..errors import InputError, UsageError, first_line
-from .cache import digest
+from .keys import digest
 
 FOLDER_RATE = Fraction(24)
 """Frame rate of a folder of images when ``--fps`` does not say."""

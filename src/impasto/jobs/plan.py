@@ -27,6 +27,7 @@ from typing import Any
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
 from ..fieldtypes import parse_text, parse_value
+from ..paths import check_regular_file
 from .spec import JobSpec, Source, file_sha256, options_hash
 
 __all__ = [
@@ -105,6 +106,7 @@ def expand_images(args: Sequence[str], what: str) -> list[str]:
         elif os.path.isfile(arg):
             items = [arg]
         else:
+            check_regular_file(arg, f"the {what} image")
             raise InputError(f"cannot read image '{arg}': file not found")
         found += items
     return list(dict.fromkeys(found))
@@ -224,6 +226,7 @@ def jobs_from_file(path: str, options: Mapping[str, Any]) -> list[JobSpec]:
     CSV, a list in JSON: blended), optional ``output`` (a file name inside OUTDIR), and any
     transfer option, over the command line's. Relative image paths are read from the file's
     folder."""
+    check_regular_file(path, "the jobs file")
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:

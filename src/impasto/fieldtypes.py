@@ -48,8 +48,15 @@ def parse_text(hint: Any, text: str, flag: str) -> Any:
 
 
 def split_list(text: str) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``: comma-separated items, blanks left out."""
-    return [p for p in (s.strip() for s in text.split(",")) if p]
+    """``"a, b, c"`` -> ``["a", "b", "c"]``: comma-separated items; ``""`` -> ``[]``. An empty
+    item (``"1,,2"``, ``"1,2,"``) is a mismatch: a doubled comma more likely lost a value than
+    meant none."""
+    items = [s.strip() for s in text.split(",")]
+    if items == [""]:
+        return []
+    if "" in items:
+        raise _Mismatch
+    return items
 
 
 def _as(hint: Any, value: Any) -> Any:

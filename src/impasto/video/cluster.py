@@ -20,6 +20,7 @@ shares (:func:`~impasto.jobs.rayexec.connect`, :func:`~impasto.jobs.rayexec.work
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -32,7 +33,7 @@ import ray
 import torch
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
-from ..errors import ExitStatus, ImpastoError, UsageError, first_line
+from ..errors import ExitStatus, ImpastoError, ResourceError, UsageError, first_line
 from ..jobs.rayexec import START_S, connect, worker_shapes
 from ..jobs.spec import config_from
 from ..prepare import NetworkCache
@@ -135,6 +136,13 @@ class RayRunner:
             raise UsageError(
                 f"the Ray workers did not start within {START_S:.0f} s: the cluster may lack the "
                 f"CPUs or GPUs for {len(self.actors)} workers (ask for fewer with --workers)"
+            ) from None
+        except RayError as e:  # e.g. ActorUnavailableError: workers killed as they started
+            self._let_go()
+            raise ResourceError(
+                f"the Ray workers failed as they started ({type(e).__name__}: "
+                f"{first_line(e)[:200]}): the machine may lack the memory for "
+                f"{len(self.actors)} workers (ask for fewer with --workers)"
             ) from None
         self.devices: list[str] = list(loaded)
         self._lock = threading.Lock()
@@ -242,6 +250,7 @@ class RayRunner:
 
     def _let_go(self) -> None:
         for actor in [*self.actors, self._hub]:
-            ray.kill(actor)
+            with contextlib.suppress(RayError):  # one already gone
+                ray.kill(actor)
         if self._owns_ray:
             ray.shutdown()

@@ -43,7 +43,8 @@ the previous output as an 8-bit image (exactly what the PNG holds) and a seed de
 seed and the frame index (the run seed is ``--seed``, else 0, so re-running the same command
 finds the same keys). A run with other options refuses the work directory instead of silently
 mixing frames (``--restart`` discards it). The directory is removed after a successful run unless
-``--keep-work``.
+``--keep-work``: only the frames its manifest lists as written by impasto, and the manifest; a
+folder impasto did not make is refused, never adopted (:mod:`~impasto.video.cache`).
 
 Containers. Input is anything FFmpeg (PyAV) decodes, or a folder of images. The output frame rate
 is the input stream's average rate; a variable-rate input is resampled to that average (each

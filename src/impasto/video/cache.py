@@ -32,6 +32,7 @@ from ..atomic import atomic_write
 from ..config import TransferConfig
 from ..errors import InputError, UsageError, unreadable
 from ..paths import check_regular_file
+from .keys import digest
 
 if TYPE_CHECKING:
     from .options import VideoOptions
@@ -44,16 +45,6 @@ _FRAME_NAME = re.compile(r"frame_(\d{6})\.png")
 _MAX_FRAME = 999_999
 # Options that change no pixel of a frame: left out of the cache key.
 _KEYLESS = ("device", "max_memory")
-
-
-def digest(*parts: bytes | str) -> str:
-    """SHA-256 of ``parts``, each length-prefixed (so ("ab", "c") and ("a", "bc") differ)."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "big"))
-        h.update(data)
-    return h.hexdigest()
 
 
 def _pixels_hash(img: PIL.Image.Image) -> str:

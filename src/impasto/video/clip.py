@@ -24,7 +24,7 @@ import PIL.Image
 from .. import imageio
 from ..errors import InputError, UsageError, first_line
 from ..paths import check_regular_file
-from .cache import digest
+from .keys import digest
 
 FOLDER_RATE = Fraction(24)
 """Frame rate of a folder of images when ``--fps`` does not say."""

@@ -20,7 +20,7 @@ from PIL import Image
 
 from helpers import pan_frames, run_impasto, snapshot
 from impasto.config import TransferConfig
-from impasto.errors import ResourceError
+from impasto.errors import ResourceError, UsageError
 from impasto.memory import estimate_memory
 from impasto.video.budget import KEPT_BYTES_PER_PIXEL, TIE_BYTES_PER_PIXEL, frame_memory
 from impasto.video.cache import FrameCache, cached_count, run_identity
@@ -139,6 +139,20 @@ def test_a_folder_in_place_of_a_cached_frame_is_not_a_finished_frame(tmp_path: P
     again = FrameCache(tmp_path / "w", identity)
     assert again.get(1, cache.frame_key(1, style, None)) is None
     assert again.get(0, cache.frame_key(0, style, None)) is not None
+
+
+def test_a_temporary_of_impastos_own_does_not_make_the_folder_a_strangers(tmp_path: Path) -> None:
+    """A process killed as it first wrote the manifest leaves only its hidden temporary."""
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / f".manifest.impasto-{2**22 + 1}-x1y2.json").write_text('{"half": ')
+    style = Image.new("RGB", (32, 24), "blue")
+    FrameCache(folder, run_identity(TransferConfig(size=32), VideoOptions(), (32, 24), [style], {}))
+    assert json.loads((folder / "manifest.json").read_text())["written"] == []
+    (folder / "mine.txt").write_text("mine")
+    (folder / "manifest.json").unlink()
+    with pytest.raises(UsageError, match=r"such as 'mine\.txt'"):
+        FrameCache(folder, {})
 
 
 @pytest.mark.slow

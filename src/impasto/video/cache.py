@@ -137,6 +137,9 @@ def check_work_dir(folder: Path) -> dict[str, Any] | None:
         names = sorted(os.listdir(folder)) if folder.is_dir() else []
     except OSError as exc:
         raise InputError(f"cannot read the folder '{folder}': {exc.strerror or exc}") from exc
+    # A temporary of impasto's own (".manifest.impasto-PID-....json", left by a process killed as
+    # it first wrote the manifest) does not make the folder a stranger's.
+    names = [n for n in names if not (n.startswith(".") and ".impasto-" in n)]
     if not names:
         return None
     manifest = _read_manifest(folder / _MANIFEST)

@@ -70,19 +70,15 @@ class Summary:
     exit_status: int = 0  # of the first failure
 
     def __str__(self) -> str:
-        parts = [f"{self.done} done"]
-        if self.missing:
-            parts.append(f"{self.missing} redone (the result was gone or changed)")
-        if self.skipped:
-            parts.append(f"{self.skipped} done before")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.failed_before:
-            parts.append(f"{self.failed_before} failed before (--retry-failed runs them again)")
-        if self.cancelled:
-            parts.append(f"{self.cancelled} interrupted")
-        if self.elsewhere:
-            parts.append(f"{self.elsewhere} running in another process")
+        counts = (
+            (self.missing, "redone (the result was gone or changed)"),
+            (self.skipped, "done before"),
+            (self.failed, "failed"),
+            (self.failed_before, "failed before (--retry-failed runs them again)"),
+            (self.cancelled, "interrupted"),
+            (self.elsewhere, "running in another process"),
+        )
+        parts = [f"{self.done} done", *(f"{n} {what}" for n, what in counts if n)]
         return (
             f"{self.total} job{'' if self.total == 1 else 's'}: "
             + ", ".join(parts)

@@ -253,7 +253,7 @@ class TransferConfig:
         1.0,
         "style image size relative to the output's size",
         bounds=(POSITIVE, MAX_STYLE_SCALE),
-        label="Brush scale",
+        label="Painting scale",
         tip="The painting's size relative to the picture: larger makes bigger strokes.",
         place="main",
     )

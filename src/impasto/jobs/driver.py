@@ -221,11 +221,8 @@ class _Driver:
 
     def _wait(self) -> None:
         finished, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
-        latest: dict[str, tuple[int, int]] = {}
-        while not self.heard.empty():
+        while not self.heard.empty():  # every iteration, in order: --print-every lines need each
             job_id, it, n = self.heard.get_nowait()
-            latest[job_id] = (it, n)
-        for job_id, (it, n) in latest.items():
             self.listener.progress(job_id, it, n)
         for future in finished:
             job = self.running.pop(future)

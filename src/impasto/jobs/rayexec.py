@@ -16,7 +16,8 @@ video's chunks); what is the executor's own, in the terms of
 - **Progress and previews.** A worker reports every iteration (and, when the driver listens for
   them, its Reports with their JPEG previews) to the pool's hub; the job's ``progress`` and
   ``report`` hear them (a preview is kept until collected, even when later Reports without one
-  come first).
+  come first). A job's outcome is handed over after its last iterations: the worker flushes to
+  the hub before it returns, and the poller completes the job's future after passing them on.
 - **Stop is a call**, reaching a running job's stop flag; the job ends with its best image,
   ``interrupted``, exactly as a local one does.
 """
@@ -65,6 +66,7 @@ class _Slot(PoolActor):
 
         with self.stop_flag(key) as stop:
             outcome = self.worker.run(task, stop, progress, report if reports else None)
+        self.flush()  # the hub holds every iteration before the outcome leaves
         return replace(outcome, retries=attempt - 1)
 
 
@@ -122,8 +124,9 @@ class RayExecutor(RayPool):
                     error=f"lost: {type(e).__name__}: {first_line(e)}",
                     exit_status=ExitStatus.ERROR,
                 )
-            self._free(task.id, actor)  # before the future is done: the driver submits at once
-            future.set_result(outcome)
+            # The actor is free at once; the poller completes the future once it has passed on
+            # the job's last progress (a job shorter than a poll showed none of it before).
+            self._free(task.id, actor, then=lambda: future.set_result(outcome))
 
         ref.future().add_done_callback(done)
         return future

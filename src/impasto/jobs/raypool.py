@@ -13,8 +13,11 @@ with ``--executor ray`` (``import impasto`` never imports Ray).
   the first job. Ray restarts an actor whose process or node died (``max_restarts=-1``); whether
   it reruns the interrupted call (``task_retries``) is the runner's choice.
 - **Progress is pushed.** A worker tells the small :class:`Hub` actor of each step (a call that
-  waits for no answer); a thread of the driver collects the latest of each job every
-  :data:`POLL_S` and hands it to the job's listeners.
+  waits for no answer); a thread of the driver collects them every :data:`POLL_S` and hands each
+  to the job's listeners, in order (``--print-every`` lines need every step, not the latest).
+  A runner that wants a job's last steps heard before its end has the worker
+  :meth:`~PoolActor.flush` before it returns and frees the job with ``then``: the poller passes
+  the steps on first.
 - **Stop is a call.** The actors are threaded (two calls at once), so :meth:`RayPool.stop` and
   :meth:`RayPool.cancel` reach a running job's stop flag while it runs; a stop that comes before
   the job has begun is kept for it.
@@ -112,12 +115,12 @@ def worker_shapes(workers: int | None) -> list[tuple[float, float, dict[str, Any
 
 
 class Hub:
-    """The driver's mailbox, in a Ray actor: the latest progress heard of each job, its latest
-    Report, and how often each submission started (so that a rerun after a worker died is
-    counted)."""
+    """The driver's mailbox, in a Ray actor: the progress heard of each job since the last
+    take, its latest Report, and how often each submission started (so that a rerun after a
+    worker died is counted)."""
 
     def __init__(self) -> None:
-        self.latest: dict[str, tuple[Any, ...]] = {}
+        self.heard_: dict[str, list[tuple[Any, ...]]] = {}
         self.reports: dict[str, Report] = {}
         self.starts: dict[str, int] = {}
 
@@ -126,7 +129,11 @@ class Hub:
         return self.starts[key]
 
     def heard(self, job_id: str, *progress: Any) -> None:
-        self.latest[job_id] = progress
+        self.heard_.setdefault(job_id, []).append(progress)
+
+    def sync(self) -> None:
+        """Nothing: answered once the caller's earlier calls are done (a caller's calls to an
+        actor run in the order they were made)."""
 
     def reported(self, report: Report) -> None:
         last = self.reports.get(report.job_id)
@@ -134,10 +141,10 @@ class Hub:
             report = replace(report, preview=last.preview)  # not collected yet: keep it
         self.reports[report.job_id] = report
 
-    def take(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, Report]]:
-        latest, self.latest = self.latest, {}
+    def take(self) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, Report]]:
+        heard, self.heard_ = self.heard_, {}
         reports, self.reports = self.reports, {}
-        return latest, reports
+        return heard, reports
 
 
 class PoolActor:
@@ -159,6 +166,10 @@ class PoolActor:
 
     def load(self, options: Mapping[str, Any]) -> str:
         raise NotImplementedError
+
+    def flush(self) -> None:
+        """Wait until the hub has every step this worker told it of."""
+        ray.get(self.hub.sync.remote())
 
     @contextmanager
     def stop_flag(self, key: str) -> Iterator[threading.Event]:
@@ -249,6 +260,7 @@ class RayPool:
         self._lock = threading.Lock()
         self._idle = list(self.actors)
         self._running: dict[str, _Running] = {}  # by job id
+        self._ending: list[tuple[str, _Running, Callable[[], None]]] = []  # see _free's then
         self._serial = itertools.count()
         self._closed = threading.Event()
         self._poller = threading.Thread(
@@ -275,31 +287,48 @@ class RayPool:
             self._running[job_id] = _Running(actor, key, progress, report)
         return actor, key
 
-    def _free(self, job_id: str, actor: Any, *, lost: bool = False) -> None:
-        """Job ``job_id`` is over: its actor is free again, or, ``lost``, one slot fewer."""
+    def _free(
+        self, job_id: str, actor: Any, *, lost: bool = False, then: Callable[[], None] | None = None
+    ) -> None:
+        """Job ``job_id`` is over: its actor is free again, or, ``lost``, one slot fewer. With
+        ``then``, the poller still passes on the job's progress the hub holds (all of it, when
+        the worker flushed before it returned) and calls ``then`` after it."""
         with self._lock:
-            self._running.pop(job_id, None)
+            running = self._running.pop(job_id, None)
             if lost:
                 self.actors.remove(actor)
             else:
                 self._idle.append(actor)
+            if then is not None and running is not None:
+                self._ending.append((job_id, running, then))
+            elif then is not None:
+                then()
 
     def _poll(self) -> None:
-        while not self._closed.wait(POLL_S):
+        closed = False
+        while not closed:
+            closed = self._closed.wait(POLL_S)
+            with self._lock:  # ended before this take: the hub holds all their steps
+                ending, self._ending = self._ending, []
+                listeners = dict(self._running)
+            listeners |= {job_id: running for job_id, running, _ in ending}
             try:
-                latest, reports = ray.get(self._hub.take.remote(), timeout=10)
+                heard, reports = ray.get(self._hub.take.remote(), timeout=10)
             except Exception:  # Ray busy or going away; progress is best effort
-                continue
-            for job_id, progress in latest.items():
-                with self._lock:
-                    running = self._running.get(job_id)
-                if running is not None and running.progress is not None:
-                    running.progress(job_id, *progress)
-            for job_id, r in reports.items():
-                with self._lock:
-                    running = self._running.get(job_id)
-                if running is not None and running.report is not None:
-                    running.report(r)
+                heard, reports = {}, {}
+            try:
+                for job_id, steps in heard.items():
+                    running = listeners.get(job_id)
+                    if running is not None and running.progress is not None:
+                        for progress in steps:
+                            running.progress(job_id, *progress)
+                for job_id, r in reports.items():
+                    running = listeners.get(job_id)
+                    if running is not None and running.report is not None:
+                        running.report(r)
+            finally:  # a listener that raised still lets the jobs end
+                for _, _, then in ending:
+                    then()
 
     def cancel(self, job_id: str) -> None:
         with self._lock:

@@ -435,7 +435,9 @@ function card(s) {
     if (FINISHED.has(s.state)) pic.textContent = s.started ? "no image" : "not started";
   }
   const title = document.createElement("p");
+  title.className = "name";
   title.textContent = `${s.content} × ${s.styles.join(", ")}`;
+  title.title = title.textContent; // the whole name on hover too, however it is wrapped
   const st = document.createElement("p");
   st.className = "state";
   st.textContent = `${shownState(s)} · ${s.options.size} px · ${s.iteration}/${s.iterations}`;

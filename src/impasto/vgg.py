@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import InputError, UsageError, unreadable
+from .paths import check_regular_file
 
 ModelName = Literal["vgg19", "vgg16"]
 WeightsFormat = Literal["auto", "keras", "torchvision", "caffe"]
@@ -180,6 +181,7 @@ class VGG(nn.Module):
 
 
 def _torch_load(path: Path) -> object:
+    check_regular_file(path, "the weights file")
     try:
         # torch warns about odd pickle protocols in garbage files; the error below says it all.
         with warnings.catch_warnings():
@@ -402,6 +404,7 @@ FLOOR = 0.05
 def weights_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a weights file: the fingerprint that ties mean activations to their weights."""
     digest = hashlib.sha256()
+    check_regular_file(path, "the weights file")
     try:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
@@ -27,6 +28,7 @@ from ..video import (
     require_flow,
     stylize_video,
 )
+from ..video.cache import check_work_dir
 from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
 from . import PROG
 from .options import (
@@ -146,6 +148,7 @@ def _run_video(ns: argparse.Namespace) -> int:
     outputs: list[Named] = [("the output", ns.output), ("the work directory", work)]
     check_apart(inputs + config_inputs(cfg), outputs)
     check_output(ns.output, kind)
+    check_work_dir(Path(work))
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)

@@ -23,6 +23,7 @@ import PIL.Image
 
 from .. import imageio
 from ..errors import InputError, UsageError, first_line
+from ..paths import check_regular_file
 from .keys import digest
 
 FOLDER_RATE = Fraction(24)
@@ -233,6 +234,7 @@ def _probe_video(path: Path) -> _Probe:
     import av
 
     name = str(path)
+    check_regular_file(path, "the video")
     if not path.exists():
         raise InputError(f"cannot read video '{name}': file not found")
     if path.stat().st_size == 0:

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from .errors import UsageError
 from .fieldtypes import parse_value
-from .vgg import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
+from .layers import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
 
 Optimizer = Literal["lbfgs", "adam"]
 Pooling = Literal["avg", "max"]

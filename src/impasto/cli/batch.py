@@ -19,7 +19,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, InputError, UsageError
 from ..jobs import (
@@ -33,7 +32,6 @@ from ..jobs import (
 )
 from ..jobs.driver import interrupted_name
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
-from ..jobs.sheet import batch_sheet
 from ..jobs.spec import JobSpec
 from ..jobs.store import STORE_NAME, Job, abandoned
 from ..paths import Named, check_apart
@@ -46,8 +44,12 @@ from .options import (
     config_inputs,
     options_from_args,
 )
-from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
+
+# The job store and the plan are light; the workers (torch), the images, the contact sheet and
+# the progress bars are imported where a batch runs: 'batch status' and --help wait for none.
+# main() imports a command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.jobs.worker", "impasto.jobs.sheet", "impasto.cli.progress")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -113,7 +115,29 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(b, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(b, "batch")
     add_common(b)
-    b.set_defaults(run=_run_batch)
+    b.set_defaults(run=_run_batch, engine=ENGINE)
+
+
+def status_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """``impasto batch status OUTDIR``'s own parser (and its own --help): main() hands it the
+    command line when the word after ``batch`` is ``status`` and neither --styles nor --jobs is
+    given (a content image called ``status`` still works with them)."""
+    s = parser_class(
+        prog=f"{PROG} batch status",
+        description="Print the table of a batch's jobs (state, tries, time, device, the options "
+        "that differ, output, error) and a count by state. Reads OUTDIR/impasto.sqlite without "
+        "changing it; a batch still running elsewhere is fine.",
+        allow_abbrev=False,
+    )
+    s.add_argument("outdir", metavar="OUTDIR", nargs="*", help="the batch's output folder")
+    s.add_argument("-o", "--output", default=None, help=argparse.SUPPRESS)  # as batch takes it
+    s.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full Python traceback on errors (for bug reports)",
+    )
+    s.set_defaults(command="batch status", run=_run_status_command)
+    return s
 
 
 def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -126,13 +150,17 @@ def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
 def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
-        return _run_status(ns)
+        return _run_status(ns.contents[1:] + ([ns.output] if ns.output else []))
     _refuse_mistyped_status(ns)
     where = options_from_args(ns, ExecutorOptions)
     if where.executor == "ray":
         require_ray()
     if ns.output is None:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
+    from .. import imageio
+    from ..jobs.sheet import batch_sheet
+    from .progress import BatchProgress
+
     options = _given_options(ns)
     sweeps = [parse_sweep(text) for text in ns.sweep]
     if ns.jobs is not None:
@@ -239,6 +267,8 @@ def _run_batch(ns: argparse.Namespace) -> int:
 def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> list[Named]:
     """Every file the batch may write, each a name the file system takes: the results, the
     best images of stopped jobs, the contact sheet."""
+    from .. import imageio
+
     outputs: list[Named] = []
     for spec in specs:
         for what, name in (
@@ -290,8 +320,11 @@ def _refuse_mistyped_status(ns: argparse.Namespace) -> None:
         )
 
 
-def _run_status(ns: argparse.Namespace) -> int:
-    rest = ns.contents[1:] + ([ns.output] if ns.output else [])
+def _run_status_command(ns: argparse.Namespace) -> int:
+    return _run_status(ns.outdir + ([ns.output] if ns.output else []))
+
+
+def _run_status(rest: list[str]) -> int:
     if len(rest) != 1:
         raise UsageError("batch status takes one OUTDIR: impasto batch status OUTDIR")
     folder = rest[0]

@@ -11,10 +11,14 @@ import argparse
 import sys
 from typing import Any
 
-from .. import serve as server
+from .. import serve as server  # light: FastAPI, uvicorn and torch load when it serves
 from ..errors import ExitStatus
 from ..serve.settings import ServeOptions
 from .options import ConfigFlags, add_common, add_config_options, options_from_args
+
+# Torch (the device check), imported by main() with Ctrl-C held before the server starts;
+# FastAPI and uvicorn come when it serves.
+ENGINE = ("impasto.prepare",)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -29,7 +33,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     add_config_options(p, ConfigFlags(ServeOptions))
     add_common(p, "print nothing but errors (not the address, nor the line at the stop)", False)
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, engine=ENGINE)
 
 
 def _run(ns: argparse.Namespace) -> int:

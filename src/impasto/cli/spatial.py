@@ -15,19 +15,22 @@ import os
 import re
 import sys
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
-from ..guidance import Regions, build_regions
-from ..optimize import Transfer, stage_plan
 from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import ConfigFlags, add_common, add_config_options, config_inputs
-from .progress import ProgressBar
-from .summary import result_line
+
+if TYPE_CHECKING:
+    from ..guidance import Regions
+
+# The masks' reader (torch), the engine and the progress bar are imported where they are used,
+# not here: the parser is built (--help, a mistyped option) without them. main() imports a
+# command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.optimize", "impasto.guidance", "impasto.cli.progress", "impasto.cli.summary")
 
 KEEP_SUFFIX = ":none"
 
@@ -141,6 +144,8 @@ def spatial_sources(ns: argparse.Namespace) -> dict[str, str]:
 
 def regions_from_args(ns: argparse.Namespace, style_count: int) -> Regions | None:
     """Read and check the masks named on the command line (before any weights are loaded)."""
+    from ..guidance import build_regions
+
     items = _split(ns.masks)
     if ns.masks is not None and not items:
         raise UsageError("--masks needs at least one file")
@@ -180,10 +185,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     unused = {"mask_propagation", "keep_feather", "style_blend_weights", "preserve_colors"}
     add_config_options(m, ConfigFlags(leave_out=frozenset(unused), given=mix))
     add_common(m)
-    m.set_defaults(run=_run_mix)
+    m.set_defaults(run=_run_mix, engine=ENGINE)
 
 
 def _run_mix(ns: argparse.Namespace) -> int:
+    from .. import imageio
+    from ..optimize import Transfer, stage_plan
+    from .progress import ProgressBar
+    from .summary import result_line
+
     out = imageio.check_output_path(ns.output)
     given = {f.name: getattr(ns, f.name, None) for f in fields(TransferConfig)}
     given = {k: v for k, v in given.items() if v is not None}

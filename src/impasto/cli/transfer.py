@@ -12,15 +12,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import PIL.Image
-
-from .. import animate, experiments, imageio
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
 from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
-from ..optimize import Step, Transfer, stage_plan
 from ..paths import Named, check_apart, interrupted_path
 from . import PROG
 from .options import (
@@ -35,9 +31,25 @@ from .options import (
     config_from_args,
     config_inputs,
 )
-from .progress import ProgressBar, panel_progress
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
-from .summary import result_line, wrote_line
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+    from .. import animate, experiments
+    from ..optimize import Step
+
+# The engine (torch and the network), the progress bars and the summary line are imported where
+# a command runs, not here: building the parser (--help, --version, a mistyped option) waits
+# for none of them. main() imports a command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = (
+    "impasto.optimize",
+    "impasto.guidance",
+    "impasto.animate",
+    "impasto.cli.progress",
+    "impasto.cli.summary",
+)
+EXPERIMENT_ENGINE = (*ENGINE, "impasto.experiments")
 
 # What the paper's experiments set themselves (experiments.py): the preset (paper's), the
 # weights and layers each panel varies; and what they cannot use (blends, masks, colours).
@@ -63,7 +75,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_spatial_options(t)
     add_common(t)
     _add_watch_options(t, plot_help="each loss term and the total against iteration")
-    t.set_defaults(run=_run_transfer)
+    t.set_defaults(run=_run_transfer, engine=ENGINE)
     t.add_argument(
         "--save-every",
         type=bounded_int("--save-every", 0, MAX_ITERATIONS),
@@ -105,7 +117,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(r, ConfigFlags(leave_out=RECONSTRUCT_SETS, preset="paper"))
     add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
-    r.set_defaults(run=_run_experiment)
+    r.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE)
 
     g = sub.add_parser(
         "grid",
@@ -135,7 +147,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         g, ConfigFlags(leave_out=GRID_SETS, preset="paper", given={"init": "content"})
     )
     add_common(g)
-    g.set_defaults(run=_run_experiment)
+    g.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE)
 
 
 def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
@@ -168,6 +180,8 @@ def _watch_every(ns: argparse.Namespace, iterations: int) -> int | None:
     asked for, else None."""
     if ns.animate_every is not None and ns.animate_every < 1:
         raise UsageError(f"--animate-every must be at least 1, not {ns.animate_every}")
+    from .. import animate
+
     if ns.animate is not None:
         animate.check_animation_path(ns.animate)
     if ns.plot is not None:
@@ -184,6 +198,8 @@ def _save_watch(
     plot: Callable[[str], object],
 ) -> None:
     """Write the animation (if frames were recorded) and the plot; one line each unless -q."""
+    from .. import animate
+
     if ns.animate is not None:
         if frames:
             path = animate.save_animation(frames, ns.animate)
@@ -212,6 +228,7 @@ def _recording_panels(
     recorded: list[tuple[str, animate.Recorder]],
 ) -> experiments.PanelCallback:
     """``listen``, plus a fresh Recorder per panel (appended to ``recorded``) when ``every``."""
+    from .. import animate
 
     def start(index: int, count: int, label: str) -> Callable[[Step], None] | None:
         bar = listen(index, count, label)
@@ -225,6 +242,11 @@ def _recording_panels(
 
 
 def _run_transfer(ns: argparse.Namespace) -> int:
+    from .. import animate, imageio
+    from ..optimize import Transfer, stage_plan
+    from .progress import ProgressBar
+    from .summary import result_line
+
     out = imageio.check_output_path(ns.output)
     if ns.save_every < 0:
         raise UsageError("--save-every must be 0 (off) or a positive number")
@@ -290,6 +312,8 @@ def _save_panel_watch(
 ) -> None:
     """The panels filmed side by side (a panel that has finished holds its last frame) and
     each panel's total loss on one plot."""
+    from .. import animate, experiments
+
     filmed = [(label, rec.frames) for label, rec in recorded if rec.frames]
     count = max((len(frames) for _, frames in filmed), default=0)
     sheets = [
@@ -311,6 +335,10 @@ def _save_panel_watch(
 
 
 def _run_experiment(ns: argparse.Namespace) -> int:
+    from .. import experiments, imageio
+    from .progress import panel_progress
+    from .summary import wrote_line
+
     out = imageio.check_output_path(ns.output)
     cfg = config_from_args(ns)
     if ns.command == "reconstruct":

@@ -10,24 +10,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import TransferConfig
 from ..errors import ExitStatus, Interrupted
 from ..jobs.executor import ExecutorOptions, require_ray
 from ..paths import Named, check_apart
-from ..video import (
-    FOLDER_RATE,
-    VideoOptions,
-    VideoSummary,
-    check_output,
-    default_work_dir,
-    open_clip,
-    output_kind,
-    require_flow,
-    stylize_video,
-)
-from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
+from ..videoconfig import FOLDER_RATE, MAX_FPS, MAX_FRAMES, MIN_FPS, VideoOptions
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -39,9 +28,15 @@ from .options import (
     config_inputs,
     options_from_args,
 )
-from .progress import VideoProgress, notice
 from .spatial import check_no_spatial, refuse_spatial_options
-from .summary import wrote_line
+
+if TYPE_CHECKING:
+    from ..video import VideoSummary
+
+# The video package (torch, the network, FFmpeg) and the progress bars are imported where the
+# command runs: the parser is built (--help, a mistyped option) without them. main() imports a
+# command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.video", "impasto.cli.progress", "impasto.cli.summary")
 
 _MAX_SECONDS = 1e7  # --start and --end: about four months
 
@@ -86,7 +81,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(v, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(v, "video")
     add_common(v)
-    v.set_defaults(run=_run_video)
+    v.set_defaults(run=_run_video, engine=ENGINE)
 
 
 def _seconds(text: str) -> float:
@@ -133,6 +128,16 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _run_video(ns: argparse.Namespace) -> int:
+    from ..video import (
+        check_output,
+        default_work_dir,
+        open_clip,
+        output_kind,
+        require_flow,
+        stylize_video,
+    )
+    from .progress import VideoProgress, notice
+
     check_no_spatial(ns)
     cfg = config_from_args(ns)
     opts = options_from_args(ns, VideoOptions)
@@ -178,6 +183,8 @@ def _run_video(ns: argparse.Namespace) -> int:
 
 
 def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
+    from .summary import wrote_line
+
     weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
     mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
     if opts.long_term:

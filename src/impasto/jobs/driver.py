@@ -57,7 +57,8 @@ class Summary:
     """What one run of a plan did, and where the plan stands."""
 
     total: int = 0
-    done: int = 0  # finished by this run
+    done: int = 0  # finished by this run (the redone ones included)
+    redone: int = 0  # of those, the ones done before whose result was gone or changed
     skipped: int = 0  # finished by an earlier run, not redone
     failed: int = 0  # failed in this run
     failed_before: int = 0  # failed in an earlier run, not retried
@@ -70,9 +71,12 @@ class Summary:
     exit_status: int = 0  # of the first failure
 
     def __str__(self) -> str:
-        parts = [f"{self.done} done"]
-        if self.missing:
-            parts.append(f"{self.missing} redone (the result was gone or changed)")
+        """'N jobs: a done, b redone (...), c done before, ...': the parts add up to N."""
+        parts = []
+        if self.done - self.redone or not (self.redone or self.skipped):
+            parts.append(f"{self.done - self.redone} done")
+        if self.redone:
+            parts.append(f"{self.redone} redone (the result was gone or changed)")
         if self.skipped:
             parts.append(f"{self.skipped} done before")
         if self.failed:
@@ -83,6 +87,9 @@ class Summary:
             parts.append(f"{self.cancelled} interrupted")
         if self.elsewhere:
             parts.append(f"{self.elsewhere} running in another process")
+        counted = self.done + self.skipped + self.failed + self.failed_before + self.cancelled
+        if self.total > counted + self.elsewhere:  # finished, or stopped, by another process
+            parts.append(f"{self.total - counted - self.elsewhere} not run by this process")
         return (
             f"{self.total} job{'' if self.total == 1 else 's'}: "
             + ", ".join(parts)
@@ -139,6 +146,7 @@ class _Driver:
         self.store, self.folder, self.executor, self.listener = store, folder, executor, listener
         self.worker = worker_id()
         self.summary = Summary()
+        self.redo: set[str] = set()  # done before, result gone or changed: queued again
         self.running: dict[Future[Outcome], Job] = {}
         self.heard: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
         self.stopping = False
@@ -147,7 +155,8 @@ class _Driver:
         started = time.monotonic()
         ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
         self.store.recover()
-        self.summary.missing = self._check_done(ids)
+        self.redo = self._check_done(ids)
+        self.summary.missing = len(self.redo)
         before = {job.id: job.state for job in self.store.jobs(ids)}
         self.summary.total = len(ids)
         self.summary.skipped = sum(state == "done" for state in before.values())
@@ -185,9 +194,9 @@ class _Driver:
             raise KeyboardInterrupt
         return self.summary
 
-    def _check_done(self, ids: Sequence[str]) -> int:
+    def _check_done(self, ids: Sequence[str]) -> set[str]:
         """Queue again the done jobs whose result is gone, or is not the file recorded (another
-        size or hash); how many."""
+        size or hash); their ids."""
         lost: list[str] = []
         for job in self.store.jobs(ids):
             if job.state != "done":
@@ -203,7 +212,8 @@ class _Driver:
                 same = False
             if not same:
                 lost.append(job.id)
-        return self.store.requeue(lost)
+        self.store.requeue(lost)
+        return set(lost)
 
     def _fill(self, ids: Sequence[str]) -> None:
         """Claim and submit jobs while the executor has room."""
@@ -289,6 +299,7 @@ class _Driver:
         )
         if state == "done":
             self.summary.done += 1
+            self.summary.redone += job.id in self.redo
         elif state == "failed":
             self.summary.failed += 1
             self.summary.errors.append((job.output, error or "failed"))

@@ -183,6 +183,9 @@ def _loading_line(args: Sequence[str]) -> None:
 def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    if args == ["--version"]:  # what argparse would print, without building every parser first
+        print(f"{PROG} {__version__}")
+        return ExitStatus.OK
     _loading_line(args)
     try:
         with signals.deferred():  # Ctrl-C while torch imports: delivered once it has

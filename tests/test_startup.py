@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_impasto
 
+from helpers import run_impasto
 from impasto.jobs.plan import plan
 from impasto.jobs.store import Store
 
@@ -93,4 +93,3 @@ def test_a_transfer_still_imports_torch(tmp_path: Path) -> None:
     code, output, modules = run_timed(["transfer", "a.png", "b.png", "-o", "c.png"], tmp_path)
     assert code == 3, output
     assert "torch" in modules
-

@@ -34,7 +34,7 @@ from ..jobs.driver import interrupted_name
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
 from ..jobs.spec import JobSpec
 from ..jobs.store import STORE_NAME, Job, abandoned
-from ..paths import Named, check_apart
+from ..paths import Named, check_apart, check_folder_exists
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -115,7 +115,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(b, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(b, "batch")
     add_common(b)
-    b.set_defaults(run=_run_batch, engine=ENGINE)
+    # OUTDIR itself may be made (its last level): the folder it goes in must exist.
+    b.set_defaults(run=_run_batch, engine=ENGINE, output_files=(("output", "the output folder "),))
 
 
 def status_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -196,13 +197,15 @@ def _run_batch(ns: argparse.Namespace) -> int:
     if ns.contact_sheet is not None:
         # A relative name is in OUTDIR, with the results it shows (checked with them below).
         sheet = imageio.check_output_path(outdir / ns.contact_sheet)
+        if sheet.parent != outdir:
+            check_folder_exists(sheet, "the contact sheet ")
         if sheet.resolve() == (outdir / STORE_NAME).resolve():
             raise UsageError("the contact sheet cannot be the job store")
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
     check_apart(inputs, _batch_outputs(specs, outdir, sheet))
     try:
-        outdir.mkdir(parents=True, exist_ok=True)
+        outdir.mkdir(exist_ok=True)  # its folder exists (main checked): one level at most
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 

@@ -185,7 +185,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     unused = {"mask_propagation", "keep_feather", "style_blend_weights", "preserve_colors"}
     add_config_options(m, ConfigFlags(leave_out=frozenset(unused), given=mix))
     add_common(m)
-    m.set_defaults(run=_run_mix, engine=ENGINE)
+    m.set_defaults(run=_run_mix, engine=ENGINE, output_files=(("output", ""),))
 
 
 def _run_mix(ns: argparse.Namespace) -> int:

@@ -50,6 +50,8 @@ ENGINE = (
     "impasto.cli.summary",
 )
 EXPERIMENT_ENGINE = (*ENGINE, "impasto.experiments")
+# The files a command writes, by dest: main() refuses one whose folder does not exist.
+OUTPUT_FILES = (("output", ""), ("animate", "the --animate file "), ("plot", "the --plot file "))
 
 # What the paper's experiments set themselves (experiments.py): the preset (paper's), the
 # weights and layers each panel varies; and what they cannot use (blends, masks, colours).
@@ -75,7 +77,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_spatial_options(t)
     add_common(t)
     _add_watch_options(t, plot_help="each loss term and the total against iteration")
-    t.set_defaults(run=_run_transfer, engine=ENGINE)
+    t.set_defaults(run=_run_transfer, engine=ENGINE, output_files=OUTPUT_FILES)
     t.add_argument(
         "--save-every",
         type=bounded_int("--save-every", 0, MAX_ITERATIONS),
@@ -117,7 +119,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(r, ConfigFlags(leave_out=RECONSTRUCT_SETS, preset="paper"))
     add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
-    r.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE)
+    r.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE, output_files=OUTPUT_FILES)
 
     g = sub.add_parser(
         "grid",
@@ -147,7 +149,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         g, ConfigFlags(leave_out=GRID_SETS, preset="paper", given={"init": "content"})
     )
     add_common(g)
-    g.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE)
+    g.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE, output_files=OUTPUT_FILES)
 
 
 def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:

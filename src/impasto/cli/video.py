@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(v, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(v, "video")
     add_common(v)
-    v.set_defaults(run=_run_video, engine=ENGINE)
+    v.set_defaults(run=_run_video, engine=ENGINE, output_files=(("output", ""),))
 
 
 def _seconds(text: str) -> float:

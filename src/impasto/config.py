@@ -137,6 +137,42 @@ def option(
     return field(default=default, metadata=meta, **kw)
 
 
+# The headings TransferConfig's options are grouped under in every --help and the commands
+# reference, in this order: each field in exactly one (tests/test_reference.py).
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "how it looks": (
+        "preset",
+        "size",
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "style_scale",
+        "style_blend_weights",
+        "preserve_colors",
+        "init",
+        "seed",
+    ),
+    "layers and losses": (
+        "content_layers",
+        "style_layers",
+        "style_layer_weights",
+        "style_loss",
+        "content_loss",
+    ),
+    "optimiser": (
+        "iterations",
+        "scales",
+        "optimizer",
+        "learning_rate",
+        "lr_decay",
+        "lr_decay_every",
+    ),
+    "spatial and scale control": ("mask_propagation", "keep_feather", "scale_split"),
+    "network": ("model", "weights", "weights_format", "pooling", "normalize_network"),
+    "device and precision": ("device", "precision", "max_memory"),
+}
+
+
 @dataclass(frozen=True)
 class TransferConfig:
     """Options of one style transfer. Defaults were measured (benchmarks/bench_quality.py); see

@@ -33,6 +33,9 @@ MIN_FPS, MAX_FPS = 0.01, 1000.0
 """The range of ``--fps``: a frame every 100 s to a thousand a second."""
 MAX_FRAMES = 10_000_000
 """The most frames a clip's plan may hold (over a day at 120 fps)."""
+CLIP_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+"""Names that say "a video": given to a command for still images, they get a hint to
+``impasto video``."""
 
 TEMPORAL_WEIGHT = 1e8
 """λ of the temporal loss at β = 10³ (see the module docstring and BENCHMARKS.md); by default λ

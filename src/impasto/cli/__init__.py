@@ -25,6 +25,7 @@ from ..errors import ExitStatus, ImpastoError, UsageError
 from ..paths import check_folder_exists
 from ..version import __version__
 from . import signals
+from .options import examples
 
 # The command families are imported by build_parser, and the modules a command runs on (torch,
 # the network: its parser's ``engine``) once its arguments are parsed; both inside main's
@@ -37,6 +38,16 @@ __all__ = ["PROG", "build_parser", "main"]
 PROG = "impasto"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, but the ``examples:`` section is printed as written (one command a
+    line), not wrapped as prose."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` (one line, with a hint) instead of exiting.
 
@@ -47,6 +58,10 @@ class _Parser(argparse.ArgumentParser):
     commands: dict[str, _Parser] | None = None  # every command's parser, set on each
     batch_status: _Parser | None = None  # 'batch status', set on the top parser
     _seen: Sequence[str] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -133,6 +148,13 @@ def build_parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
         description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
+        epilog=examples(
+            "impasto transfer photo.jpg starry_night.jpg -o out.png",
+            "impasto video clip.mp4 starry_night.jpg -o clip_starry.mp4 --size 384",
+            "impasto batch photos/ --styles paintings/ -o out/",
+            "impasto serve",
+            "impasto COMMAND --help            # a command's options, with their defaults",
+        ),
         allow_abbrev=False,
     )
     from . import batch, serve, spatial, transfer, video

@@ -42,6 +42,7 @@ from .options import (
     add_common,
     add_config_options,
     config_inputs,
+    examples,
     options_from_args,
 )
 from .spatial import check_no_spatial, refuse_spatial_options
@@ -50,6 +51,15 @@ from .spatial import check_no_spatial, refuse_spatial_options
 # the progress bars are imported where a batch runs: 'batch status' and --help wait for none.
 # main() imports a command's ENGINE first, with Ctrl-C held (cli.signals).
 ENGINE = ("impasto.jobs.worker", "impasto.jobs.sheet", "impasto.cli.progress")
+
+
+# The one statement of --sweep's syntax (the manual's batch page quotes it).
+SWEEP_HELP = (
+    "run every value of a transfer option, NAME=V1,V2,... (several --sweep multiply); when "
+    "the option takes a list (--style-layers, --style-layer-weights...), separate the values "
+    "by ';' and each value's items by ',': --sweep 'style_layers=conv1_1,conv2_1;conv3_1' is "
+    "two runs (quote it: ';' ends a shell command) (default: none)"
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -61,6 +71,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "combination of --sweep values, or the jobs of --jobs FILE, into OUTDIR. Re-running the "
         "same command skips finished jobs and runs the rest. 'impasto batch status OUTDIR' "
         "prints the table of jobs.",
+        epilog=examples(
+            "impasto batch photos/ --styles paintings/ -o out/ --size 384",
+            "impasto batch photo.jpg --styles starry_night.jpg -o study/ --size 256 "
+            "--sweep style_weight=1e3,1e4 --contact-sheet sheet.png",
+            "impasto batch photo.jpg --styles starry_night.jpg -o layers/ "
+            "--sweep 'style_layers=conv1_1,conv2_1;conv3_1,conv4_1'",
+            "impasto batch --jobs jobs.csv -o out/",
+            "impasto batch status out/",
+        ),
         allow_abbrev=False,
     )
     b.add_argument(
@@ -92,8 +111,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="append",
         default=[],
         metavar="NAME=V1,V2",
-        help="run every value of a transfer option (several --sweep multiply); values of a list "
-        "option are separated by ';' (default: none)",
+        help=SWEEP_HELP,
     )
     b.add_argument(
         "--jobs",
@@ -128,6 +146,7 @@ def status_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.Argum
         description="Print the table of a batch's jobs (state, tries, time, device, the options "
         "that differ, output, error) and a count by state. Reads OUTDIR/impasto.sqlite without "
         "changing it; a batch still running elsewhere is fine.",
+        epilog=examples("impasto batch status out/"),
         allow_abbrev=False,
     )
     s.add_argument("outdir", metavar="OUTDIR", nargs="*", help="the batch's output folder")

@@ -22,7 +22,14 @@ from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
 from ..paths import Named, check_apart, interrupted_path
 from . import PROG
-from .options import ConfigFlags, add_common, add_config_options, config_inputs
+from .options import (
+    ConfigFlags,
+    add_common,
+    add_config_options,
+    config_inputs,
+    examples,
+    titled_group,
+)
 
 if TYPE_CHECKING:
     from ..guidance import Regions
@@ -37,10 +44,12 @@ KEEP_SUFFIX = ":none"
 
 def add_spatial_options(p: argparse.ArgumentParser) -> None:
     """The mask and fine-style flags of ``transfer``."""
-    g = p.add_argument_group(
-        "spatial and scale control (Gatys et al. 2017)",
-        "Masks are grayscale images over the photo (white: inside; soft values allowed; any size, "
-        "resized to the output). Pixels no style mask covers get the content loss only.",
+    g = titled_group(
+        p,
+        "spatial and scale control",
+        "Gatys et al. 2017. Masks are grayscale images over the photo (white: inside; soft values "
+        "allowed; any size, resized to the output). Pixels no style mask covers get the content "
+        "loss only.",
     )
     g.add_argument(
         "--masks",
@@ -175,6 +184,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "conv5_1) match COARSE's Gram matrices, the layers before it FINE's; there is no content "
         "term (--content-weight is 0 and --init noise unless given). The result takes "
         "COARSE's aspect ratio and can be used as a STYLE of transfer.",
+        epilog=examples(
+            "impasto mix-styles the_scream.jpg starry_night.jpg -o mixed.png --size 256",
+            "impasto transfer photo.jpg mixed.png -o out.png",
+        ),
         allow_abbrev=False,
     )
     m.add_argument("coarse", metavar="COARSE", help="painting that gives the large-scale shapes")

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
-from ..errors import ExitStatus, UsageError
+from ..errors import ExitStatus, InputError, UsageError
 from ..eta import WorkPlan
 from ..paths import Named, check_apart, interrupted_path
+from ..videoconfig import CLIP_SUFFIXES
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -30,6 +31,7 @@ from .options import (
     comma_strings,
     config_from_args,
     config_inputs,
+    examples,
 )
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
 
@@ -69,6 +71,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "transfer",
         help="render a content image in the style of one or more paintings",
         description="Render CONTENT in the style of STYLE (several styles are blended).",
+        epilog=examples(
+            "impasto transfer photo.jpg starry_night.jpg -o out.png",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --size 256 --iterations 100",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --preserve-colors luminance",
+            "impasto transfer photo.jpg sky.jpg town.jpg -o out.png --masks sky.png,town.png",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --seed 1 --animate out.gif",
+        ),
         allow_abbrev=False,
     )
     t.add_argument("content", metavar="CONTENT", help="content image (photo)")
@@ -92,6 +101,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="From white noise, reconstruct IMAGE from the content representation of each "
         "layer (content), or from the Gram matrices of growing layer sets (style), and lay the "
         "results out as one labelled contact sheet.",
+        epilog=examples(
+            "impasto reconstruct content photo.jpg -o content.png --size 128 --iterations 100",
+            "impasto reconstruct style starry_night.jpg -o style.png --size 256 --each",
+        ),
         allow_abbrev=False,
     )
     r.add_argument(
@@ -126,6 +139,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="the KTH report's Figure 5: α/β ratios x growing style-layer sets",
         description="Rows: style layer sets {conv1_1}, {conv1_1, conv2_1}, ...; columns: α/β "
         "ratios; each cell a full transfer of CONTENT in the style of STYLE.",
+        epilog=examples(
+            "impasto grid photo.jpg starry_night.jpg -o grid.png --size 128 --iterations 100",
+            "impasto grid photo.jpg starry_night.jpg -o grid.png --ratios 1e-4,1e-3 "
+            "--layers conv1_1,conv2_1,conv3_1",
+        ),
         allow_abbrev=False,
     )
     g.add_argument("content", metavar="CONTENT", help="content image (photo)")
@@ -243,7 +261,19 @@ def _recording_panels(
     return start
 
 
+def _refuse_clips(named: Sequence[tuple[str, str]]) -> None:
+    """A video given where a still image goes: one line pointing to ``impasto video`` (the
+    reverse mistake is told to use ``impasto transfer``)."""
+    for what, path in named:
+        if Path(path).suffix.lower() in CLIP_SUFFIXES:
+            raise InputError(
+                f"{what} '{path}' is a video, not a still image; use 'impasto video' "
+                f"({PROG} video {path} STYLE -o OUT.mp4)"
+            )
+
+
 def _run_transfer(ns: argparse.Namespace) -> int:
+    _refuse_clips([("the content image", ns.content), *(("the style image", s) for s in ns.styles)])
     from .. import animate, imageio
     from ..optimize import Transfer, stage_plan
     from .progress import ProgressBar

@@ -26,6 +26,7 @@ from .options import (
     add_styles_and_output,
     config_from_args,
     config_inputs,
+    examples,
     options_from_args,
 )
 from .spatial import check_no_spatial, refuse_spatial_options
@@ -51,6 +52,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "where things appear (Ruder et al. 2016); --no-temporal stylises each frame on its own. "
         "Finished frames are cached, so re-running the same command after a crash or Ctrl-C "
         "resumes (--seed defaults to 0 here, so that a re-run finds them).",
+        epilog=examples(
+            "impasto video clip.mp4 starry_night.jpg -o clip_starry.mp4 --size 384",
+            "impasto video clip.mp4 starry_night.jpg -o frames/ --start 2 --end 4 --size 256",
+            "impasto video frames_in/ starry_night.jpg -o out.mp4 --fps 24 --no-temporal",
+        ),
         allow_abbrev=False,
     )
     v.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads) or a folder")

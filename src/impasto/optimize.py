@@ -6,30 +6,30 @@ runs the plan of coarse-to-fine stages (:func:`stage_plan`, :func:`run_stages`).
 (:func:`descend`) runs L-BFGS or Adam from a start image and reports a flat :class:`Step` record
 (every term by name) to an optional callback after every iteration. It never prints and never
 writes files: progress bars, intermediate saves, the web page and video are listeners.
+
+The records it reports are :mod:`impasto.records`'; the state a step keeps on the device, and
+the step itself, :mod:`impasto.iterate`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import graphs, imageio
 from .config import MAX_SIZE, TransferConfig
-from .errors import DivergedError, UsageError
+from .errors import UsageError
 from .guidance import Regions
-from .lbfgs import HISTORY, DeviceLBFGS
+from .iterate import CHECK_EVERY, Iterate, Rows, Values, check_finite, renderer
 from .memory import (
     check_memory,
     fits_memory,
@@ -54,11 +54,13 @@ from .prepare import (
     resolve_device,
     smallest_size,
 )
-from .version import __version__
+from .records import TOTAL, Listener, Result, Step
 from .vgg import MIN_SIDE, VGG
 
 __all__ = [
+    "TOTAL",
     "ImageLike",
+    "Listener",
     "Result",
     "Stage",
     "StagePosition",
@@ -71,85 +73,6 @@ __all__ = [
     "run_stages",
     "stage_plan",
 ]
-
-TOTAL = "total"
-Listener = Callable[["Step"], None]
-
-
-@dataclass
-class Step:
-    """What the loop reports after each iteration: a flat record, every term weighted and named.
-
-    The values are read back from the device only when a listener asks for them, so a listener
-    that looks at every tenth step costs one host round trip per ten steps."""
-
-    iteration: int  # 1-based, counted across coarse-to-fine stages
-    iterations: int  # planned total
-    elapsed: float  # seconds of optimisation so far
-    learning_rate: float | None
-    _values: Callable[[], Mapping[str, float]] = field(repr=False)  # "total" and every term
-    _render: Callable[[], Tensor] = field(repr=False)
-    stage: int = 1  # coarse-to-fine stage, 1-based
-    stages: int = 1
-    peak_memory: int | None = None  # bytes allocated on the device at most so far (CUDA)
-
-    @property
-    def loss(self) -> float:
-        """The objective: the sum of :attr:`terms`."""
-        return self._values()[TOTAL]
-
-    @property
-    def terms(self) -> dict[str, float]:
-        """Each term of the objective by name (content, style, tv, temporal, ...), weighted."""
-        return {k: v for k, v in self._values().items() if k != TOTAL}
-
-    def term(self, name: str) -> float:
-        """One term by name; 0 for a term this run's objective does not have."""
-        return self._values().get(name, 0.0)
-
-    def image(self) -> PIL.Image.Image:
-        """The current iterate as an 8-bit RGB image (a copy; costs a device-to-host transfer)."""
-        return imageio.to_image(self._render() / 255.0)
-
-
-@dataclass
-class Result:
-    """A finished (or interrupted) transfer."""
-
-    image: PIL.Image.Image
-    config: TransferConfig
-    seed: int
-    iterations: int  # completed
-    elapsed: float
-    history: list[dict[str, float]]  # per iteration: "total" and every weighted term by name
-    # The objective of the returned image (the best iterate, often the one after the last
-    # update, evaluated once the loop is done). A finished run reports it as its last Step and
-    # history[-1] too, so that the bar, the summary and the metadata show one number.
-    final_loss: float
-    interrupted: bool = False
-    device: str = "cpu"
-    peak_memory: int | None = None  # bytes (CUDA), None where it cannot be read
-    replayed: int = 0  # iterations replayed from a captured CUDA graph (impasto.graphs)
-
-    def metadata(self, sources: dict[str, str] | None = None) -> dict[str, str]:
-        """Text to store in the output file, enough to reproduce the run."""
-        meta = {
-            "Software": f"impasto {__version__}",
-            "impasto:options": self.config.to_json(),  # config carries the seed used
-            "impasto:seed": str(self.seed),
-            "impasto:iterations": str(self.iterations),
-            "impasto:final_loss": f"{self.final_loss:.6g}",
-            "impasto:device": self.device,
-            "impasto:torch": torch.__version__,
-        }
-        if sources:
-            meta["impasto:inputs"] = _json(sources)
-        return meta
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
-
 
 # --- the plan of stages -------------------------------------------------------------------------
 
@@ -244,8 +167,8 @@ def descend(
     cfg, device = problem.config, problem.device
     at = at or StagePosition(total=iterations)
     labels = (TOTAL, *objective.names)
-    it = _Iterate(objective, x0, cfg, device)
-    history = _Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
+    it = Iterate(objective, x0, cfg, device)
+    history = Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
     # On a GPU, after a few eager iterations one is captured as a CUDA graph and replayed.
     warm = graphs.Warmup() if graphs.usable(device, cfg.optimizer, iterations) else None
     replay: graphs.Replay | None = None
@@ -268,17 +191,17 @@ def descend(
                     else:
                         row = history.append(it.step())
                     done = i
-                    if i % _CHECK_EVERY == 0 or i == iterations:
-                        since = (i - 1) // _CHECK_EVERY * _CHECK_EVERY
-                        _check_finite(history.since(since), at.done)
+                    if i % CHECK_EVERY == 0 or i == iterations:
+                        since = (i - 1) // CHECK_EVERY * CHECK_EVERY
+                        check_finite(history.since(since), at.done)
                     if on_step is not None:
                         step = Step(
                             at.done + i,
                             at.total or iterations,
                             at.elapsed + time.perf_counter() - start,
                             it.learning_rate,
-                            _Values(row, labels, at.done + i),
-                            _renderer(problem, it.x, at.show),
+                            Values(row, labels, at.done + i),
+                            renderer(problem, it.x, at.show),
                             at.stage,
                             at.stages,
                             peak_memory(device),
@@ -298,7 +221,7 @@ def descend(
     finally:
         if warm is not None:
             warm.done()
-    _check_finite(history.since(0), at.done)
+    check_finite(history.since(0), at.done)
     rows = [dict(zip(labels, r, strict=True)) for r in history.since(0)[1].tolist()]
     best, best_value = it.best, float(it.best_loss)
     if not interrupted:
@@ -318,7 +241,7 @@ def descend(
             rows[-1] = dict(zip(labels, final.tolist(), strict=True))
     elapsed = time.perf_counter() - start  # the last Step's time too: one clock
     if last is not None and on_step is not None and not interrupted:
-        values, render = _Values(final, labels, last.iteration), _renderer(problem, best, at.show)
+        values, render = Values(final, labels, last.iteration), renderer(problem, best, at.show)
         try:
             on_step(
                 dataclasses.replace(
@@ -341,163 +264,6 @@ def descend(
         peak_memory=peak_memory(device),
         replayed=replayed,
     )
-
-
-class _Iterate:
-    """The loop's state on the device (the iterate, the iterate before the last step, the best
-    one and its loss, the optimiser) and :meth:`step`. Every update is in place, so that a step
-    can be captured as a CUDA graph and replayed (:mod:`impasto.graphs`)."""
-
-    def __init__(
-        self,
-        objective: Objective,
-        x0: Tensor,
-        cfg: TransferConfig,
-        device: torch.device,
-    ) -> None:
-        self.objective = objective
-        # On CUDA, channels-last: cuDNN's tensor-core convolutions take NHWC.
-        self.layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        x = x0.clone().contiguous(memory_format=self.layout)
-        self.x = x.requires_grad_(True)
-        self.before = x.detach().clone()
-        self.best = x.detach().clone()
-        self.best_loss = torch.full((), math.inf, device=device)
-        self.lbfgs: DeviceLBFGS | None = None
-        self.adam: torch.optim.Adam | None = None
-        self.sched: torch.optim.lr_scheduler.StepLR | None = None
-        if cfg.optimizer == "lbfgs":
-            self.lbfgs = DeviceLBFGS(
-                x.numel(),
-                history=HISTORY,
-                device=device,
-                max_step=_LBFGS_MAX_STEP,
-                min_cosine=_LBFGS_MIN_COSINE,
-            )
-        else:
-            # fused on CUDA: one kernel, and the step count kept on the device, not the host.
-            fused = device.type == "cuda"
-            self.adam = torch.optim.Adam([self.x], lr=cfg.learning_rate, fused=fused)
-            self.sched = torch.optim.lr_scheduler.StepLR(
-                self.adam, cfg.lr_decay_every, cfg.lr_decay
-            )
-
-    @property
-    def learning_rate(self) -> float | None:
-        return float(self.adam.param_groups[0]["lr"]) if self.adam is not None else None
-
-    def step(self) -> Tensor:
-        """One step; returns (total, *terms) at the iterate before it, in fp32. The loss
-        reported for a step is the objective before the update; the best iterate goes with it."""
-        x = self.x
-        self.before.copy_(x.detach())
-        values = self.objective(x)
-        (grad,) = torch.autograd.grad(values[0], x)
-        if self.lbfgs is not None:
-            self.lbfgs.step(x, grad)
-        elif self.adam is not None and self.sched is not None:
-            # The fused step wants the gradient laid out as the iterate (first GPU run).
-            x.grad = grad.contiguous(memory_format=self.layout)
-            self.adam.step()
-            self.sched.step()
-            with torch.no_grad():
-                x.clamp_(0.0, 255.0)  # keep Adam's iterate a valid image
-        row = torch.stack(values).detach().float()
-        better = row[0] < self.best_loss  # False for NaN
-        self.best.copy_(torch.where(better, self.before, self.best))
-        self.best_loss.copy_(torch.where(better, row[0], self.best_loss))
-        return row
-
-
-def _renderer(problem: Prepared, x: Tensor, show: tuple[int, int] | None) -> Callable[[], Tensor]:
-    """The iterate as a picture, scaled to ``show`` (W, H) when given (a coarse stage)."""
-    if show is None:
-        return lambda: problem.render(x)
-    w, h = show
-    return lambda: F.interpolate(problem.render(x), size=(h, w), mode="bilinear")
-
-
-# No pixel moves more than this many levels in one L-BFGS step. Without curvature pairs yet
-# (torch's first step is scaled by 1/‖g‖₁, about 1e-11 here, too small to measure any), the next
-# step is the raw gradient, millions of levels at 256 px from noise, and the run blows up; torch's
-# LBFGS takes the same step. Normal steps stay well under it (at most 46 levels in a 256 px run
-# from the content), so the cap changes nothing else.
-_LBFGS_MAX_STEP = 64.0
-# Curvature pairs whose s and y are nearly orthogonal measure rounding noise, not curvature (the
-# first, tiny step in bf16): not kept (see impasto.lbfgs).
-_LBFGS_MIN_COSINE = 0.01
-# Steps between divergence checks: each check reads one flag back from the device.
-_CHECK_EVERY = 10
-
-
-class _Values:
-    """One step's total and terms, read back from the device once, on first use."""
-
-    def __init__(self, row: Tensor, labels: tuple[str, ...], iteration: int) -> None:
-        self._row: Tensor | None = row
-        self._labels = labels
-        self._values: dict[str, float] | None = None
-        self.iteration = iteration
-
-    def __call__(self) -> dict[str, float]:
-        if self._values is None:
-            assert self._row is not None
-            values = dict(zip(self._labels, self._row.tolist(), strict=True))
-            self._values, self._row = values, None
-            _check_finite_value(values[TOTAL], self.iteration)
-        return self._values
-
-
-def _check_finite_value(total: float, iteration: int) -> None:
-    if not math.isfinite(total):
-        raise DivergedError(
-            f"the loss became {total} at iteration {iteration}; try --optimizer adam, a "
-            "smaller --learning-rate or smaller --style-weight"
-        )
-
-
-def _check_finite(history: tuple[int, Tensor], done_before: int) -> None:
-    """Raise :class:`DivergedError` naming the first step whose loss is not finite, of the
-    rows ``history`` (the step before the first, the rows)."""
-    offset, rows = history
-    if rows.numel() == 0:
-        return
-    bad = ~torch.isfinite(rows[:, 0])
-    if bool(bad.any()):
-        first = int(bad.nonzero()[0, 0])
-        _check_finite_value(float(rows[first, 0]), done_before + offset + first + 1)
-
-
-class _Rows:
-    """One row of loss values per step, on the device, in blocks allocated as the run goes:
-    a run stopped early (or a huge --iterations) reserves nothing for the steps it never takes.
-    Appending writes into the current block, so no value is read back to the host."""
-
-    BLOCK = 256
-
-    def __init__(self, width: int, device: torch.device) -> None:
-        self.width, self.device = width, device
-        self.blocks: list[Tensor] = []
-        self.count = 0
-
-    def append(self, row: Tensor) -> Tensor:
-        """Stores a copy of ``row`` and returns it."""
-        if self.count % self.BLOCK == 0:
-            self.blocks.append(torch.zeros(self.BLOCK, self.width, device=self.device))
-        stored = self.blocks[-1][self.count % self.BLOCK]
-        stored.copy_(row)
-        self.count += 1
-        return stored
-
-    def since(self, start: int) -> tuple[int, Tensor]:
-        """(start, the rows of steps start+1 ... so far)."""
-        first = start // self.BLOCK
-        if first >= len(self.blocks):
-            return start, torch.zeros(0, self.width, device=self.device)
-        rows = (
-            torch.cat(self.blocks[first:]) if len(self.blocks) - first > 1 else self.blocks[first]
-        )
-        return start, rows[start - first * self.BLOCK : self.count - first * self.BLOCK]
 
 
 # --- the front door -----------------------------------------------------------------------------
@@ -626,3 +392,7 @@ class Transfer:
 
         result = run_stages(plan, ready, self.size, on_step)
         return dataclasses.replace(result, config=self.config.replace(seed=self.seed))
+
+
+# The names tests and benchmarks/gpu_profile.py take from here.
+_Iterate, _Rows = Iterate, Rows

@@ -3,7 +3,9 @@
 - :mod:`~impasto.jobs.spec`: :class:`JobSpec` (what to run, with its identity), :class:`Task`
   (a job made self-contained for a worker) and :class:`Outcome` (what a worker hands back)
 - :mod:`~impasto.jobs.plan`: contents x styles x sweeps, or a jobs file, as JobSpecs
-- :mod:`~impasto.jobs.store`: :class:`Store`, the jobs of a folder in ``impasto.sqlite``
+- :mod:`~impasto.jobs.store`: :class:`Store`, the jobs of a folder in ``impasto.sqlite``; its
+  rows (:class:`Job`) in :mod:`~impasto.jobs.rows`, its tables and migrations in
+  :mod:`~impasto.jobs.schema`, who holds a running job in :mod:`~impasto.jobs.leases`
 - :mod:`~impasto.jobs.worker`: :class:`Worker`, one device's runner of tasks
 - :mod:`~impasto.jobs.executor`: the :class:`Executor` interface and :class:`LocalExecutor`
 - :mod:`~impasto.jobs.rayexec`: ``RayExecutor``, on a Ray cluster (not imported here: it needs

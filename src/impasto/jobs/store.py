@@ -36,93 +36,36 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import InputError
-from ..process import pid_alive
-from .spec import JobSpec, Source
+from .leases import STALE_AFTER_S, abandoned, worker_id
+from .rows import FINISHED, STATES, Job, State
+from .schema import INDEXES_V2, MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from .spec import JobSpec
 
-__all__ = ["FINISHED", "STALE_AFTER_S", "STATES", "Job", "Store", "abandoned", "worker_id"]
+__all__ = [
+    "FINISHED",
+    "STALE_AFTER_S",
+    "STATES",
+    "STORE_NAME",
+    "Job",
+    "State",
+    "Store",
+    "abandoned",
+    "worker_id",
+]
 
-SCHEMA_VERSION = 2
 STORE_NAME = "impasto.sqlite"
-STALE_AFTER_S = 60.0  # a running job whose lease is older than this is taken to be abandoned
 BUSY_TIMEOUT_MS = 30_000
 
-State = Literal["queued", "running", "done", "failed", "cancelled"]
-STATES: tuple[State, ...] = ("queued", "running", "done", "failed", "cancelled")
-FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id        TEXT PRIMARY KEY,            -- JobSpec.id: hash of inputs, options, output name
-    seq       INTEGER NOT NULL,            -- order of submission
-    kind      TEXT NOT NULL DEFAULT 'transfer',
-    inputs    TEXT NOT NULL,               -- JSON {"content": {path, sha256}, "styles": [...]}
-    options   TEXT NOT NULL,               -- JSON: the options given (seed included)
-    output    TEXT NOT NULL,               -- the result's path, relative to the store's folder
-    labels    TEXT NOT NULL DEFAULT '{}',  -- JSON {"content", "style", "sweep"}
-    state     TEXT NOT NULL CHECK (state IN
-                  ('queued', 'running', 'done', 'failed', 'cancelled')),
-    attempts  INTEGER NOT NULL DEFAULT 0,  -- claims so far, and reruns after a worker died
-    worker    TEXT,                        -- host:pid:token of the claim
-    device    TEXT,
-    lease     REAL,                        -- Unix time of the holder's last heartbeat
-    created   REAL NOT NULL,
-    started   REAL,
-    finished  REAL,
-    seconds   REAL,                        -- optimisation time of the last attempt
-    losses    TEXT,                        -- JSON {term: value}, "total" included: Job.terms
-    error     TEXT,                        -- one line, when failed or cancelled
-    extra     TEXT NOT NULL DEFAULT '{}'   -- JSON: what a front end keeps with the row (v2)
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
-CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output);
-"""
-
-# Run after the version check (and any migration): they name version-2 columns.
-_INDEXES_V2 = "CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind, state, finished)"
-
-# Each step takes a store of the version before it to the next one.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE jobs ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",),
-}
-
-_HOST = socket.gethostname()
 StrPath = str | os.PathLike[str]
-
-
-def worker_id() -> str:
-    """This process as a claim records it: host, pid and a random token (pids are reused)."""
-    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _gone(worker: str | None) -> bool:
-    """Whether the process of a claim is known to be dead (on this host; elsewhere only the
-    lease can tell)."""
-    if not worker:
-        return True
-    host, _, rest = worker.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    return not pid_alive(int(pid_text))
-
-
-def abandoned(worker: str | None, lease: float | None, now: float | None = None) -> bool:
-    """Whether a running job's claim is dead: its process is gone, or its lease is stale."""
-    now = time.time() if now is None else now
-    return lease is None or now - lease > STALE_AFTER_S or _gone(worker)
 
 
 def _busy(e: sqlite3.Error) -> bool:
@@ -135,78 +78,6 @@ def _busy(e: sqlite3.Error) -> bool:
 
 def _canonical(obj: Mapping[str, Any]) -> str:
     return json.dumps(dict(obj), sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Job:
-    """A row of the store."""
-
-    id: str
-    seq: int
-    inputs: Mapping[str, Any]
-    options: Mapping[str, Any]
-    output: str
-    labels: Mapping[str, str]
-    state: State
-    attempts: int
-    worker: str | None
-    device: str | None
-    lease: float | None
-    created: float
-    started: float | None
-    finished: float | None
-    seconds: float | None
-    terms: Mapping[str, float] | None  # the final weighted terms by name, and "total"
-    error: str | None
-    kind: str = "transfer"
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def sources(self) -> tuple[Source, tuple[Source, ...]]:
-        return JobSpec.sources_from_json(json.dumps(self.inputs))
-
-    @classmethod
-    def _from_row(cls, row: sqlite3.Row) -> Job:
-        """The row as a Job; TypeError or ValueError for a row no impasto wrote (SQLite keeps
-        whatever a column is given)."""
-        return cls(
-            id=_typed(row, "id", str),
-            seq=_typed(row, "seq", int),
-            inputs=_json(row, "inputs", dict),
-            options=_json(row, "options", dict),
-            output=_typed(row, "output", str),
-            labels=_json(row, "labels", dict),
-            state=row["state"],
-            attempts=_typed(row, "attempts", int),
-            worker=_typed(row, "worker", str, None),
-            device=_typed(row, "device", str, None),
-            lease=_typed(row, "lease", float, None),
-            created=_typed(row, "created", float),
-            started=_typed(row, "started", float, None),
-            finished=_typed(row, "finished", float, None),
-            seconds=_typed(row, "seconds", float, None),
-            terms=_json(row, "losses", dict) if row["losses"] else None,
-            error=_typed(row, "error", str, None),
-            kind=_typed(row, "kind", str),
-            extra=_json(row, "extra", dict),
-        )
-
-
-def _typed(row: sqlite3.Row, key: str, kind: type, *none: None) -> Any:
-    value = row[key]
-    if value is None and none:
-        return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind):
-        raise TypeError(f"{key} is {value!r}, not {kind.__name__}")
-    return value
-
-
-def _json(row: sqlite3.Row, key: str, kind: type) -> Any:
-    value = json.loads(_typed(row, key, str))
-    if not isinstance(value, kind):
-        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
-    return value
 
 
 class Store:
@@ -297,11 +168,11 @@ class Store:
             )
         self._db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints
         with self._write():
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             self._check_version()
-            self._db.execute(_INDEXES_V2)
+            self._db.execute(INDEXES_V2)
 
     @classmethod
     def in_folder(
@@ -370,7 +241,7 @@ class Store:
             return
         # In the caller's transaction: a migration is done whole or not at all.
         for step in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[step]:
+            for statement in MIGRATIONS[step]:
                 self._db.execute(statement)
         if version < SCHEMA_VERSION:
             self._db.execute(

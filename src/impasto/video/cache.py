@@ -11,7 +11,6 @@ that knows the work directory's layout.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from .. import imageio
 from ..atomic import atomic_write
 from ..config import TransferConfig
 from ..errors import InputError, UsageError
+from .keys import digest
 
 if TYPE_CHECKING:
     from .options import VideoOptions
@@ -34,16 +34,6 @@ _MANIFEST = "manifest.json"
 _KEY_FIELD = "impasto:frame-key"
 # Options that change no pixel of a frame: left out of the cache key.
 _KEYLESS = ("device", "max_memory")
-
-
-def digest(*parts: bytes | str) -> str:
-    """SHA-256 of ``parts``, each length-prefixed (so ("ab", "c") and ("a", "bc") differ)."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "big"))
-        h.update(data)
-    return h.hexdigest()
 
 
 def _pixels_hash(img: PIL.Image.Image) -> str:

@@ -27,7 +27,7 @@ from ..videoconfig import FOLDER_RATE as FOLDER_RATE
 from ..videoconfig import MAX_FPS as MAX_FPS
 from ..videoconfig import MAX_FRAMES as MAX_FRAMES
 from ..videoconfig import MIN_FPS as MIN_FPS
-from .cache import digest
+from .keys import digest
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 

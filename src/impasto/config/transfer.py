@@ -1,176 +1,63 @@
-"""Every option of a transfer, with its default, type, allowed choices and help, in one place.
-
-The command line, the API and the web server are all built from :class:`TransferConfig`: argparse
-flags are generated from the fields' metadata (``cli/options.py``), the server describes and
-checks job options from them (``serve/intake.py``), and ``impasto.stylize(**options)`` passes its
-keywords straight to the dataclass, whose ``__post_init__`` validates them. Changing a default
-here changes it everywhere.
-"""
+"""The options of one style transfer (:class:`TransferConfig`): every field with its default,
+help, range and label, the checks that tie options together, and what is derived from them (layer
+weights, coarse-to-fine stages). Adding an option to a transfer is adding a field here."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import itertools
 import json
-import math
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Literal, get_args, get_origin
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
-from .errors import UsageError
-from .fieldtypes import parse_value
-from .layers import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
-
-Optimizer = Literal["lbfgs", "adam"]
-Pooling = Literal["avg", "max"]
-Device = Literal["auto", "cpu", "cuda", "mps"]
-Precision = Literal["auto", "fp32", "tf32", "bf16"]
-PreserveColors = Literal["none", "luminance", "histogram"]
-InitKind = str  # "noise", "content", "style" or an image path
-Preset = Literal["default", "paper"]
-MaskPropagation = Literal["inside", "resize"]
-Place = Literal["main", "more", "slider"]  # where the web page shows an option
-# The style and content losses (docs/style-losses.md): the paper's, and later work's.
-StyleLoss = Literal["gram", "sliced", "remd"]
-ContentLoss = Literal["features", "self-similarity"]
-
-PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-
-# β when the user gives none: for the raw Caffe weights (the paper preset's, and the default
-# preset's at 512 px), and for the normalised network, whose style losses are smaller by very
-# different factors per layer (docs/method.md, "Defaults, and why").
-STYLE_WEIGHT = 1e3
-DEFAULT_STYLE_WEIGHT_512 = 1e4
-NORMALIZED_STYLE_WEIGHT = 1e6
-
-# What each preset gives the options a user leaves alone (docs/method.md, "Defaults, and why").
-# "paper" is Gatys et al. as published: white noise, equal layer weights, no smoothness term, one
-# scale. "default" departs from it where bench_quality.py measured that it pays: it starts from the
-# photo, weighs the style layers by 1/N_l² (as the Lua reference's normalisation does implicitly),
-# adds a total-variation term against L-BFGS's colour grain, and works coarse to fine above
-# COARSE_TO_FINE_ABOVE pixels.
-TV_WEIGHT = 20.0
-COARSE_TO_FINE_ABOVE = 320
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"init": "content", "tv_weight": TV_WEIGHT, "scales": "auto", "iterations": 350},
-    "paper": {"init": "noise", "tv_weight": 0.0, "scales": "one", "iterations": 500},
-}
-
-
-# The ranges of the numeric options (``bounds`` of their fields, checked by check_bounds, the one
-# place that holds an option to its range).
-# 16384 px is 16x the server's default limit and beyond any GPU's memory at full resolution;
-# 100000 iterations are days of work at any size (each keeps a row of loss values); weights
-# stop at 1e38, under float32's largest (3.4e38), beyond which a weight is infinite on the
-# device (a large one can still make the loss overflow: that is exit 5, diverged); the style
-# image may be 8x the output.
-MAX_SIZE = 16384
-MAX_ITERATIONS = 100_000
-MAX_WEIGHT = 1e38
-MAX_LEARNING_RATE = 1e4
-MAX_STYLE_SCALE = 8.0
-MAX_SEED = 2**63 - 1
-MAX_MEMORY_GIB = 2.0**20  # a pebibyte
-MAX_STAGES = 16  # coarse-to-fine stages ('auto' makes at most 13: 256 px to 16384 px)
-POSITIVE = 1e-12  # as the least of a range: "a positive number" (no finer number is meant)
-TOO_SMALL = f"VGG needs at least {MIN_SIDE} pixels"  # why a size under MIN_SIDE is refused
-
-
-class Auto:
-    """Marks an option left at its default, which ``__post_init__`` resolves from other options
-    (the preset, the size, ``normalize_network``). A resolved value stays marked, so ``replace()``
-    and ``to_dict()`` round trips resolve it again; a value the user gives is a plain one."""
-
-
-class AutoWeight(float, Auto):
-    """A float option left at its default."""
-
-
-class AutoInt(int, Auto):
-    """An integer option left at its default."""
-
-
-class AutoStr(str, Auto):
-    """A text option left at its default."""
-
-
-class AutoScales(tuple[int, ...], Auto):
-    """Coarse-to-fine stages left at their default."""
-
-
-def option(
-    default: Any,
-    help: str,
-    *,
-    flag: str | None = None,
-    shown: str | None = None,
-    by_preset: bool = False,
-    metavar: str | None = None,
-    bounds: tuple[float, float] | None = None,
-    below: str | None = None,
-    label: str | None = None,
-    tip: str | None = None,
-    place: Place = "more",
-    **kw: Any,
-) -> Any:
-    """A field of an options dataclass that also carries its help (and optional flag name and
-    metavar). The help says what the option does; its default is added to it by
-    :func:`help_text`: ``shown`` says the default in words where the value alone does not (a
-    None that means "drawn at random", a value that depends on other options), ``by_preset``
-    takes it from :data:`PRESETS`. ``bounds`` (lowest, highest), both allowed, is the range
-    :func:`check_bounds` holds a number (or each number of a list) to, and ``below`` why a number
-    under it is refused (else the message names the range). Its choices, if any, are those of
-    its Literal type.
-
-    For the web page: ``label`` (a name a person reads, also in the page's error messages),
-    ``tip`` (a line of help written for the page: no flags, no FILEs) and its ``place`` (main,
-    more, or slider: set by the balance slider)."""
-    meta: dict[str, Any] = {"help": help, "flag": flag, "metavar": metavar, "bounds": bounds}
-    meta["below"] = below
-    meta["shown"] = shown
-    meta["by_preset"] = by_preset
-    meta |= {"label": label, "tip": tip, "place": place}
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use tuples for defaults")
-    return field(default=default, metadata=meta, **kw)
-
-
-# The headings TransferConfig's options are grouped under in every --help and the commands
-# reference, in this order: each field in exactly one (tests/test_reference.py).
-OPTION_GROUPS: dict[str, tuple[str, ...]] = {
-    "how it looks": (
-        "preset",
-        "size",
-        "content_weight",
-        "style_weight",
-        "tv_weight",
-        "style_scale",
-        "style_blend_weights",
-        "preserve_colors",
-        "init",
-        "seed",
-    ),
-    "layers and losses": (
-        "content_layers",
-        "style_layers",
-        "style_layer_weights",
-        "style_loss",
-        "content_loss",
-    ),
-    "optimiser": (
-        "iterations",
-        "scales",
-        "optimizer",
-        "learning_rate",
-        "lr_decay",
-        "lr_decay_every",
-    ),
-    "spatial and scale control": ("mask_propagation", "keep_feather", "scale_split"),
-    "network": ("model", "weights", "weights_format", "pooling", "normalize_network"),
-    "device and precision": ("device", "precision", "max_memory"),
-}
+from ..errors import UsageError
+from ..fieldtypes import parse_value
+from ..layers import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
+from .choices import (
+    ContentLoss,
+    Device,
+    InitKind,
+    MaskPropagation,
+    Optimizer,
+    Pooling,
+    Precision,
+    PreserveColors,
+    Preset,
+    StyleLoss,
+    check_choices,
+    literal_fields,
+)
+from .fields import flag_name, option
+from .limits import (
+    MAX_ITERATIONS,
+    MAX_LEARNING_RATE,
+    MAX_MEMORY_GIB,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STYLE_SCALE,
+    MAX_WEIGHT,
+    POSITIVE,
+    TOO_SMALL,
+    check_bounds,
+    check_weights,
+)
+from .presets import (
+    COARSE_TO_FINE_ABOVE,
+    DEFAULT_STYLE_WEIGHT_512,
+    NORMALIZED_STYLE_WEIGHT,
+    PAPER_STYLE_LAYERS,
+    PRESETS,
+    STYLE_WEIGHT,
+    TV_WEIGHT,
+    Auto,
+    AutoInt,
+    AutoScales,
+    AutoStr,
+    AutoWeight,
+    check_scales,
+)
 
 
 @dataclass(frozen=True)
@@ -500,7 +387,7 @@ class TransferConfig:
         for name in ("content_layers", "style_layers"):
             layers = tuple(canonical_layer(x, self.model) for x in getattr(self, name))
             if not layers:
-                raise UsageError(f"--{_flag(name)} needs at least one layer")
+                raise UsageError(f"--{flag_name(name)} needs at least one layer")
             object.__setattr__(self, name, layers)
         object.__setattr__(self, "scale_split", canonical_layer(self.scale_split, self.model))
         if self.style_layer_weights is not None:
@@ -509,11 +396,11 @@ class TransferConfig:
                     f"--style-layer-weights has {len(self.style_layer_weights)} values for "
                     f"{len(self.style_layers)} style layers"
                 )
-            _check_weights("style-layer-weights", self.style_layer_weights)
+            check_weights("style-layer-weights", self.style_layer_weights)
         if self.style_blend_weights is not None:
-            _check_weights("style-blend-weights", self.style_blend_weights)
+            check_weights("style-blend-weights", self.style_blend_weights)
         if not isinstance(self.scales, AutoScales):
-            object.__setattr__(self, "scales", _check_scales(self.scales, self.size))
+            object.__setattr__(self, "scales", check_scales(self.scales, self.size))
         if self.init.strip() == "":
             raise UsageError("--init must be noise, content, style or an image file")
 
@@ -534,7 +421,7 @@ class TransferConfig:
         if unset("init"):
             object.__setattr__(self, "init", AutoStr(preset["init"]))
         if unset("scales"):
-            stages = _check_scales(preset["scales"], self.size)
+            stages = check_scales(preset["scales"], self.size)
             object.__setattr__(self, "scales", AutoScales(stages))
 
     def _default_style_weight(self) -> float:
@@ -620,185 +507,12 @@ class TransferConfig:
         return cls(**typed)
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def show_value(value: Any) -> str:
-    """An option's value as the command line writes it: lists comma-separated, floats short."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, tuple):
-        return ",".join(map(show_value, value))
-    if isinstance(value, float):
-        return short_number(value)
-    return str(value)
-
-
-def short_number(x: float) -> str:
-    """``1e4`` rather than ``10000`` or ``1e+04`` for a large round number; else ``%g``."""
-    if abs(x) >= 1e3 and math.isfinite(x) and float(f"{x:.0e}") == x:
-        mantissa, exponent = f"{x:.0e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    return f"{x:g}"
-
-
-def shown_default(
-    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
-) -> str:
-    """What an option's help says of its default: ``given[name]`` where a front end sets its own
-    (a batch's seed), the preset's value where ``preset`` is fixed, else "by preset: default X,
-    paper Y", the field's ``shown`` words, or its value. Every option has one: a field whose
-    default is None must say in ``shown`` what None means."""
-    if given and f.name in given:
-        return given[f.name]
-    if f.metadata.get("by_preset"):
-        if preset is not None:
-            return show_value(PRESETS[preset][f.name])
-        values = ", ".join(f"{p} {show_value(v[f.name])}" for p, v in PRESETS.items())
-        return f"by preset: {values}"
-    shown = f.metadata.get("shown")
-    if shown is not None:
-        return str(shown)
-    if f.default is MISSING or f.default is None:
-        raise TypeError(f"option {f.name} has no default to show: give it shown=...")
-    return show_value(f.default)
-
-
-def help_text(
-    f: dataclasses.Field[Any], preset: str | None = None, given: Mapping[str, str] | None = None
-) -> str:
-    """An option's help with its default: "(default: X)", or "(by preset: ...)" when it depends
-    on the preset. The command line, the options reference and the studio all show this."""
-    shown = shown_default(f, preset, given)
-    paren = shown if shown.startswith("by preset:") else f"default: {shown}"
-    return f"{f.metadata.get('help', '')} ({paren})"
-
-
-def _num(x: float) -> str:
-    """A number for a message: integers in full (2^63 - 1 too), others short."""
-    if isinstance(x, int) or (math.isfinite(x) and x.is_integer() and abs(x) < 1e16):
-        return str(int(x))
-    return f"{x:g}"
-
-
-def check_bounds(options: Any) -> None:
-    """Hold every numeric field of an options dataclass to its ``bounds`` metadata: a value
-    outside (or not finite) is a :class:`UsageError` saying what the option must be. The ranges
-    keep every value the code can take in (an iteration count no loop or allocation chokes on, a
-    weight no float32 loss overflows at once); the dataclasses' own checks say more where a value
-    is merely unwise."""
-    for f in fields(options):
-        bounds = f.metadata.get("bounds")
-        value = getattr(options, f.name)
-        if bounds is None or value is None:
-            continue
-        lo, hi = bounds
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, (int, float)) and not (math.isfinite(v) and lo <= v <= hi):
-                flag = f.metadata.get("flag") or f"--{_flag(f.name)}"
-                raise UsageError(_refusal(flag, v, lo, hi, f.metadata.get("below"), str(f.type)))
-
-
-def _refusal(flag: str, v: float, lo: float, hi: float, below: str | None, kind: str) -> str:
-    """What an option of type ``kind`` is told of a value ``v`` outside [lo, hi]."""
-    counted = "int" in kind and "float" not in kind  # a count, a size: not an amount
-    if lo == POSITIVE:
-        within = f"between 1 and {_num(hi)}" if counted else f"in (0, {_num(hi)}]"
-    else:
-        within = f"between {_num(lo)} and {_num(hi)}"
-    if math.isfinite(v) and v > hi:
-        return f"{flag} must be {within}, not {_num(v)}"
-    if counted and lo >= 1 > v:
-        return f"{flag} must be at least {_num(lo)}, not {_num(v)}"
-    if below is not None and math.isfinite(v):
-        return f"{flag} {_num(v)} is too small; {below}"
-    if lo == POSITIVE:
-        return f"{flag} must be a positive number, not {_num(v)}"
-    if lo == 0 and not counted:
-        return f"{flag} must be a finite number >= 0, not {_num(v)}"
-    return f"{flag} must be {within}, not {_num(v)}"
-
-
-def scale_schedule(size: int, start: int = 256) -> tuple[int, ...]:
-    """Longest sides from ``start`` growing by √2 up to ``size`` (Gatys et al. 2017): the last
-    stage is ``size`` itself, and an intermediate stage within 20% of it is dropped; a size up to
-    COARSE_TO_FINE_ABOVE is one stage."""
-    if size <= COARSE_TO_FINE_ABOVE:
-        return (size,)
-    stages: list[int] = []
-    s = float(min(start, size))
-    while round(s) * 1.2 < size:
-        stages.append(round(s))
-        s *= math.sqrt(2)
-    return (*stages, size)
-
-
-def _check_scales(scales: Any, size: int) -> tuple[int, ...]:
-    """'auto' becomes the schedule for ``size``, 'one' (or None) one stage; explicit stages must
-    grow to ``size``."""
-    if scales is None:
-        scales = ("one",)
-    if isinstance(scales, str):
-        scales = (scales,)
-    if tuple(scales) == ("auto",):
-        return scale_schedule(size)
-    if tuple(scales) == ("one",):
-        return (size,)
-    try:
-        stages = tuple(int(str(v)) for v in scales)
-    except ValueError:
-        raise UsageError(
-            "--scales must be 'auto', 'one' or comma-separated sizes, not "
-            f"{','.join(map(str, scales))}"
-        ) from None
-    if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < MIN_SIDE:
-        raise UsageError(f"--scales must be increasing sizes of at least {MIN_SIDE} pixels")
-    if stages[-1] != size:
-        stages = (*(s for s in stages if s < size), size)
-    if len(stages) > MAX_STAGES:
-        raise UsageError(f"--scales has {len(stages)} stages; at most {MAX_STAGES} are allowed")
-    return stages
-
-
 assert (DEFAULT_STYLE_WEIGHT_512, STYLE_WEIGHT, NORMALIZED_STYLE_WEIGHT) == (1e4, 1e3, 1e6), (
     "the --style-weight help names these numbers"
 )
 
 
-def _check_weights(flag: str, values: tuple[float, ...]) -> None:
-    """Weights (each held to its range by check_bounds) that add up to something."""
-    if sum(values) <= 0:
-        raise UsageError(f"--{flag} must be numbers >= 0 with a positive sum")
-
-
 def choices(name: str, options: type[Any] = TransferConfig) -> tuple[str, ...] | None:
     """The allowed values of a Literal-typed option of ``options`` (an options dataclass), or
     None when it is free-form: read from the field's type, the one place they are listed."""
-    return _literal_fields(options).get(name)
-
-
-_LITERAL_FIELDS: dict[type[Any], dict[str, tuple[str, ...]]] = {}
-
-
-def _literal_fields(options: type[Any]) -> dict[str, tuple[str, ...]]:
-    """The Literal-typed fields of an options dataclass and the values each type lists."""
-    found = _LITERAL_FIELDS.get(options)
-    if found is None:
-        hints = typing.get_type_hints(options)
-        found = {name: get_args(t) for name, t in hints.items() if get_origin(t) is Literal}
-        _LITERAL_FIELDS[options] = found
-    return found
-
-
-def check_choices(options: Any) -> None:
-    """Refuse a value of a Literal-typed field of ``options`` that its type does not list, with
-    a "did you mean" hint when one is close."""
-    for name, allowed in _literal_fields(type(options)).items():
-        value = getattr(options, name)
-        if value not in allowed:
-            close = difflib.get_close_matches(str(value), allowed, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise UsageError(
-                f"--{_flag(name)} {value!r} is not valid; {hint}choose from {', '.join(allowed)}"
-            )
+    return literal_fields(options).get(name)

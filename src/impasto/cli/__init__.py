@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..errors import ExitStatus, ImpastoError, UsageError
-from ..paths import check_folder_exists
 from ..version import __version__
 from . import signals
 from .options import examples
@@ -219,9 +218,6 @@ def _main(argv: Sequence[str] | None) -> int:
         if ns.command is None:
             # One line, like every other usage error (the full help is one --help away).
             raise UsageError(f"no command given; see '{PROG} --help'")
-        for dest, what in getattr(ns, "output_files", ()):  # a mistyped folder: no stray tree
-            if getattr(ns, dest, None) is not None:
-                check_folder_exists(getattr(ns, dest), what)
         with signals.deferred():  # as above, for the seconds of importing torch
             for module in getattr(ns, "engine", ()):
                 importlib.import_module(module)

@@ -41,6 +41,7 @@ from .options import (
     ConfigFlags,
     add_common,
     add_config_options,
+    check_output_folders,
     config_inputs,
     examples,
     options_from_args,
@@ -216,15 +217,16 @@ def _run_batch(ns: argparse.Namespace) -> int:
     if ns.contact_sheet is not None:
         # A relative name is in OUTDIR, with the results it shows (checked with them below).
         sheet = imageio.check_output_path(outdir / ns.contact_sheet)
-        if sheet.parent != outdir:
-            check_folder_exists(sheet, "the contact sheet ")
         if sheet.resolve() == (outdir / STORE_NAME).resolve():
             raise UsageError("the contact sheet cannot be the job store")
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
     check_apart(inputs, _batch_outputs(specs, outdir, sheet))
+    check_output_folders(ns)
+    if sheet is not None and sheet.parent != outdir:  # OUTDIR itself is made below
+        check_folder_exists(sheet, "the contact sheet ")
     try:
-        outdir.mkdir(exist_ok=True)  # its folder exists (main checked): one level at most
+        outdir.mkdir(exist_ok=True)  # its folder exists (checked above): one level at most
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from ..config import MAX_ITERATIONS, OPTION_GROUPS, TransferConfig, help_text
 from ..errors import UsageError
 from ..fieldtypes import parse_text
-from ..paths import Named
+from ..paths import Named, check_folder_exists
 
 T = TypeVar("T")
 
@@ -118,6 +118,15 @@ def titled_group(
 def examples(*commands: str) -> str:
     """The ``examples:`` section at the end of a command's --help (kept as written)."""
     return "examples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
+def check_output_folders(ns: argparse.Namespace) -> None:
+    """Refuse an output whose folder does not exist (the command's ``output_files``: dest and
+    how the message names it), so that a mistyped folder leaves no stray tree: called after
+    :func:`~impasto.paths.check_apart`, whose message says more where both apply."""
+    for dest, what in getattr(ns, "output_files", ()):
+        if getattr(ns, dest, None) is not None:
+            check_folder_exists(getattr(ns, dest), what)
 
 
 def options_from_args(ns: argparse.Namespace, options: type[T]) -> T:

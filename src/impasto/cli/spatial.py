@@ -26,6 +26,7 @@ from .options import (
     ConfigFlags,
     add_common,
     add_config_options,
+    check_output_folders,
     config_inputs,
     examples,
     titled_group,
@@ -216,6 +217,7 @@ def _run_mix(ns: argparse.Namespace) -> int:
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs + config_inputs(cfg), outputs)
+    check_output_folders(ns)
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
     plan = stage_plan(cfg, transfer.smallest_size)
     work = WorkPlan.from_sizes([(st.size, st.iterations) for st in plan])

@@ -27,6 +27,7 @@ from .options import (
     add_config_options,
     add_styles_and_output,
     bounded_int,
+    check_output_folders,
     comma_floats,
     comma_strings,
     config_from_args,
@@ -52,7 +53,7 @@ ENGINE = (
     "impasto.cli.summary",
 )
 EXPERIMENT_ENGINE = (*ENGINE, "impasto.experiments")
-# The files a command writes, by dest: main() refuses one whose folder does not exist.
+# The files a command writes, by dest: one whose folder does not exist is refused.
 OUTPUT_FILES = (("output", ""), ("animate", "the --animate file "), ("plot", "the --plot file "))
 
 # What the paper's experiments set themselves (experiments.py): the preset (paper's), the
@@ -292,6 +293,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     if steps_dir is not None:
         outputs.append(("the --save-every folder", steps_dir))
     check_apart(inputs + config_inputs(cfg), outputs + _watch_outputs(ns))
+    check_output_folders(ns)
     regions = regions_from_args(ns, len(ns.styles))
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg, regions=regions, fine_style=ns.fine_style)
@@ -380,6 +382,7 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     inputs += config_inputs(cfg)
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs, outputs + _watch_outputs(ns))
+    check_output_folders(ns)
     started = time.perf_counter()
     listen = panel_progress(ns.quiet, ns.print_every)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS

@@ -24,6 +24,7 @@ from .options import (
     add_common,
     add_config_options,
     add_styles_and_output,
+    check_output_folders,
     config_from_args,
     config_inputs,
     examples,
@@ -156,6 +157,7 @@ def _run_video(ns: argparse.Namespace) -> int:
     inputs += [("the style image", s) for s in ns.styles]
     outputs: list[Named] = [("the output", ns.output), ("the work directory", work)]
     check_apart(inputs + config_inputs(cfg), outputs)
+    check_output_folders(ns)
     check_output(ns.output, kind)
     if opts.temporal:
         require_flow()

@@ -37,6 +37,8 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_lengths.py src
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -74,4 +76,4 @@ gpu-check:
 	bash benchmarks/gpu_check.sh $(OUT)/gpu-check
 
 clean:
-	rm -rf $(VENV) $(OUT) site build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) site build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -3,7 +3,10 @@ candidate settings and pastiche 1.6.0, on the shared pairs, in one run.
 
 For each pair (content × painting) and each run it prints the time, the content loss, E_l for
 every style layer (absolute, and relative to the content photo's own E_l: 1 = not stylised at
-all), the chroma grain of the output and the painting's own grain at the same scale. All images
+all), the chroma grain of the output and the painting's own grain at the same scale, the grid
+score (issue 30: the power at the pooling lattice's periods in the photo's flat parts against
+its spectral neighbourhood, 1 = no lattice; the painting's own beside it) and the edge
+preservation (the correlation of the photo's and the output's gradient magnitudes). All images
 are scored by one yardstick: impasto's raw VGG-19 with average pooling, content ½Σ(F−P)² at
 conv4_2 and E_l at conv1_1..conv5_1, the content and the painting each resized to the output's
 exact size (the protocol of the figures for the Lua reference in issue 10). At 512 px the
@@ -237,6 +240,7 @@ class Yardstick:
         # The painting's grain at the output's scale (longest side = size, own aspect).
         self.painting = imageio.resize_longest(painting, size)
         self.painting_grain = self.grain(self.painting)
+        self.painting_grid = self.grid(self.painting)
         # The sliced distances: all of the painting's responses (as every run sees it), on N
         # fixed directions per layer of N channels; the palette on the painting's pixels.
         import torch
@@ -262,6 +266,15 @@ class Yardstick:
         from impasto import imageio, quality
 
         return quality.chroma_grain(imageio.to_tensor(image) * 255.0)
+
+    @staticmethod
+    def grid(image: Any, reference: Any = None) -> float:
+        """The grid score of ``image``, in the flat parts of ``reference`` (the image's own if
+        None)."""
+        from impasto import imageio, quality
+
+        ref = None if reference is None else imageio.to_tensor(reference) * 255.0
+        return quality.grid_score(imageio.to_tensor(image) * 255.0, ref)
 
     def score(self, image: Any) -> dict[str, float]:
         import torch
@@ -291,6 +304,11 @@ class Yardstick:
                 x, self.painting_rgb, self.palette_directions
             )
         scores["grain"] = self.grain(image)
+        photo = imageio.to_tensor(self.photo) * 255.0
+        grids = quality.grid_scores(x, photo)
+        scores.update({f"grid:{p}": v for p, v in grids.items()})
+        scores["grid"] = max(grids.values())
+        scores["edges"] = quality.edge_preservation(x, photo)
         return scores
 
 
@@ -300,16 +318,24 @@ class Yardstick:
 def report(pair: str, rows: list[dict[str, Any]], stick: Yardstick, size: int) -> None:
     print(
         f"\n{pair} at {stick.wh[0]}x{stick.wh[1]}: painting's grain {stick.painting_grain:.2f}, "
-        f"photo's {stick.photo_scores['grain']:.2f}"
+        f"photo's {stick.photo_scores['grain']:.2f}; painting's grid {stick.painting_grid:.2f}"
     )
     head = f"{'run':<16}{'s':>7}{'content':>10}" + "".join(f"{x:>9}" for x in LAYERS)
-    print(head + f"{'grain':>8}{'×paint':>8}")
+    print(head + f"{'grain':>8}{'×paint':>8}{'grid':>7}{'×paint':>8}{'edges':>7}")
     for r in rows:
         s = r["scores"]
         print(
             f"{r['run']:<16}{r['seconds']:>7.0f}{s['content']:>10.3g}"
             + "".join(f"{s[x]:>9.3g}" for x in LAYERS)
             + f"{s['grain']:>8.2f}{s['grain'] / stick.painting_grain:>8.2f}"
+            + f"{s['grid']:>7.2f}{s['grid'] / stick.painting_grid:>8.2f}{s['edges']:>7.3f}"
+        )
+    print("  grid score per pooling period (px):")
+    for r in rows:
+        s = r["scores"]
+        print(
+            f"{'  ' + r['run']:<33}"
+            + "".join(f"{p:>5}:{s[f'grid:{p}']:>6.2f}" for p in (2, 4, 8, 16))
         )
     print("  E_l relative to the photo's own (1 = not stylised at all):")
     for r in rows:
@@ -576,6 +602,7 @@ def main() -> None:
         report(pair, rows, stick, a.size)
         results[pair] = {
             "painting_grain": stick.painting_grain,
+            "painting_grid": stick.painting_grid,
             "photo": stick.photo_scores,
             "runs": rows,
         }

@@ -45,11 +45,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: no OpenMP s
 
 import numpy as np
 import PIL.Image
-import PIL.ImageDraw
 import torch
 
 from impasto import TransferConfig, flow, imageio, quality
 from impasto.jobs import ExecutorOptions
+from impasto.layout import Panel, lay_out
 from impasto.losses import content_loss
 from impasto.optimize import Transfer
 from impasto.prepare import build_network
@@ -289,21 +289,12 @@ def cut_test(a: argparse.Namespace, cfg: TransferConfig, net: Any, size: int) ->
 def figure(prefix: Path, contents: Frames, rows: dict[str, dict[str, Any]], fps: float) -> None:
     """input | naive | temporal, labelled: an MP4 of every frame, a GIF of every second one and
     four frames in a JPEG (PREFIX_frames.jpg)."""
-    label_h = 16
-    h, w = contents[0].shape[:2]
+    heads = ["input", "naive", "temporal (default)"]
     sheets = []
     for k in range(len(contents)):
-        sheet = PIL.Image.new("RGB", (3 * w + 8, h + label_h), "white")
-        draw = PIL.ImageDraw.Draw(sheet)
-        cells = [
-            ("input", contents[k]),
-            ("naive", rows["naive"]["outputs"][k]),
-            ("temporal (default)", rows["default"]["outputs"][k]),
-        ]
-        for i, (text, img) in enumerate(cells):
-            sheet.paste(PIL.Image.fromarray(img), (i * (w + 4), label_h))
-            draw.text((i * (w + 4) + 3, 2), text, fill="black")
-        sheets.append(sheet)
+        frames = (contents[k], rows["naive"]["outputs"][k], rows["default"]["outputs"][k])
+        cells = [Panel("", PIL.Image.fromarray(img), 0.0) for img in frames]
+        sheets.append(lay_out([cells], col_labels=heads, gap=4).image)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     from fractions import Fraction
 

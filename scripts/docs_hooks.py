@@ -1,13 +1,15 @@
-"""MkDocs hooks (``mkdocs.yml``: ``hooks``): the pages made from the code and the repository.
+"""MkDocs hooks (``mkdocs.yml``: ``hooks``): the page made from the repository.
 
-- ``reference/commands.md``: every command and option, from the parser ``--help`` prints
-  (:func:`impasto.cli.reference.commands_reference`), so it cannot drift from the code.
 - ``benchmarks.md``: BENCHMARKS.md at the repository's root, which stays where the benchmark
   scripts write about it; its links into ``docs/`` are made relative to the site.
 
 Links in the pages that leave ``docs/`` (to BENCHMARKS.md, the README, a script) are rewritten:
 BENCHMARKS.md to its page, anything else to the file's name as code, since the site holds only
 ``docs/``. The Markdown sources keep links that work where they are read on their own.
+
+``reference/commands.md`` is generated from the parser too, but committed
+(``scripts/docs_reference.py`` writes it; tests/test_docs_links.py fails when it is stale), so
+that its links work in the Markdown sources as well.
 """
 
 from __future__ import annotations
@@ -19,14 +21,11 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-from impasto.cli.reference import commands_reference
-
 ROOT = Path(__file__).resolve().parent.parent
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 def on_files(files: Files, config: Any) -> Files:
-    files.append(File.generated(config, "reference/commands.md", content=commands_reference()))
     benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
     benchmarks = benchmarks.replace("](docs/", "](")
     files.append(File.generated(config, "benchmarks.md", content=benchmarks))

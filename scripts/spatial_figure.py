@@ -13,23 +13,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageOps
+
+from impasto.layout import Panel, lay_out
 
 CELL = (200, 150)  # every panel fitted into this box, on white
-LABEL = 34  # px of text under each panel
-GAP = 4
 
 
-def panel(img: Image.Image, label: str, font: ImageFont.ImageFont) -> Image.Image:
+def panel(img: Image.Image, label: str) -> Panel:
     w, h = CELL
-    out = Image.new("RGB", (w, h + LABEL), "white")
+    out = Image.new("RGB", CELL, "white")
     fitted = ImageOps.contain(img.convert("RGB"), CELL, Image.Resampling.LANCZOS)
     out.paste(fitted, ((w - fitted.width) // 2, (h - fitted.height) // 2))
-    draw = ImageDraw.Draw(out)
-    for i, line in enumerate(label.split("\n")):
-        tw = draw.textlength(line, font=font)
-        draw.text(((w - tw) / 2, h + 3 + 15 * i), line, fill="black", font=font)
-    return out
+    return Panel(label, out, 0.0)
 
 
 def main() -> None:
@@ -39,7 +35,6 @@ def main() -> None:
     ap.add_argument("images", type=Path, help="folder of tubingen/starry_night/the_scream.jpg")
     ap.add_argument("out", type=Path, help="folder of the panels; spatial.jpg is written there")
     args = ap.parse_args()
-    font = ImageFont.load_default(size=13)
 
     def img(name: str) -> Image.Image:  # a panel of make.sh
         return Image.open(args.out / name)
@@ -51,29 +46,22 @@ def main() -> None:
     rows = [
         [
             (photo, "photo (Tuebingen)"),
-            (img("tubingen_sky.png"), "sky mask\n(scripts/sky_mask.py)"),
-            (starry, "A: The Starry Night\n(for the sky)"),
-            (scream, "B: The Scream\n(for the rest)"),
-            (img("spatial_plain.jpg"), "plain: A and B\nblended, no masks"),
-            (img("spatial_guided.jpg"), "guided: --masks\nsky.png,ground.png"),
+            (img("tubingen_sky.png"), "sky mask (scripts/sky_mask.py)"),
+            (starry, "A: The Starry Night (for the sky)"),
+            (scream, "B: The Scream (for the rest)"),
+            (img("spatial_plain.jpg"), "plain: A and B blended, no masks"),
+            (img("spatial_guided.jpg"), "guided: --masks sky.png,ground.png"),
         ],
         [
-            (starry, "coarse: The Starry Night\n(conv3_1-conv5_1)"),
-            (scream, "fine: The Scream\n(conv1_1, conv2_1)"),
-            (img("spatial_fine.jpg"), "transfer\n--fine-style scream"),
-            (img("spatial_mix.jpg"), "mix-styles\n(a new style image)"),
+            (starry, "coarse: The Starry Night (conv3_1-conv5_1)"),
+            (scream, "fine: The Scream (conv1_1, conv2_1)"),
+            (img("spatial_fine.jpg"), "transfer --fine-style scream"),
+            (img("spatial_mix.jpg"), "mix-styles (a new style image)"),
         ],
     ]
-    width = max(len(r) for r in rows) * (CELL[0] + GAP) - GAP
-    height = len(rows) * (CELL[1] + LABEL + GAP) - GAP
-    sheet = Image.new("RGB", (width, height), "white")
-    for y, row in enumerate(rows):
-        for x, (image, label) in enumerate(row):
-            sheet.paste(
-                panel(image, label, font), (x * (CELL[0] + GAP), y * (CELL[1] + LABEL + GAP))
-            )
+    sheet = lay_out([[panel(image, label) for image, label in row] for row in rows], gap=4).image
     sheet.save(args.out / "spatial.jpg", quality=90)
-    print(f"wrote {args.out / 'spatial.jpg'} ({width}x{height})")
+    print(f"wrote {args.out / 'spatial.jpg'} ({sheet.width}x{sheet.height})")
 
 
 if __name__ == "__main__":

@@ -190,9 +190,9 @@ def test_labels_draw_greek_letters_not_boxes() -> None:
     """α and β appear in the grid's labels: a font without them draws the same box for both."""
     from PIL import ImageDraw
 
-    from impasto.experiments import _font
+    from impasto.layout import font as sized
 
-    font = _font(16)
+    font = sized(16)
 
     def ink(text: str) -> bytes:
         img = Image.new("L", (24, 24), 0)

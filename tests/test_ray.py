@@ -223,6 +223,31 @@ def test_batch_runs_on_ray_from_the_command_line(
     assert "1 job: 1 done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@needs_ray
+@pytest.mark.usefixtures("local_ray")
+def test_every_short_job_shows_every_progress_line_on_ray(
+    tmp_path: Path, tiny_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four jobs of a few iterations each, shorter than the driver's poll: each still logs every
+    --print-every line and its last iteration, before its "done" line (only one of the four
+    showed before: the poller dropped what a finished job had left in the hub)."""
+    out = tmp_path / "out"
+    argv = ["batch", str(tiny_dir / "tubingen.png"), str(tiny_dir / "shipwreck.png")]
+    argv += ["--styles", str(tiny_dir / "starry_night.png"), str(tiny_dir / "the_scream.png")]
+    argv += ["-o", str(out), "--size", "32", "--iterations", "4", "--print-every", "2"]
+    assert main([*argv, "--executor", "ray", "--workers", "2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    outputs = sorted(p.name for p in out.glob("*.png"))
+    assert len(outputs) == 4
+    for name in outputs:
+        mine = [line for line in lines if line.startswith(f"{name}: iteration")]
+        shown = [line.split(",")[0] for line in mine]  # "NAME: iteration 2/4, 1.3 s"
+        assert shown == [f"{name}: iteration 2/4", f"{name}: iteration 4/4"], (name, lines)
+        done = next(i for i, line in enumerate(lines) if name in line and "iteration" not in line)
+        assert max(i for i, line in enumerate(lines) if line in mine) < done
+
+
 def test_without_ray_the_command_says_how_to_install_it(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"  # import ray now raises ImportError

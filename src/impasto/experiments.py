@@ -6,32 +6,28 @@ these share the core loop, its callbacks and its error handling; one VGG is load
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-import PIL.Image
-import PIL.ImageDraw
-import PIL.ImageFont
 
 from .config import MAX_WEIGHT, PAPER_STYLE_LAYERS, TransferConfig
 from .errors import UsageError
+from .layout import Panel, contact_sheet
 from .optimize import Step, Transfer
 from .prepare import ImageLike, build_network
 from .vgg import VGG
 
+__all__ = [
+    "DEFAULT_RATIOS",
+    "Panel",
+    "PanelCallback",
+    "contact_sheet",
+    "growing_sets",
+    "ratio_grid",
+    "reconstruct_content",
+    "reconstruct_style",
+]
+
 DEFAULT_RATIOS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-
-
-@dataclass
-class Panel:
-    """One cell of a contact sheet."""
-
-    label: str
-    image: PIL.Image.Image
-    loss: float
-    interrupted: bool = False  # Ctrl-C (or SIGTERM) ended it early: the panels stop here
 
 
 PanelCallback = Callable[[int, int, str], Callable[[Step], None] | None]
@@ -134,89 +130,3 @@ def ratio_grid(
                 return [*rows, row]
         rows.append(row)
     return rows
-
-
-# --- contact sheets ------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=32)
-def _font(size: int) -> PIL.ImageFont.ImageFont | PIL.ImageFont.FreeTypeFont:
-    """DejaVu Sans from matplotlib's own files (it has α and β; Pillow's default font draws
-    boxes for them), else Pillow's default."""
-    try:
-        from matplotlib import font_manager
-
-        path = font_manager.findfont("DejaVu Sans", fallback_to_default=False)
-        return PIL.ImageFont.truetype(path, size)
-    except (ImportError, ValueError, OSError):
-        pass
-    try:
-        return PIL.ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has no sized default font
-        return PIL.ImageFont.load_default()
-
-
-def fit_label(text: str, width: int, size: int, least: int = 9) -> tuple[str, int]:
-    """``text`` at the largest font size from ``size`` down to ``least`` px that fits in
-    ``width`` pixels; cut short with an ellipsis at ``least`` when nothing fits. Returns the
-    text drawn and its font size."""
-    measure = PIL.ImageDraw.Draw(PIL.Image.new("RGB", (1, 1)))
-    for px in range(size, least - 1, -1):
-        if measure.textlength(text, font=_font(px)) <= width:
-            return text, px
-    font = _font(least)
-    cut = text
-    while cut and measure.textlength(cut + "…", font=font) > width:
-        cut = cut[:-1]
-    return (cut.rstrip(" ,=") + "…" if cut else "…"), least
-
-
-def contact_sheet(
-    rows: Sequence[Sequence[Panel]],
-    row_labels: Sequence[str] | None = None,
-    title: str | None = None,
-    gap: int = 8,
-    col_labels: Sequence[str] | None = None,
-) -> PIL.Image.Image:
-    """Lay panels out in a labelled grid on white: a label under each panel (none when every
-    panel's is empty), column labels above (``col_labels``), row labels left. Every label is
-    fitted to its room (a smaller font, then an ellipsis): none runs into the next."""
-    if not rows or not all(rows):
-        raise ValueError("a contact sheet needs at least one panel per row")
-    cell_w = max(p.image.width for row in rows for p in row)
-    cell_h = max(p.image.height for row in rows for p in row)
-    font_px = max(10, min(18, cell_w // 12))
-    font = _font(font_px)
-    labelled = any(p.label for row in rows for p in row)
-    label_h = font_px + 6 if labelled else 0
-    measure = PIL.ImageDraw.Draw(PIL.Image.new("RGB", (1, 1)))
-    left = 0
-    if row_labels:
-        widest = max(int(measure.textlength(t, font=font)) for t in row_labels)
-        left = min(widest, max(cell_w, 120)) + 2 * gap  # long ones are fitted to this
-    top = label_h + gap if title else 0
-    head = font_px + 6 + gap if col_labels else 0
-    ncols = max(len(row) for row in rows)
-    width = left + ncols * (cell_w + gap) + gap
-    height = top + head + len(rows) * (cell_h + label_h + gap) + gap
-    sheet = PIL.Image.new("RGB", (width, height), "white")
-    draw = PIL.ImageDraw.Draw(sheet)
-
-    def text(xy: tuple[int, int], words: str, room: int) -> None:
-        shown, px = fit_label(words, room, font_px)
-        draw.text(xy, shown, fill="black", font=_font(px))
-
-    if title:
-        text((gap, gap // 2), title, width - 2 * gap)
-    for c, label in enumerate(col_labels or ()):
-        text((left + gap + c * (cell_w + gap), top + gap), label, cell_w)
-    for r, row in enumerate(rows):
-        y = top + head + gap + r * (cell_h + label_h + gap)
-        if row_labels:
-            text((gap, y + cell_h // 2), row_labels[r], left - 2 * gap)
-        for c, panel in enumerate(row):
-            x = left + gap + c * (cell_w + gap)
-            sheet.paste(panel.image, (x, y))
-            if panel.label:
-                text((x, y + cell_h + 2), panel.label, cell_w)
-    return sheet

@@ -21,8 +21,10 @@ This module owns what the terms are; the maths of each is a pure function in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .config import ContentLoss, StyleLoss, TransferConfig
@@ -82,21 +84,100 @@ STYLE_SCALE: dict[str, float] = {"gram": 1.0, "sliced": 1e9, "remd": 1.5e8}
 CONTENT_SCALE: dict[str, float] = {"features": 1.0, "self-similarity": 1e8}
 
 
+def translate(x: Tensor, dy: int, dx: int, reach: int) -> Tensor:
+    """``x`` (B, C, H, W) moved down by ``dy`` and right by ``dx`` pixels (negative: up, left),
+    the strip uncovered filled by reflection; ``|dy|, |dx| <= reach`` (and reach < H, W)."""
+    if reach == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (reach, reach, reach, reach), mode="reflect")
+    return padded[..., reach - dy : reach - dy + h, reach - dx : reach - dx + w]
+
+
+# What the features of a jittered evaluation hold besides the iterate's own: the content's
+# features under the same shift, under this prefix (read by the content term).
+SHIFTED_TARGET = "target:"
+
+
+@dataclass
+class Jitter:
+    """Random translations of the picture the network sees (issue 30). VGG's four 2x2 poolings
+    put its responses on a lattice of 16 px; with the picture always in the same place, the
+    gradient favours one phase of that lattice, and a fine grid (2 to 16 px) shows in the flat
+    parts of the output. Every ``every`` evaluations the iterate is moved by a random
+    (dy, dx) in [−reach, reach]², and the content compared with the photo moved alike (its
+    features computed again, without gradient, for each new shift); the style statistics do not
+    depend on where things are. Not in the paper: later work (e.g. Mordvintsev et al.'s
+    feature visualisation) jitters to the same end."""
+
+    reach: int
+    content: Tensor  # (1, 3, H, W): the photo as the network sees it
+    layers: tuple[str, ...]  # the content layers
+    seed: int
+    every: int = 1
+    _calls: int = 0
+    _shift: tuple[int, int] = (0, 0)
+    _targets: dict[str, Tensor] = field(default_factory=dict)
+    _gen: torch.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def next(self, vgg: VGG) -> tuple[tuple[int, int], dict[str, Tensor]]:
+        """The shift for this evaluation and the content's features under it."""
+        if self._calls % self.every == 0:
+            d = torch.randint(-self.reach, self.reach + 1, (2,), generator=self._gen).tolist()
+            shift = (int(d[0]), int(d[1]))
+            if shift != self._shift or not self._targets:
+                self._shift = shift
+                with torch.no_grad():
+                    seen = translate(self.content, *shift, self.reach)
+                    feats = vgg(seen, self.layers)
+                self._targets = {SHIFTED_TARGET + k: feats[k].detach() for k in self.layers}
+        self._calls += 1
+        return self._shift, self._targets
+
+
+def jitter_for(config: TransferConfig, content: Tensor, seed: int) -> Jitter | None:
+    """The jitter ``config`` asks for (None when off) over ``content``, the photo as the network
+    sees it (1, 3, H, W); the reach at most the picture's shorter side less one (reflection)."""
+    if config.jitter == 0:
+        return None
+    reach = min(config.jitter, min(content.shape[-2:]) - 1)
+    return Jitter(reach, content, tuple(config.content_layers), seed, JITTER_EVERY)
+
+
+# Evaluations per shift: a new one at every L-BFGS iteration (issue 30, BENCHMARKS.md).
+JITTER_EVERY = 1
+
+
 class Objective:
     """Named terms over one network. ``objective(x)`` is ``(total, *terms)``, each weighted,
-    in the order of :attr:`names`."""
+    in the order of :attr:`names`. With a :class:`Jitter`, the network sees the iterate moved by
+    the jitter's shift (the terms' features are of the moved picture, the content term's target
+    the photo moved alike); the terms' pixels are the iterate's own."""
 
-    def __init__(self, vgg: VGG, terms: Sequence[Term]) -> None:
+    def __init__(self, vgg: VGG, terms: Sequence[Term], jitter: Jitter | None = None) -> None:
         names = [t.name for t in terms]
         if len(set(names)) != len(names) or "total" in names:
             raise ValueError(f"term names must be distinct and not 'total': {names}")
         self.vgg = vgg
         self.terms = tuple(terms)
         self.names = tuple(names)
+        self.jitter = jitter
         self._layers = {layer for t in self.terms if t.weight for layer in t.layers}
 
     def __call__(self, x: Tensor) -> tuple[Tensor, ...]:
-        feats = self.vgg(x, self._layers) if self._layers else {}
+        shifted: dict[str, Tensor] = {}
+        seen = x
+        if self.jitter is not None:
+            (dy, dx), shifted = self.jitter.next(self.vgg)
+            seen = translate(x, dy, dx, self.jitter.reach)
+        # Only the network sees the moved picture: a term that reads pixels (TV, video's
+        # temporal term, the palette) reads the iterate where it is.
+        feats = self.vgg(seen, self._layers) if self._layers else {}
+        if shifted:
+            feats = {**feats, **shifted}
         zero = x.new_zeros(())
         values = [t.weight * t.fn(x, feats) if t.weight else zero for t in self.terms]
         total = values[0] if values else zero
@@ -139,7 +220,9 @@ def content_term(kind: ContentLoss, layers: tuple[str, ...], targets: Targets) -
     def features(x: Tensor, feats: Features) -> Tensor:
         total = x.new_zeros(())
         for name in layers:
-            total = total + content_loss(feats[name], targets.content[name])
+            # With jitter, the photo's features under the iterate's shift (Jitter).
+            target = feats.get(SHIFTED_TARGET + name, targets.content[name])
+            total = total + content_loss(feats[name], target)
         return total
 
     def self_similar(x: Tensor, feats: Features) -> Tensor:

@@ -39,7 +39,7 @@ from .memory import (
     peak_memory,
     too_little_memory,
 )
-from .objective import Objective, Term, transfer_terms
+from .objective import Objective, Term, jitter_for, transfer_terms
 from .precision import arithmetic, check_precision
 from .prepare import (
     ImageLike,
@@ -170,7 +170,9 @@ def descend(
     it = Iterate(objective, x0, cfg, device)
     history = Rows(len(labels), device)  # (total, *terms) per step, grown as steps are done
     # On a GPU, after a few eager iterations one is captured as a CUDA graph and replayed.
-    warm = graphs.Warmup() if graphs.usable(device, cfg.optimizer, iterations) else None
+    # (Not with jitter: its shift is drawn on the host, and a captured graph would replay one.)
+    capture = graphs.usable(device, cfg.optimizer, iterations) and cfg.jitter == 0
+    warm = graphs.Warmup() if capture else None
     replay: graphs.Replay | None = None
     replayed = 0
     start = time.perf_counter()
@@ -351,7 +353,12 @@ class Transfer:
             )
         except torch.OutOfMemoryError as e:
             raise out_of_memory(cfg.size) from e
-        self.objective = Objective(self.vgg, [*transfer_terms(cfg, self.problem.targets), *terms])
+        top = self.problem
+        self.objective = Objective(
+            self.vgg,
+            [*transfer_terms(cfg, top.targets), *terms],
+            jitter_for(cfg, top.view(top.content_rgb), self.seed),
+        )
         self.size = self.problem.size  # (W, H) of the output
         self.content_image = self.problem.content_image
         self.style_images = self.problem.style_images
@@ -387,7 +394,11 @@ class Transfer:
                 self._regions,
                 self._fine,
             )
-            objective = Objective(self.vgg, transfer_terms(cfg, problem.targets))
+            objective = Objective(
+                self.vgg,
+                transfer_terms(cfg, problem.targets),
+                jitter_for(cfg, problem.view(problem.content_rgb), self.seed),
+            )
             return StageRun(problem, objective, problem.x0)
 
         result = run_stages(plan, ready, self.size, on_step)

@@ -187,7 +187,7 @@ def test_same_client_token_gives_the_same_job(client: TestClient) -> None:
         ({"style_weight": [1]}, {}, "Painting weight must be a number"),
         ({"size": 65}, {}, "Size 65 px is over this server's limit of 64 px"),
         ({"iterations": 501}, {}, "Iterations 501 is over this server's limit of 500"),
-        ({"style_scale": 3}, {}, "Brush scale 3 makes the paintings"),
+        ({"style_scale": 3}, {}, "Painting scale 3 makes the paintings"),
         ({"optimizer": "adma"}, {}, "did you mean adam?"),
         ({"style_loss": "slised"}, {}, "did you mean sliced?"),
         ({"content_loss": "similarity"}, {}, "did you mean self-similarity?"),

@@ -63,6 +63,20 @@ def _row(action: argparse.Action) -> str:
     return f"| {_flags(action)} | {shown} | {_text(meaning)} |"
 
 
+USAGE_WIDTH = 100  # the usage lines wrapped at this width, whatever the terminal's
+
+
+def _usage(parser: argparse.ArgumentParser) -> str:
+    """``parser.format_usage()`` at :data:`USAGE_WIDTH` columns (argparse reads the terminal's
+    width otherwise): the committed page is the same on every machine."""
+    try:
+        formatter = parser.formatter_class(prog=parser.prog, width=USAGE_WIDTH)  # type: ignore[call-arg]
+    except TypeError:
+        formatter = parser._get_formatter()
+    formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
+    return formatter.format_help()
+
+
 def commands_reference() -> str:
     """Every command with its usage, description and a table per argument group."""
     parser = build_parser()
@@ -87,7 +101,7 @@ def commands_reference() -> str:
         if helps.get(name):
             line = _text(str(helps[name]))
             out += [line[:1].upper() + line[1:] + ".", ""]
-        usage_lines = sub.format_usage().removeprefix("usage: ").strip().splitlines()
+        usage_lines = _usage(sub).removeprefix("usage: ").strip().splitlines()
         usage = "\n".join([usage_lines[0], *("    " + u.strip() for u in usage_lines[1:])])
         out += ["```text", usage, "```", ""]
         if sub.description:

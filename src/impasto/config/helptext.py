@@ -26,6 +26,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "preserve_colors",
         "init",
         "seed",
+        "jitter",
     ),
     "layers and losses": (
         "content_layers",

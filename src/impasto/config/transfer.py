@@ -253,7 +253,7 @@ class TransferConfig:
         1.0,
         "style image size relative to the output's size",
         bounds=(POSITIVE, MAX_STYLE_SCALE),
-        label="Brush scale",
+        label="Painting scale",
         tip="The painting's size relative to the picture: larger makes bigger strokes.",
         place="main",
     )
@@ -308,6 +308,16 @@ class TransferConfig:
         metavar="LAYER",
         label="Fine style from",
         tip="With a fine style: the first layer painted from the coarse style.",
+        place="more",
+    )
+    jitter: int = option(
+        0,
+        "move the picture the network sees by a random offset of up to this many pixels at "
+        "every iteration (the photo moved alike for the content), so that no phase of VGG's "
+        "16 px pooling lattice is favoured: against a fine grid in flat parts (0: off)",
+        bounds=(0, 16),
+        label="Jitter (px)",
+        tip="Shifts the picture a few pixels at random between steps, against a fine grid.",
         place="more",
     )
     # --- the network --------------------------------------------------------------------------

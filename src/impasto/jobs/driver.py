@@ -72,24 +72,19 @@ class Summary:
 
     def __str__(self) -> str:
         """'N jobs: a done, b redone (...), c done before, ...': the parts add up to N."""
-        parts = []
-        if self.done - self.redone or not (self.redone or self.skipped):
-            parts.append(f"{self.done - self.redone} done")
-        if self.redone:
-            parts.append(f"{self.redone} redone (the result was gone or changed)")
-        if self.skipped:
-            parts.append(f"{self.skipped} done before")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.failed_before:
-            parts.append(f"{self.failed_before} failed before (--retry-failed runs them again)")
-        if self.cancelled:
-            parts.append(f"{self.cancelled} interrupted")
-        if self.elsewhere:
-            parts.append(f"{self.elsewhere} running in another process")
         counted = self.done + self.skipped + self.failed + self.failed_before + self.cancelled
-        if self.total > counted + self.elsewhere:  # finished, or stopped, by another process
-            parts.append(f"{self.total - counted - self.elsewhere} not run by this process")
+        counts = (
+            (self.done - self.redone, "done"),
+            (self.redone, "redone (the result was gone or changed)"),
+            (self.skipped, "done before"),
+            (self.failed, "failed"),
+            (self.failed_before, "failed before (--retry-failed runs them again)"),
+            (self.cancelled, "interrupted"),
+            (self.elsewhere, "running in another process"),
+            # finished, or stopped, by another process meanwhile
+            (self.total - counted - self.elsewhere, "not run by this process"),
+        )
+        parts = [f"{n} {what}" for n, what in counts if n > 0] or [f"{self.done} done"]
         return (
             f"{self.total} job{'' if self.total == 1 else 's'}: "
             + ", ".join(parts)
@@ -235,11 +230,8 @@ class _Driver:
 
     def _wait(self) -> None:
         finished, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
-        latest: dict[str, tuple[int, int]] = {}
-        while not self.heard.empty():
+        while not self.heard.empty():  # every iteration, in order: --print-every lines need each
             job_id, it, n = self.heard.get_nowait()
-            latest[job_id] = (it, n)
-        for job_id, (it, n) in latest.items():
             self.listener.progress(job_id, it, n)
         for future in finished:
             job = self.running.pop(future)

@@ -16,11 +16,11 @@ import PIL.Image
 
 from .. import imageio
 from ..errors import ImpastoError
-from ..experiments import Panel, contact_sheet
+from ..layout import Panel, Sheet, lay_out
 from .plan import SWEPT
 from .store import Job
 
-__all__ = ["Layout", "batch_sheet", "sheet_layout"]
+__all__ = ["Layout", "batch_figure", "batch_sheet", "sheet_layout"]
 
 CELL = 256  # longest side of a panel, in pixels
 
@@ -93,6 +93,11 @@ def _thumbnail(job: Job, folder: Path, cell: int) -> tuple[PIL.Image.Image, str]
 
 def batch_sheet(jobs: Sequence[Job], folder: str | Path, cell: int = CELL) -> PIL.Image.Image:
     """The sheet of ``jobs`` (in their order), reading their outputs from ``folder``."""
+    return batch_figure(jobs, folder, cell).image
+
+
+def batch_figure(jobs: Sequence[Job], folder: str | Path, cell: int = CELL) -> Sheet:
+    """:func:`batch_sheet` with the boxes of everything drawn on it."""
     layout = sheet_layout(jobs)
     blank = Panel("", PIL.Image.new("RGB", (cell, cell * 3 // 4), "white"), 0.0)
     rows: list[list[Panel]] = []
@@ -105,6 +110,6 @@ def batch_sheet(jobs: Sequence[Job], folder: str | Path, cell: int = CELL) -> PI
             image, note = _thumbnail(jobs[i], Path(folder), cell)
             panels.append(Panel((layout.panel_labels[i] + note).strip(), image, 0.0))
         rows.append(panels)
-    return contact_sheet(
+    return lay_out(
         rows, row_labels=layout.row_labels, title=layout.title, col_labels=layout.col_labels
     )

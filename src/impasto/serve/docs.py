@@ -2,7 +2,10 @@
 
 FastAPI's own pages fetch Swagger UI and ReDoc from a CDN (and ReDoc's fonts from Google): blank
 with no network. The scripts come from the fastapi-offline package (the serve extra's), which
-ships them; the pages are FastAPI's, pointed at them.
+ships them; the pages are FastAPI's, pointed at them. ReDoc's sidebar always asks for its maker's
+logo from cdn.redoc.ly (no option turns it off): /redoc's Content-Security-Policy lets images
+come only from the studio itself, so the browser never makes that request (ReDoc hides the
+image it could not load).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from fastapi.staticfiles import StaticFiles
 
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 FAVICON = "/static/favicon.svg"  # in the studio's static folder
+# /redoc's images from the studio only (and inline ones): no request for ReDoc's CDN logo.
+REDOC_POLICY = "img-src 'self' data: blob:"
 
 
 def add_api_pages(app: FastAPI, static: Path) -> None:
@@ -38,13 +43,15 @@ def add_api_pages(app: FastAPI, static: Path) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=schema,
             title=f"{app.title}: API",
             redoc_js_url="/api-docs/redoc.standalone.js",
             redoc_favicon_url=FAVICON,
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = REDOC_POLICY
+        return page
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:

@@ -26,6 +26,7 @@ __all__ = [
     "Named",
     "check_apart",
     "check_distinct",
+    "check_folder_exists",
     "check_name_length",
     "check_regular_file",
     "interrupted_path",
@@ -155,6 +156,24 @@ def check_name_length(path: str | os.PathLike[str]) -> None:
                 f"cannot write '{os.fspath(path)}': File name too long ({size} bytes in one "
                 f"name; at most {NAME_MAX})"
             )
+
+
+def check_folder_exists(path: str | os.PathLike[str], what: str = "") -> None:
+    """Raise :class:`UsageError` when the folder ``path`` goes into does not exist.
+
+    The command line's outputs go into folders that exist: the writers would create the missing
+    ones (the API, and a batch's results inside its folder, rely on that), so a mistyped folder
+    (``-o /tmp/ouput/x.png``) would leave a stray tree behind. ``what`` names the option
+    ("--plot "), or nothing for -o."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise UsageError(f"the path {text!r} holds a NUL character")
+    folder = Path(text.rstrip("/" + os.sep) or text).parent
+    if not folder.exists():
+        raise UsageError(
+            f"cannot write {what}'{text}': the folder '{folder}' does not exist; create it "
+            "first or name another"
+        )
 
 
 def check_distinct(outputs: Sequence[Named]) -> None:

@@ -54,7 +54,8 @@ def test_a_stage_that_settles_ends_early_and_says_so(
     assert early.stages[0] == StageEnd(32, at, first, "converged")
     assert early.iterations == at + early.stages[1].iterations < full.iterations
     assert len(early.history) == early.iterations
-    assert [r["total"] for r in early.history[:at]] == pytest.approx(totals[:at].tolist())
+    # The same steps; a stage's last row is the loss of the image it returns (one final loss).
+    assert [r["total"] for r in early.history[: at - 1]] == pytest.approx(totals[: at - 1].tolist())
     assert converged(totals[:at], cfg.stop_change)
 
 

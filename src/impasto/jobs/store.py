@@ -73,6 +73,9 @@ BUSY_TIMEOUT_MS = 30_000
 StrPath = str | os.PathLike[str]
 
 
+_SORTED = json.JSONEncoder(sort_keys=True)  # json.dumps(..., sort_keys=True), made once
+
+
 def _busy(e: sqlite3.Error) -> bool:
     """Whether SQLite said "database is locked" (SQLITE_BUSY, with any extended code)."""
     code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
@@ -296,8 +299,8 @@ class Store:
                         continue
                 taken.add(spec.output)
                 seq += 1
-                options = json.dumps(dict(spec.options), sort_keys=True)
-                labels = json.dumps(dict(spec.labels), sort_keys=True)
+                options = _SORTED.encode(dict(spec.options))
+                labels = _SORTED.encode(dict(spec.labels))
                 new.append((job_id, seq, inputs[pair], options, spec.output, labels, now))
             insert_rows(db, new)
         return ids

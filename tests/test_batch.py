@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -419,3 +420,27 @@ def test_a_relative_contact_sheet_goes_in_outdir(inputs: Path, tmp_path: Path) -
     finally:
         os.chdir(cwd)
     assert (out / "sheet.png").is_file() and not (tmp_path / "sheet.png").exists()
+
+
+def test_a_jobs_log_lines_keep_one_clock(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 33: "iteration 20/20, 11.5 s" then "done ... 10.4 s" (the run's time alone): the
+    line of a finished job counts from its start, as its iteration lines do, and so does the
+    time the store records for it."""
+    out = tmp_path / "out"
+    args = [
+        "batch",
+        str(inputs / "c" / "tubingen.png"),
+        "--styles",
+        str(inputs / "s" / "starry_night.png"),
+    ]
+    quiet_less = ["--size", "64", "--iterations", "4", "--device", "cpu", "--print-every", "2"]
+    assert main([*args, "-o", str(out), *quiet_less]) == 0
+    err = capsys.readouterr().err
+    last = re.findall(r"iteration 4/4, ([\d.]+) s$", err, re.M)
+    done = re.search(r"^job 1/1 done: .*, ([\d.]+) s$", err, re.M)
+    assert last and done, err
+    assert float(done.group(1)) >= float(last[-1])
+    (job,) = rows(out).values()
+    assert job.seconds is not None and job.seconds >= float(last[-1]) - 0.1  # rounded to 0.1 s

@@ -468,3 +468,19 @@ def test_a_typo_gets_a_suggestion_from_the_right_command(
     assert re.search(expected, message), message
     assert "kind" not in message and "argument " not in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_final_loss_in_the_log_the_summary_and_the_metadata(
+    tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    """The last log line (the last Step, what the bar shows last), the summary and the PNG's
+    metadata give one final loss: the returned image's, to the precision each shows."""
+    args = ["transfer", content_path, style_path, "-o", "out.png", "--size", "48"]
+    run = run_impasto(*args, "--iterations", "8", "--seed", "3", "--print-every", "4", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    logged = re.findall(r"^iteration (\d+)/8: loss (\S+) \(", run.stderr, re.M)
+    assert [i for i, _ in logged] == ["4", "8"], run.stderr
+    summary = re.search(r"^wrote out\.png .*: 8 iterations, loss (\S+) = ", run.stderr, re.M)
+    assert summary, run.stderr
+    meta = float(imageio.read_metadata(tmp_path / "out.png")["impasto:final_loss"])
+    assert float(logged[-1][1]) == float(summary.group(1)) == float(f"{meta:.4g}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -646,3 +647,47 @@ def test_malformed_headers_are_refused_by_the_studios_guard(case: str) -> None:
     assert isinstance(body["detail"], str) and "\n" not in body["detail"]
     assert not reached  # refused before any route ran
     assert _ask(guard, "POST", {b"host": b"localhost:8000"})[0] == 200
+
+
+MISSING_FOLDER = {
+    "transfer": ["transfer", "p.png", "s.png", "-o", "nowhere/deep/x.png"],
+    "transfer, absolute": ["transfer", "p.png", "s.png", "-o", "/nonexistent/dir/x.png"],
+    "--animate": ["transfer", "p.png", "s.png", "-o", "x.png", "--animate", "nowhere/a.gif"],
+    "--plot": ["transfer", "p.png", "s.png", "-o", "x.png", "--plot", "nowhere/p.png"],
+    "reconstruct": ["reconstruct", "style", "s.png", "-o", "nowhere/sheet.png"],
+    "grid": ["grid", "p.png", "s.png", "-o", "nowhere/grid.png"],
+    "mix-styles": ["mix-styles", "s.png", "s.png", "-o", "nowhere/mix.png"],
+    "video": ["video", "p.png", "s.png", "-o", "nowhere/clip.mp4"],
+    "video frames": ["video", "p.png", "s.png", "-o", "nowhere/frames/"],
+    "batch OUTDIR": ["batch", "p.png", "--styles", "s.png", "-o", "nowhere/out"],
+    "batch sheet": [
+        *("batch", "p.png", "--styles", "s.png", "-o", "out"),
+        *("--contact-sheet", "nowhere/sheet.png"),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISSING_FOLDER))
+def test_an_output_into_a_missing_folder_is_refused_and_makes_no_folder(
+    case: str,
+    tmp_path: Path,
+    content_path: Path,
+    style_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 33: '-o /nonexistent/dir/x.png' made /nonexistent/dir. A batch's OUTDIR may be
+    made, one level: the folder it goes in must exist."""
+    (tmp_path / "p.png").write_bytes(content_path.read_bytes())
+    (tmp_path / "s.png").write_bytes(style_path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(MISSING_FOLDER[case]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert re.fullmatch(
+        r"impasto: error: cannot write .*: the folder '(/nonexistent|nowhere|out/nowhere)\S*' "
+        r"does not exist; create it first or name another\n",
+        err,
+    ), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "s.png"]
+    assert not Path("/nonexistent").exists()

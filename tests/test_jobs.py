@@ -7,6 +7,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +23,17 @@ import pytest
 from helpers import dead_pid
 from impasto.cli import main
 from impasto.errors import InputError, UsageError
-from impasto.jobs import BatchListener, Job, JobSpec, Outcome, Source, Store, Task, run_jobs
+from impasto.jobs import (
+    BatchListener,
+    Job,
+    JobSpec,
+    Outcome,
+    Source,
+    Store,
+    Summary,
+    Task,
+    run_jobs,
+)
 from impasto.jobs.plan import expand_images, jobs_from_file, parse_sweep, plan
 from impasto.jobs.spec import config_from
 from impasto.jobs.store import STALE_AFTER_S, worker_id
@@ -702,3 +713,39 @@ def test_batch_status_reads_a_store_on_read_only_media(
         assert out[-1] == "2 jobs: 2 queued" and len(out) == 4
     finally:
         subprocess.run(["umount", str(ro)], check=True)
+
+
+def _parts_add_up(line: str) -> tuple[int, list[str]]:
+    """'N jobs: a x, b y (...), c z; T s' -> (N, the parts), checked to add up to N."""
+    found = re.match(r"(\d+) jobs?: (.*); [\d.]+ s$", line)
+    assert found, line
+    parts = re.sub(r" \([^)]*\)", "", found.group(2)).split(", ")
+    assert sum(int(p.split(" ")[0]) for p in parts) == int(found.group(1)), line
+    return int(found.group(1)), parts
+
+
+def test_a_rerun_summary_adds_up(tmp_path: Path) -> None:
+    """Issue 33: '2 jobs: 1 done, 1 redone, 1 done before' counted the redone job twice."""
+    specs = _real_specs(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    with Store.in_folder(out) as store:
+        first = run_jobs(specs, store, out, FakeExecutor())
+        (out / specs[0].output).unlink()
+        again = run_jobs(specs, store, out, FakeExecutor())
+        third = run_jobs(specs, store, out, FakeExecutor())
+    assert _parts_add_up(str(first)) == (3, ["3 done"])
+    assert _parts_add_up(str(again)) == (3, ["1 redone", "2 done before"])
+    assert _parts_add_up(str(third)) == (3, ["3 done before"])
+
+
+@pytest.mark.parametrize(
+    ("total", "counts"),
+    [
+        (5, {"done": 2, "redone": 1, "missing": 1, "skipped": 1, "failed": 1, "failed_before": 1}),
+        (3, {"done": 0, "cancelled": 2, "elsewhere": 1}),
+        (3, {"done": 1, "skipped": 1}),  # and one job another process finished meanwhile
+        (0, {}),
+    ],
+)
+def test_every_summary_adds_up(total: int, counts: dict[str, int]) -> None:
+    _parts_add_up(str(Summary(total=total, seconds=1.0, **counts)))

@@ -379,3 +379,24 @@ def test_a_huge_iteration_count_stopped_early_keeps_only_its_steps(
 
     result = Transfer(content_path, [style_path], cfg, vgg=vgg19).run(on_step=stop)
     assert result.interrupted and len(result.history) == 3
+
+
+# --- one final loss per run (issue 33) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_last_step_reports_the_loss_of_the_returned_image(
+    optimizer: str, content_path: Path, style_path: Path, vgg19: VGG
+) -> None:
+    """The bar (the last Step), the summary (history[-1]) and the metadata (final_loss) show
+    one number: the objective of the image the run returns, evaluated once after the loop."""
+    cfg = config(optimizer=optimizer, init="noise", iterations=6)
+    transfer = Transfer(content_path, [style_path], cfg, vgg=vgg19)
+    run = run_recorded(transfer)
+    result, last = run.result, run.steps[-1]
+    assert [s.iteration for s in run.steps] == list(range(1, 7))  # no extra Step
+    assert last.loss == result.final_loss == result.history[-1]["total"]
+    assert last.terms == {k: v for k, v in result.history[-1].items() if k != "total"}
+    assert sum(last.terms.values()) == pytest.approx(last.loss, rel=1e-5)
+    assert np.array_equal(np.asarray(last.image()), np.asarray(result.image))
+    assert last.elapsed == pytest.approx(result.elapsed)  # one clock

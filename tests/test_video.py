@@ -494,9 +494,9 @@ def test_the_default_temporal_weight_follows_the_style_weight() -> None:
 
 def test_a_folder_output_replaces_an_earlier_runs_frames_whole(tmp_path: Path) -> None:
     out = tmp_path / "styled"
-    out.mkdir()
-    for i in range(8):
-        Image.new("RGB", SIZE, "red").save(out / f"frame_{i + 1:06d}.png")
+    with video_sinks.open_sink(out, "folder", Fraction(24)) as earlier:
+        for _ in range(8):
+            earlier.write(Image.new("RGB", SIZE, "red"))
     video.check_output(out, "folder")  # an earlier run's frames: ours to replace
     with video_sinks.open_sink(out, "folder", Fraction(24)) as sink:
         for _ in range(2):

@@ -48,8 +48,15 @@ def parse_text(hint: Any, text: str, flag: str) -> Any:
 
 
 def split_list(text: str) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``: comma-separated items, blanks left out."""
-    return [p for p in (s.strip() for s in text.split(",")) if p]
+    """``"a, b, c"`` -> ``["a", "b", "c"]``: comma-separated items; ``""`` and ``","`` ->
+    ``[]`` (no value, which the option refuses in its own words). An empty item beside others
+    (``"1,,2"``, ``"1,2,"``) is a mismatch: a doubled comma more likely lost a value than meant
+    none."""
+    items = [s.strip() for s in text.split(",")]
+    given = [s for s in items if s]
+    if given and len(given) != len(items):
+        raise _Mismatch
+    return given
 
 
 def _as(hint: Any, value: Any) -> Any:

@@ -16,7 +16,7 @@ when a function needs it, so ``import impasto`` works without it.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .errors import UsageError
+from .videoconfig import FlowMethod as FlowMethod
 
 __all__ = [
     "FLOW_METHODS",
@@ -36,7 +37,6 @@ __all__ = [
     "warping_error",
 ]
 
-FlowMethod = Literal["dis", "farneback"]
 FLOW_METHODS: tuple[str, ...] = get_args(FlowMethod)
 
 Array = npt.NDArray[np.float32]

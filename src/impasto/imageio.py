@@ -27,7 +27,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin, Unidentifi
 
 from .atomic import atomic_write
 from .errors import InputError, UsageError, first_line, unreadable
-from .paths import check_name_length
+from .paths import check_name_length, check_regular_file
 
 try:
     from PIL import ImageCms
@@ -123,6 +123,7 @@ def _open_file(name: str) -> Iterator[IO[bytes]]:
     # failure gets its own plain-words message.
     if os.path.isdir(name):
         raise unreadable(f"image '{name}'", IsADirectoryError())
+    check_regular_file(name, "the image")
     try:
         fp = open(name, "rb")  # noqa: SIM115 (closed below, after the caller is done)
     except OSError as exc:

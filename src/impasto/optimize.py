@@ -178,6 +178,7 @@ def descend(
     start = time.perf_counter()
     done = 0
     interrupted = False
+    last: Step | None = None  # the last iteration's: reported with the returned image's loss
     try:
         with arithmetic(cfg.precision, device):
             for i in range(1, iterations + 1):
@@ -196,19 +197,21 @@ def descend(
                         since = (i - 1) // CHECK_EVERY * CHECK_EVERY
                         check_finite(history.since(since), at.done)
                     if on_step is not None:
-                        on_step(
-                            Step(
-                                at.done + i,
-                                at.total or iterations,
-                                at.elapsed + time.perf_counter() - start,
-                                it.learning_rate,
-                                Values(row, labels, at.done + i),
-                                renderer(problem, it.x, at.show),
-                                at.stage,
-                                at.stages,
-                                peak_memory(device),
-                            )
+                        step = Step(
+                            at.done + i,
+                            at.total or iterations,
+                            at.elapsed + time.perf_counter() - start,
+                            it.learning_rate,
+                            Values(row, labels, at.done + i),
+                            renderer(problem, it.x, at.show),
+                            at.stage,
+                            at.stages,
+                            peak_memory(device),
                         )
+                        if i < iterations:
+                            on_step(step)
+                        else:
+                            last = step
     except KeyboardInterrupt:
         interrupted = True
     except (torch.OutOfMemoryError, MemoryError) as e:
@@ -220,16 +223,35 @@ def descend(
     finally:
         if warm is not None:
             warm.done()
-    elapsed = time.perf_counter() - start
     check_finite(history.since(0), at.done)
     rows = [dict(zip(labels, r, strict=True)) for r in history.since(0)[1].tolist()]
     best, best_value = it.best, float(it.best_loss)
     if not interrupted:
-        # The last update's result has no loss yet; evaluate it and keep it if it is best.
+        # One final loss per run. A Step's loss is the objective before its update, so the last
+        # update's result has no loss yet: evaluate it and keep it if it is best; else the best
+        # earlier iterate is evaluated again, for its terms. Either way the returned image's total
+        # and terms replace the last Step's (in history[-1] and in the last Step reported, whose
+        # picture is the returned one), so that every face shows the loss of what was returned.
         with torch.no_grad(), arithmetic(cfg.precision, device):
-            final = float(objective(it.x.detach())[0])
-        if math.isfinite(final) and final <= best_value:
-            best, best_value = it.x.detach(), final
+            final = torch.stack(objective(it.x.detach())).detach().float()  # (total, *terms)
+            if math.isfinite(float(final[0])) and float(final[0]) <= best_value:
+                best = it.x.detach()
+            elif done:
+                final = torch.stack(objective(best)).detach().float()
+        best_value = float(final[0])
+        if rows:
+            rows[-1] = dict(zip(labels, final.tolist(), strict=True))
+    elapsed = time.perf_counter() - start  # the last Step's time too: one clock
+    if last is not None and on_step is not None and not interrupted:
+        values, render = Values(final, labels, last.iteration), renderer(problem, best, at.show)
+        try:
+            on_step(
+                dataclasses.replace(
+                    last, elapsed=at.elapsed + elapsed, _values=values, _render=render
+                )
+            )
+        except KeyboardInterrupt:  # as inside the loop: the run ends with what it has
+            interrupted = True
     image = imageio.to_image(problem.render(best) / 255.0)
     return Result(
         image=image,

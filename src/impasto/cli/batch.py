@@ -17,9 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, InputError, UsageError
 from ..jobs import (
@@ -34,21 +33,38 @@ from ..jobs import (
 from ..jobs.driver import interrupted_name
 from ..jobs.outputs import unrecorded_files
 from ..jobs.plan import BATCH_DEFAULT_SEED, expand_images, jobs_from_file, parse_sweep, plan
-from ..jobs.sheet import batch_sheet
 from ..jobs.spec import JobSpec
 from ..jobs.store import STORE_NAME, Job, abandoned
-from ..paths import Named, check_apart, check_name_length
+from ..paths import Named, check_apart, check_folder_exists, check_name_length
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
     ConfigFlags,
     add_common,
     add_config_options,
+    check_output_folders,
     config_inputs,
+    examples,
     options_from_args,
 )
-from .progress import BatchProgress
 from .spatial import check_no_spatial, refuse_spatial_options
+
+if TYPE_CHECKING:
+    from .progress import BatchProgress
+
+# The job store and the plan are light; the workers (torch), the images, the contact sheet and
+# the progress bars are imported where a batch runs: 'batch status' and --help wait for none.
+# main() imports a command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.jobs.worker", "impasto.jobs.sheet", "impasto.cli.progress")
+
+
+# The one statement of --sweep's syntax (the manual's batch page quotes it).
+SWEEP_HELP = (
+    "run every value of a transfer option, NAME=V1,V2,... (several --sweep multiply); when "
+    "the option takes a list (--style-layers, --style-layer-weights...), separate the values "
+    "by ';' and each value's items by ',': --sweep 'style_layers=conv1_1,conv2_1;conv3_1' is "
+    "two runs (quote it: ';' ends a shell command) (default: none)"
+)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -60,6 +76,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "combination of --sweep values, or the jobs of --jobs FILE, into OUTDIR. Re-running the "
         "same command skips finished jobs and runs the rest. 'impasto batch status OUTDIR' "
         "prints the table of jobs.",
+        epilog=examples(
+            "impasto batch photos/ --styles paintings/ -o out/ --size 384",
+            "impasto batch photo.jpg --styles starry_night.jpg -o study/ --size 256 "
+            "--sweep style_weight=1e3,1e4 --contact-sheet sheet.png",
+            "impasto batch photo.jpg --styles starry_night.jpg -o layers/ "
+            "--sweep 'style_layers=conv1_1,conv2_1;conv3_1,conv4_1'",
+            "impasto batch --jobs jobs.csv -o out/",
+            "impasto batch status out/",
+        ),
         allow_abbrev=False,
     )
     b.add_argument(
@@ -91,8 +116,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="append",
         default=[],
         metavar="NAME=V1,V2",
-        help="run every value of a transfer option (several --sweep multiply); values of a list "
-        "option are separated by ';' (default: none)",
+        help=SWEEP_HELP,
     )
     b.add_argument(
         "--jobs",
@@ -122,7 +146,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(b, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(b, "batch")
     add_common(b)
-    b.set_defaults(run=_run_batch)
+    # OUTDIR itself may be made (its last level): the folder it goes in must exist.
+    b.set_defaults(run=_run_batch, engine=ENGINE, output_files=(("output", "the output folder "),))
+
+
+def status_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """``impasto batch status OUTDIR``'s own parser (and its own --help): main() hands it the
+    command line when the word after ``batch`` is ``status`` and neither --styles nor --jobs is
+    given (a content image called ``status`` still works with them)."""
+    s = parser_class(
+        prog=f"{PROG} batch status",
+        description="Print the table of a batch's jobs (state, tries, time, device, the options "
+        "that differ, output, error) and a count by state. Reads OUTDIR/impasto.sqlite without "
+        "changing it; a batch still running elsewhere is fine.",
+        epilog=examples("impasto batch status out/"),
+        allow_abbrev=False,
+    )
+    s.add_argument("outdir", metavar="OUTDIR", nargs="*", help="the batch's output folder")
+    s.add_argument("-o", "--output", default=None, help=argparse.SUPPRESS)  # as batch takes it
+    s.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full Python traceback on errors (for bug reports)",
+    )
+    s.set_defaults(command="batch status", run=_run_status_command)
+    return s
 
 
 MAX_JOBS = 10_000  # the bound of a plan unless --max-jobs says otherwise
@@ -157,16 +205,17 @@ class _Planning:
             print(f"batch: planned {total:,} jobs in {seconds:.1f} s", file=sys.stderr)
 
 
-class _Progress(BatchProgress):
-    """The batch's bars, after the planning's last line (once the jobs are recorded)."""
+def _progress(quiet: bool, slots: int, print_every: int, planning: _Planning) -> BatchProgress:
+    """The batch's bars, after the planning's last line (once the jobs are recorded). Made here,
+    not at import: the bars' module loads tqdm and the image code, which --help never needs."""
+    from .progress import BatchProgress
 
-    def __init__(self, quiet: bool, slots: int, print_every: int, planning: _Planning) -> None:
-        super().__init__(quiet, slots, print_every)
-        self.planning = planning
+    class Progress(BatchProgress):
+        def planned(self, total: int, to_run: int) -> None:
+            planning.done(total)
+            super().planned(total, to_run)
 
-    def planned(self, total: int, to_run: int) -> None:
-        self.planning.done(total)
-        super().planned(total, to_run)
+    return Progress(quiet, slots, print_every)
 
 
 def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -179,13 +228,16 @@ def _given_options(ns: argparse.Namespace) -> dict[str, Any]:
 def _run_batch(ns: argparse.Namespace) -> int:
     check_no_spatial(ns)
     if ns.contents[:1] == ["status"] and ns.styles is None and ns.jobs is None:
-        return _run_status(ns)
+        return _run_status(ns.contents[1:] + ([ns.output] if ns.output else []))
     _refuse_mistyped_status(ns)
     where = options_from_args(ns, ExecutorOptions)
     if where.executor == "ray":
         require_ray()
     if ns.output is None:
         raise UsageError("batch needs -o OUTDIR, the folder for the results")
+    from .. import imageio
+    from ..jobs.sheet import batch_sheet
+
     options = _given_options(ns)
     sweeps = [parse_sweep(text) for text in ns.sweep]
     if ns.max_jobs < 1:
@@ -244,14 +296,17 @@ def _run_batch(ns: argparse.Namespace) -> int:
         raise InputError(f"cannot use '{ns.output}' as the output folder: it is not a folder")
     check_apart(inputs, _batch_outputs(specs, outdir, sheet))
     _refuse_unrecorded(specs, outdir)
+    check_output_folders(ns)
+    if sheet is not None and sheet.parent != outdir:  # OUTDIR itself is made below
+        check_folder_exists(sheet, "the contact sheet ")
     try:
-        outdir.mkdir(parents=True, exist_ok=True)
+        outdir.mkdir(exist_ok=True)  # its folder exists (checked above): one level at most
     except OSError as e:
         raise InputError(f"cannot make the output folder '{ns.output}': {e.strerror}") from e
 
     planning.step("recording", len(specs))
     executor = _executor(where, ns.quiet, options)
-    progress = _Progress(ns.quiet, executor.slots, ns.print_every, planning)
+    progress = _progress(ns.quiet, executor.slots, ns.print_every, planning)
     with Store.in_folder(outdir) as store:
         try:
             summary = run_jobs(
@@ -315,6 +370,8 @@ def _batch_outputs(specs: list[JobSpec], outdir: Path, sheet: Path | None) -> li
     there cannot be, hold or sit inside an input (OUTDIR itself is checked apart from them), nor
     be another output when the names differ, so such names are checked here (their length, and
     their type and folder once) and left out; every other output is checked whole."""
+    from .. import imageio
+
     named = [
         (what, name)
         for spec in specs
@@ -404,8 +461,11 @@ def _refuse_mistyped_status(ns: argparse.Namespace) -> None:
         )
 
 
-def _run_status(ns: argparse.Namespace) -> int:
-    rest = ns.contents[1:] + ([ns.output] if ns.output else [])
+def _run_status_command(ns: argparse.Namespace) -> int:
+    return _run_status(ns.outdir + ([ns.output] if ns.output else []))
+
+
+def _run_status(rest: list[str]) -> int:
     if len(rest) != 1:
         raise UsageError("batch status takes one OUTDIR: impasto batch status OUTDIR")
     folder = rest[0]

@@ -14,10 +14,10 @@ from dataclasses import Field, dataclass, fields
 from dataclasses import field as dataclass_field
 from typing import Any, TypeVar
 
-from ..config import MAX_ITERATIONS, TransferConfig, help_text
+from ..config import MAX_ITERATIONS, OPTION_GROUPS, TransferConfig, help_text
 from ..errors import UsageError
 from ..fieldtypes import parse_text
-from ..paths import Named
+from ..paths import Named, check_folder_exists
 
 T = TypeVar("T")
 
@@ -64,12 +64,23 @@ def add_config_options(
     group: argparse._ActionsContainer | None = None,
 ) -> None:
     """One ``--flag`` per field of ``spec`` (by default every TransferConfig field), with its
-    help and default from the field, into ``group`` (else the parser itself)."""
+    help and default from the field, into ``group`` (else, for TransferConfig, under the
+    heading :data:`~impasto.config.OPTION_GROUPS` gives the field; else the parser itself)."""
     spec = spec or ConfigFlags()
     parser.set_defaults(config_flags=[*(parser.get_default("config_flags") or []), spec])
-    into = group if group is not None else parser
+    headings = {name: title for title, names in OPTION_GROUPS.items() for name in names}
+    if group is None and issubclass(spec.options, TransferConfig):
+        given = {f.name for f in spec.fields()}
+        for title, names in OPTION_GROUPS.items():  # the headings in their order
+            if given.intersection(names):
+                titled_group(parser, title)
     hints = typing.get_type_hints(spec.options)
     for f in spec.fields():
+        into: argparse._ActionsContainer = parser
+        if group is not None:
+            into = group
+        elif f.name in headings and issubclass(spec.options, TransferConfig):
+            into = titled_group(parser, headings[f.name])
         flag = flag_of(f)
         if hints[f.name] is bool:
             # --flag / --no-flag; None (not given) leaves the config's default in charge.
@@ -89,6 +100,33 @@ def add_config_options(
             metavar=f.metadata.get("metavar") or f.name.split("_")[-1].upper(),
             help=spec.help(f),
         )
+
+
+def titled_group(
+    parser: argparse.ArgumentParser, title: str, description: str | None = None
+) -> argparse._ArgumentGroup:
+    """The parser's argument group called ``title``, made (with ``description``) if it has none
+    yet: the config's fields and a command's own flags under one heading share it."""
+    for existing in parser._action_groups:
+        if existing.title == title:
+            if description and not existing.description:
+                existing.description = description
+            return existing
+    return parser.add_argument_group(title, description)
+
+
+def examples(*commands: str) -> str:
+    """The ``examples:`` section at the end of a command's --help (kept as written)."""
+    return "examples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
+def check_output_folders(ns: argparse.Namespace) -> None:
+    """Refuse an output whose folder does not exist (the command's ``output_files``: dest and
+    how the message names it), so that a mistyped folder leaves no stray tree: called after
+    :func:`~impasto.paths.check_apart`, whose message says more where both apply."""
+    for dest, what in getattr(ns, "output_files", ()):
+        if getattr(ns, dest, None) is not None:
+            check_folder_exists(getattr(ns, dest), what)
 
 
 def options_from_args(ns: argparse.Namespace, options: type[T]) -> T:

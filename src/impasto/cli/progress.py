@@ -316,9 +316,11 @@ class BatchProgress(BatchListener):
         inner = self.inner.pop(job.id, None)
         if inner is not None:
             inner.close()
-        self.started_at.pop(job.id, None)
+        started = self.started_at.pop(job.id, None)
         if self.log:
-            print(_job_line(job, outcome, self), file=sys.stderr, flush=True)
+            # On the clock of the job's iteration lines, which started with it.
+            seconds = time.monotonic() - started if started is not None else None
+            print(_job_line(job, outcome, self, seconds), file=sys.stderr, flush=True)
         if job.state == "done":
             self.done += 1
         elif job.state == "failed":
@@ -349,21 +351,21 @@ class BatchProgress(BatchListener):
             self.bar.close()
 
 
-def _job_line(job: Job, outcome: Outcome | None, progress: BatchProgress) -> str:
-    """A batch's log line for a job that ended: its state, losses and time."""
+def _job_line(
+    job: Job, outcome: Outcome | None, progress: BatchProgress, seconds: float | None = None
+) -> str:
+    """A batch's log line for a job that ended: its state, losses and time (``seconds``, else
+    the outcome's)."""
     ended = progress.done + progress.failed + 1
     head = f"job {ended}/{progress.to_run} {job.state}: {job.output}"
     if job.state == "failed":
         return f"{head}: {job.error}"
     if outcome is None:
         return head
+    took = outcome.seconds if seconds is None else seconds
     terms = dict(outcome.terms or {})
     total = terms.pop("total", None)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
     if total is not None:
         losses = f"loss {total:.4g}" + (f" ({losses})" if losses else "")
-    return (
-        f"{head}: {losses}, {outcome.seconds:.1f} s"
-        if losses
-        else f"{head}, {outcome.seconds:.1f} s"
-    )
+    return f"{head}: {losses}, {took:.1f} s" if losses else f"{head}, {took:.1f} s"

@@ -125,4 +125,10 @@ def commands_reference() -> str:
             out += ["| argument | default | meaning |", "| --- | --- | --- |"]
             out += [_row(a) for a in actions]
             out.append("")
+        if sub.epilog:  # the examples, as --help ends with them
+            out += ["**examples**", "", "```sh", *_example_lines(sub.epilog), "```", ""]
     return "\n".join(out)
+
+
+def _example_lines(epilog: str) -> list[str]:
+    return [line.strip() for line in epilog.splitlines()[1:] if line.strip()]

@@ -11,10 +11,14 @@ import argparse
 import sys
 from typing import Any
 
-from .. import serve as server
+from .. import serve as server  # light: FastAPI, uvicorn and torch load when it serves
 from ..errors import ExitStatus
 from ..serve.settings import ServeOptions
-from .options import ConfigFlags, add_common, add_config_options, options_from_args
+from .options import ConfigFlags, add_common, add_config_options, examples, options_from_args
+
+# Torch (the device check), imported by main() with Ctrl-C held before the server starts;
+# FastAPI and uvicorn come when it serves.
+ENGINE = ("impasto.prepare",)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -25,11 +29,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Start the web studio (and its JSON API, documented at /docs) and print "
         "its address. Jobs run one at a time on this machine's device, or with --executor ray one "
         "per Ray worker at once.",
+        epilog=examples(
+            "impasto serve",
+            "impasto serve --port 8080 --data-dir ~/impasto-studio",
+        ),
         allow_abbrev=False,
     )
     add_config_options(p, ConfigFlags(ServeOptions))
     add_common(p, "print nothing but errors (not the address, nor the line at the stop)", False)
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, engine=ENGINE)
 
 
 def _run(ns: argparse.Namespace) -> int:

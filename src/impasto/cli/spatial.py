@@ -15,29 +15,42 @@ import os
 import re
 import sys
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import imageio
 from ..config import TransferConfig
 from ..errors import ExitStatus, UsageError
 from ..eta import WorkPlan
-from ..guidance import Regions, build_regions
-from ..optimize import Transfer, stage_plan
 from ..paths import Named, check_apart, interrupted_path
 from . import PROG
-from .options import ConfigFlags, add_common, add_config_options, config_inputs
-from .progress import ProgressBar
-from .summary import result_line
+from .options import (
+    ConfigFlags,
+    add_common,
+    add_config_options,
+    check_output_folders,
+    config_inputs,
+    examples,
+    titled_group,
+)
+
+if TYPE_CHECKING:
+    from ..guidance import Regions
+
+# The masks' reader (torch), the engine and the progress bar are imported where they are used,
+# not here: the parser is built (--help, a mistyped option) without them. main() imports a
+# command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.optimize", "impasto.guidance", "impasto.cli.progress", "impasto.cli.summary")
 
 KEEP_SUFFIX = ":none"
 
 
 def add_spatial_options(p: argparse.ArgumentParser) -> None:
     """The mask and fine-style flags of ``transfer``."""
-    g = p.add_argument_group(
-        "spatial and scale control (Gatys et al. 2017)",
-        "Masks are grayscale images over the photo (white: inside; soft values allowed; any size, "
-        "resized to the output). Pixels no style mask covers get the content loss only.",
+    g = titled_group(
+        p,
+        "spatial and scale control",
+        "Gatys et al. 2017. Masks are grayscale images over the photo (white: inside; soft values "
+        "allowed; any size, resized to the output). Pixels no style mask covers get the content "
+        "loss only.",
     )
     g.add_argument(
         "--masks",
@@ -141,6 +154,8 @@ def spatial_sources(ns: argparse.Namespace) -> dict[str, str]:
 
 def regions_from_args(ns: argparse.Namespace, style_count: int) -> Regions | None:
     """Read and check the masks named on the command line (before any weights are loaded)."""
+    from ..guidance import build_regions
+
     items = _split(ns.masks)
     if ns.masks is not None and not items:
         raise UsageError("--masks needs at least one file")
@@ -170,6 +185,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "conv5_1) match COARSE's Gram matrices, the layers before it FINE's; there is no content "
         "term (--content-weight is 0 and --init noise unless given). The result takes "
         "COARSE's aspect ratio and can be used as a STYLE of transfer.",
+        epilog=examples(
+            "impasto mix-styles the_scream.jpg starry_night.jpg -o mixed.png --size 256",
+            "impasto transfer photo.jpg mixed.png -o out.png",
+        ),
         allow_abbrev=False,
     )
     m.add_argument("coarse", metavar="COARSE", help="painting that gives the large-scale shapes")
@@ -180,10 +199,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     unused = {"mask_propagation", "keep_feather", "style_blend_weights", "preserve_colors"}
     add_config_options(m, ConfigFlags(leave_out=frozenset(unused), given=mix))
     add_common(m)
-    m.set_defaults(run=_run_mix)
+    m.set_defaults(run=_run_mix, engine=ENGINE, output_files=(("output", ""),))
 
 
 def _run_mix(ns: argparse.Namespace) -> int:
+    from .. import imageio
+    from ..optimize import Transfer, stage_plan
+    from .progress import ProgressBar
+    from .summary import result_line
+
     out = imageio.check_output_path(ns.output)
     given = {f.name: getattr(ns, f.name, None) for f in fields(TransferConfig)}
     given = {k: v for k, v in given.items() if v is not None}
@@ -193,6 +217,7 @@ def _run_mix(ns: argparse.Namespace) -> int:
     inputs: list[Named] = [("the coarse painting", ns.coarse), ("the fine painting", ns.fine)]
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs + config_inputs(cfg), outputs)
+    check_output_folders(ns)
     transfer = Transfer(ns.coarse, [ns.coarse], cfg, fine_style=ns.fine)
     plan = stage_plan(cfg, transfer.smallest_size)
     work = WorkPlan.from_sizes([(st.size, st.iterations) for st in plan])

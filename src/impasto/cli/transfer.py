@@ -12,16 +12,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import PIL.Image
-
-from .. import animate, experiments, imageio
 from ..config import MAX_ITERATIONS, PAPER_STYLE_LAYERS
-from ..errors import ExitStatus, UsageError
+from ..errors import ExitStatus, InputError, UsageError
 from ..eta import WorkPlan
-from ..optimize import Step, Transfer, stage_plan
 from ..paths import Named, check_apart, interrupted_path
+from ..videoconfig import CLIP_SUFFIXES
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -30,14 +27,34 @@ from .options import (
     add_config_options,
     add_styles_and_output,
     bounded_int,
+    check_output_folders,
     comma_floats,
     comma_strings,
     config_from_args,
     config_inputs,
+    examples,
 )
-from .progress import ProgressBar, panel_progress
 from .spatial import add_spatial_options, regions_from_args, spatial_inputs, spatial_sources
-from .summary import result_line, wrote_line
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+    from .. import animate, experiments
+    from ..optimize import Step
+
+# The engine (torch and the network), the progress bars and the summary line are imported where
+# a command runs, not here: building the parser (--help, --version, a mistyped option) waits
+# for none of them. main() imports a command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = (
+    "impasto.optimize",
+    "impasto.guidance",
+    "impasto.animate",
+    "impasto.cli.progress",
+    "impasto.cli.summary",
+)
+EXPERIMENT_ENGINE = (*ENGINE, "impasto.experiments")
+# The files a command writes, by dest: one whose folder does not exist is refused.
+OUTPUT_FILES = (("output", ""), ("animate", "the --animate file "), ("plot", "the --plot file "))
 
 # What the paper's experiments set themselves (experiments.py): the preset (paper's), the
 # weights and layers each panel varies; and what they cannot use (blends, masks, colours).
@@ -55,6 +72,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "transfer",
         help="render a content image in the style of one or more paintings",
         description="Render CONTENT in the style of STYLE (several styles are blended).",
+        epilog=examples(
+            "impasto transfer photo.jpg starry_night.jpg -o out.png",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --size 256 --iterations 100",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --preserve-colors luminance",
+            "impasto transfer photo.jpg sky.jpg town.jpg -o out.png --masks sky.png,town.png",
+            "impasto transfer photo.jpg starry_night.jpg -o out.png --seed 1 --animate out.gif",
+        ),
         allow_abbrev=False,
     )
     t.add_argument("content", metavar="CONTENT", help="content image (photo)")
@@ -63,7 +87,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_spatial_options(t)
     add_common(t)
     _add_watch_options(t, plot_help="each loss term and the total against iteration")
-    t.set_defaults(run=_run_transfer)
+    t.set_defaults(run=_run_transfer, engine=ENGINE, output_files=OUTPUT_FILES)
     t.add_argument(
         "--save-every",
         type=bounded_int("--save-every", 0, MAX_ITERATIONS),
@@ -78,6 +102,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="From white noise, reconstruct IMAGE from the content representation of each "
         "layer (content), or from the Gram matrices of growing layer sets (style), and lay the "
         "results out as one labelled contact sheet.",
+        epilog=examples(
+            "impasto reconstruct content photo.jpg -o content.png --size 128 --iterations 100",
+            "impasto reconstruct style starry_night.jpg -o style.png --size 256 --each",
+        ),
         allow_abbrev=False,
     )
     r.add_argument(
@@ -105,13 +133,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(r, ConfigFlags(leave_out=RECONSTRUCT_SETS, preset="paper"))
     add_common(r)
     _add_watch_options(r, plot_help="the total loss of each panel against iteration")
-    r.set_defaults(run=_run_experiment)
+    r.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE, output_files=OUTPUT_FILES)
 
     g = sub.add_parser(
         "grid",
         help="the KTH report's Figure 5: α/β ratios x growing style-layer sets",
         description="Rows: style layer sets {conv1_1}, {conv1_1, conv2_1}, ...; columns: α/β "
         "ratios; each cell a full transfer of CONTENT in the style of STYLE.",
+        epilog=examples(
+            "impasto grid photo.jpg starry_night.jpg -o grid.png --size 128 --iterations 100",
+            "impasto grid photo.jpg starry_night.jpg -o grid.png --ratios 1e-4,1e-3 "
+            "--layers conv1_1,conv2_1,conv3_1",
+        ),
         allow_abbrev=False,
     )
     g.add_argument("content", metavar="CONTENT", help="content image (photo)")
@@ -135,7 +168,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         g, ConfigFlags(leave_out=GRID_SETS, preset="paper", given={"init": "content"})
     )
     add_common(g)
-    g.set_defaults(run=_run_experiment)
+    g.set_defaults(run=_run_experiment, engine=EXPERIMENT_ENGINE, output_files=OUTPUT_FILES)
 
 
 def _add_watch_options(p: argparse.ArgumentParser, plot_help: str) -> None:
@@ -168,6 +201,8 @@ def _watch_every(ns: argparse.Namespace, iterations: int) -> int | None:
     asked for, else None."""
     if ns.animate_every is not None and ns.animate_every < 1:
         raise UsageError(f"--animate-every must be at least 1, not {ns.animate_every}")
+    from .. import animate
+
     if ns.animate is not None:
         animate.check_animation_path(ns.animate)
     if ns.plot is not None:
@@ -184,6 +219,8 @@ def _save_watch(
     plot: Callable[[str], object],
 ) -> None:
     """Write the animation (if frames were recorded) and the plot; one line each unless -q."""
+    from .. import animate
+
     if ns.animate is not None:
         if frames:
             path = animate.save_animation(frames, ns.animate)
@@ -212,6 +249,7 @@ def _recording_panels(
     recorded: list[tuple[str, animate.Recorder]],
 ) -> experiments.PanelCallback:
     """``listen``, plus a fresh Recorder per panel (appended to ``recorded``) when ``every``."""
+    from .. import animate
 
     def start(index: int, count: int, label: str) -> Callable[[Step], None] | None:
         bar = listen(index, count, label)
@@ -224,7 +262,24 @@ def _recording_panels(
     return start
 
 
+def _refuse_clips(named: Sequence[tuple[str, str]]) -> None:
+    """A video given where a still image goes: one line pointing to ``impasto video`` (the
+    reverse mistake is told to use ``impasto transfer``)."""
+    for what, path in named:
+        if Path(path).suffix.lower() in CLIP_SUFFIXES:
+            raise InputError(
+                f"{what} '{path}' is a video, not a still image; use 'impasto video' "
+                f"({PROG} video {path} STYLE -o OUT.mp4)"
+            )
+
+
 def _run_transfer(ns: argparse.Namespace) -> int:
+    _refuse_clips([("the content image", ns.content), *(("the style image", s) for s in ns.styles)])
+    from .. import animate, imageio
+    from ..optimize import Transfer, stage_plan
+    from .progress import ProgressBar
+    from .summary import result_line
+
     out = imageio.check_output_path(ns.output)
     if ns.save_every < 0:
         raise UsageError("--save-every must be 0 (off) or a positive number")
@@ -238,6 +293,7 @@ def _run_transfer(ns: argparse.Namespace) -> int:
     if steps_dir is not None:
         outputs.append(("the --save-every folder", steps_dir))
     check_apart(inputs + config_inputs(cfg), outputs + _watch_outputs(ns))
+    check_output_folders(ns)
     regions = regions_from_args(ns, len(ns.styles))
     recorder = animate.Recorder(every) if every else None
     transfer = Transfer(ns.content, ns.styles, cfg, regions=regions, fine_style=ns.fine_style)
@@ -290,6 +346,8 @@ def _save_panel_watch(
 ) -> None:
     """The panels filmed side by side (a panel that has finished holds its last frame) and
     each panel's total loss on one plot."""
+    from .. import animate, experiments
+
     filmed = [(label, rec.frames) for label, rec in recorded if rec.frames]
     count = max((len(frames) for _, frames in filmed), default=0)
     sheets = [
@@ -311,6 +369,10 @@ def _save_panel_watch(
 
 
 def _run_experiment(ns: argparse.Namespace) -> int:
+    from .. import experiments, imageio
+    from .progress import panel_progress
+    from .summary import wrote_line
+
     out = imageio.check_output_path(ns.output)
     cfg = config_from_args(ns)
     if ns.command == "reconstruct":
@@ -320,6 +382,7 @@ def _run_experiment(ns: argparse.Namespace) -> int:
     inputs += config_inputs(cfg)
     outputs: list[Named] = [("the output", out), ("the interrupted file", interrupted_path(out))]
     check_apart(inputs, outputs + _watch_outputs(ns))
+    check_output_folders(ns)
     started = time.perf_counter()
     listen = panel_progress(ns.quiet, ns.print_every)
     layers = tuple(ns.layers) if ns.layers else PAPER_STYLE_LAYERS

@@ -10,24 +10,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..config import TransferConfig
 from ..errors import ExitStatus, Interrupted
 from ..jobs.executor import ExecutorOptions, require_ray
 from ..paths import Named, check_apart
-from ..video import (
-    FOLDER_RATE,
-    VideoOptions,
-    VideoSummary,
-    check_output,
-    default_work_dir,
-    open_clip,
-    output_kind,
-    require_flow,
-    stylize_video,
-)
-from ..video.clip import MAX_FPS, MAX_FRAMES, MIN_FPS
+from ..videoconfig import FOLDER_RATE, MAX_FPS, MAX_FRAMES, MIN_FPS, VideoOptions
 from . import PROG
 from .options import (
     SPATIAL_FIELDS,
@@ -35,13 +25,21 @@ from .options import (
     add_common,
     add_config_options,
     add_styles_and_output,
+    check_output_folders,
     config_from_args,
     config_inputs,
+    examples,
     options_from_args,
 )
-from .progress import VideoProgress, notice
 from .spatial import check_no_spatial, refuse_spatial_options
-from .summary import wrote_line
+
+if TYPE_CHECKING:
+    from ..video import VideoSummary
+
+# The video package (torch, the network, FFmpeg) and the progress bars are imported where the
+# command runs: the parser is built (--help, a mistyped option) without them. main() imports a
+# command's ENGINE first, with Ctrl-C held (cli.signals).
+ENGINE = ("impasto.video", "impasto.cli.progress", "impasto.cli.summary")
 
 _MAX_SECONDS = 1e7  # --start and --end: about four months
 
@@ -56,6 +54,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "where things appear (Ruder et al. 2016); --no-temporal stylises each frame on its own. "
         "Finished frames are cached, so re-running the same command after a crash or Ctrl-C "
         "resumes (--seed defaults to 0 here, so that a re-run finds them).",
+        epilog=examples(
+            "impasto video clip.mp4 starry_night.jpg -o clip_starry.mp4 --size 384",
+            "impasto video clip.mp4 starry_night.jpg -o frames/ --start 2 --end 4 --size 256",
+            "impasto video frames_in/ starry_night.jpg -o out.mp4 --fps 24 --no-temporal",
+        ),
         allow_abbrev=False,
     )
     v.add_argument("input", metavar="INPUT", help="video file (anything FFmpeg reads) or a folder")
@@ -86,7 +89,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_config_options(v, ConfigFlags(leave_out=SPATIAL_FIELDS, given=seed))
     refuse_spatial_options(v, "video")
     add_common(v)
-    v.set_defaults(run=_run_video)
+    v.set_defaults(run=_run_video, engine=ENGINE, output_files=(("output", ""),))
 
 
 def _seconds(text: str) -> float:
@@ -133,6 +136,17 @@ def _frame_range(text: str) -> tuple[int | None, int | None]:
 
 
 def _run_video(ns: argparse.Namespace) -> int:
+    from ..video import (
+        check_output,
+        default_work_dir,
+        open_clip,
+        output_kind,
+        require_flow,
+        stylize_video,
+    )
+    from ..video.cache import check_work_dir
+    from .progress import VideoProgress, notice
+
     check_no_spatial(ns)
     cfg = config_from_args(ns)
     opts = options_from_args(ns, VideoOptions)
@@ -145,7 +159,9 @@ def _run_video(ns: argparse.Namespace) -> int:
     inputs += [("the style image", s) for s in ns.styles]
     outputs: list[Named] = [("the output", ns.output), ("the work directory", work)]
     check_apart(inputs + config_inputs(cfg), outputs)
+    check_output_folders(ns)
     check_output(ns.output, kind)
+    check_work_dir(Path(work))
     if opts.temporal:
         require_flow()
     clip = open_clip(ns.input, start=ns.start, end=ns.end, frames=ns.frames, fps=ns.fps)
@@ -178,6 +194,8 @@ def _run_video(ns: argparse.Namespace) -> int:
 
 
 def _summary(s: VideoSummary, opts: VideoOptions, cfg: TransferConfig) -> str:
+    from .summary import wrote_line
+
     weight = opts.temporal_weight_for(cfg.replace(size=max(s.size)))  # the frames' β
     mode = f"temporal weight {weight:g}" if opts.temporal else "no temporal loss"
     if opts.long_term:

@@ -27,7 +27,7 @@ from .choices import (
     check_choices,
 )
 from .fields import Place, option, type_hints
-from .helptext import help_text, short_number, show_value, shown_default
+from .helptext import OPTION_GROUPS, help_text, short_number, show_value, shown_default
 from .limits import (
     MAX_ITERATIONS,
     MAX_LEARNING_RATE,
@@ -70,6 +70,7 @@ __all__ = [
     "MAX_STYLE_SCALE",
     "MAX_WEIGHT",
     "NORMALIZED_STYLE_WEIGHT",
+    "OPTION_GROUPS",
     "PAPER_STYLE_LAYERS",
     "POSITIVE",
     "PRESETS",

@@ -12,6 +12,42 @@ from typing import Any
 
 from .presets import PRESETS
 
+# The headings TransferConfig's options are grouped under in every --help and the commands
+# reference, in this order: each field in exactly one (tests/test_help.py).
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "how it looks": (
+        "preset",
+        "size",
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "style_scale",
+        "style_blend_weights",
+        "preserve_colors",
+        "init",
+        "seed",
+        "jitter",
+    ),
+    "layers and losses": (
+        "content_layers",
+        "style_layers",
+        "style_layer_weights",
+        "style_loss",
+        "content_loss",
+    ),
+    "optimiser": (
+        "iterations",
+        "scales",
+        "optimizer",
+        "learning_rate",
+        "lr_decay",
+        "lr_decay_every",
+    ),
+    "spatial and scale control": ("mask_propagation", "keep_feather", "scale_split"),
+    "network": ("model", "weights", "weights_format", "pooling", "normalize_network"),
+    "device and precision": ("device", "precision", "max_memory"),
+}
+
 
 def show_value(value: Any) -> str:
     """An option's value as the command line writes it: lists comma-separated, floats short."""

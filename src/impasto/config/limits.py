@@ -8,7 +8,7 @@ from dataclasses import Field, fields
 from typing import Any
 
 from ..errors import UsageError
-from ..vgg import MIN_SIDE
+from ..layers import MIN_SIDE
 from .fields import flag_name
 
 # The ranges of the numeric options (``bounds`` of their fields, checked by check_bounds, the one

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..errors import UsageError
-from ..vgg import MIN_SIDE
+from ..layers import MIN_SIDE
 from .limits import MAX_STAGES
 
 PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")

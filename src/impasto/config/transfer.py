@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..errors import UsageError
 from ..fieldtypes import parse_value
-from ..vgg import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
+from ..layers import MIN_SIDE, ModelName, WeightsFormat, canonical_layer, channels, layer_names
 from .choices import (
     ContentLoss,
     Device,

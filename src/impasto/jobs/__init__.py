@@ -16,10 +16,44 @@
 
 from __future__ import annotations
 
-from .driver import BatchListener, Summary, run_jobs
-from .executor import Executor, ExecutorOptions, LocalExecutor, local_devices, require_ray
-from .spec import JobSpec, Outcome, Report, Source, Task
-from .store import STORE_NAME, Job, Store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .driver import BatchListener, Summary, run_jobs
+    from .executor import Executor, ExecutorOptions, LocalExecutor, local_devices, require_ray
+    from .spec import JobSpec, Outcome, Report, Source, Task
+    from .store import STORE_NAME, Job, Store
+
+# Imported on first use (PEP 562): ``impasto batch status`` and the command line's help read the
+# store and the options without waiting for torch, which the worker (and so the driver) loads.
+_LAZY = {
+    "BatchListener": "driver",
+    "Summary": "driver",
+    "run_jobs": "driver",
+    "Executor": "executor",
+    "ExecutorOptions": "executor",
+    "LocalExecutor": "executor",
+    "local_devices": "executor",
+    "require_ray": "executor",
+    "JobSpec": "spec",
+    "Outcome": "spec",
+    "Report": "spec",
+    "Source": "spec",
+    "Task": "spec",
+    "STORE_NAME": "store",
+    "Job": "store",
+    "Store": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "STORE_NAME",

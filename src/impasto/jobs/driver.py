@@ -58,7 +58,8 @@ class Summary:
     """What one run of a plan did, and where the plan stands."""
 
     total: int = 0
-    done: int = 0  # finished by this run
+    done: int = 0  # finished by this run (the redone ones included)
+    redone: int = 0  # of those, the ones done before whose result was gone or changed
     skipped: int = 0  # finished by an earlier run, not redone
     failed: int = 0  # failed in this run
     failed_before: int = 0  # failed in an earlier run, not retried
@@ -74,8 +75,12 @@ class Summary:
     exit_status: int = 0  # of the first failure
 
     def __str__(self) -> str:
+        """'N jobs: a done, b redone (...), c done before, ...': the parts add up to N."""
+        counted = self.done + self.skipped + self.failed + self.failed_before + self.cancelled
+        counted += self.done_elsewhere + self.failed_elsewhere + self.cancelled_elsewhere
         counts = (
-            (self.missing, "redone (the result was gone or changed)"),
+            (self.done - self.redone, "done"),
+            (self.redone, "redone (the result was gone or changed)"),
             (self.skipped, "done before"),
             (self.failed, "failed"),
             (self.failed_before, "failed before (--retry-failed runs them again)"),
@@ -84,8 +89,10 @@ class Summary:
             (self.failed_elsewhere, "failed in another process"),
             (self.cancelled_elsewhere, "stopped in another process"),
             (self.elsewhere, "running in another process"),
+            # neither ended here nor seen ending elsewhere (queued still, say)
+            (self.total - counted - self.elsewhere, "not run by this process"),
         )
-        parts = [f"{self.done} done", *(f"{n} {what}" for n, what in counts if n)]
+        parts = [f"{n} {what}" for n, what in counts if n > 0] or [f"{self.done} done"]
         return (
             f"{self.total} job{'' if self.total == 1 else 's'}: "
             + ", ".join(parts)
@@ -147,6 +154,7 @@ class _Driver:
         self.store, self.folder, self.executor, self.listener = store, folder, executor, listener
         self.worker = worker_id()
         self.summary = Summary()
+        self.redo: set[str] = set()  # done before, result gone or changed: queued again
         self.running: dict[Future[Outcome], Job] = {}
         self.heard: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
         self.stopping = False
@@ -155,7 +163,8 @@ class _Driver:
         started = time.monotonic()
         ids = list(dict.fromkeys(self.store.add(specs, retry_failed=retry_failed)))
         self.store.recover()
-        self.summary.missing = self._check_done(ids)
+        self.redo = self._check_done(ids)
+        self.summary.missing = len(self.redo)
         before = self.store.states(ids)
         self.summary.total = len(ids)
         self.summary.skipped = sum(state == "done" for state in before.values())
@@ -203,9 +212,9 @@ class _Driver:
         s.failed_elsewhere = max(0, final["failed"] - s.failed - s.failed_before)
         s.cancelled_elsewhere = max(0, final["cancelled"] - s.cancelled)
 
-    def _check_done(self, ids: Sequence[str]) -> int:
+    def _check_done(self, ids: Sequence[str]) -> set[str]:
         """Queue again the done jobs whose result is gone, or is not the file recorded (another
-        size or hash); how many."""
+        size or hash); their ids."""
         lost: list[str] = []
         for job in self.store.jobs(ids, state="done"):
             path = self.folder / job.output
@@ -219,7 +228,8 @@ class _Driver:
                 same = False
             if not same:
                 lost.append(job.id)
-        return self.store.requeue(lost)
+        self.store.requeue(lost)
+        return set(lost)
 
     def _fill(self, ids: Sequence[str]) -> None:
         """Claim and submit jobs while the executor has room."""
@@ -302,6 +312,7 @@ class _Driver:
         )
         if state == "done":
             self.summary.done += 1
+            self.summary.redone += job.id in self.redo
         elif state == "failed":
             self.summary.failed += 1
             self.summary.errors.append((job.output, error or "failed"))

@@ -21,14 +21,14 @@ import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..config import check_bounds, check_choices, option
 from ..errors import UsageError
 from .spec import Outcome, Task
-from .worker import Progress, Reporter, Worker
+
+if TYPE_CHECKING:  # torch comes with the worker: ExecutorOptions (the CLI's help) goes without
+    from .worker import Progress, Reporter, Worker
 
 __all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "local_devices", "require_ray"]
 
@@ -105,6 +105,8 @@ def local_devices(device: str = "auto") -> list[str]:
     """The devices ``--device`` names on this machine, one worker each: every CUDA GPU (for
     auto and cuda, where there are any), else Apple's MPS, else the CPU (one worker: torch
     already spreads one transfer over its cores)."""
+    import torch
+
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if device in ("auto", "mps") and torch.backends.mps.is_available():
@@ -117,6 +119,8 @@ class LocalExecutor:
     keeps its network from job to job."""
 
     def __init__(self, devices: list[str] | None = None) -> None:
+        from .worker import Worker
+
         self.workers = [Worker(d) for d in (devices or local_devices())]
         self._idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
         for w in self.workers:

@@ -31,6 +31,7 @@ from typing import Any
 from ..config import TransferConfig, type_hints
 from ..errors import InputError, UsageError
 from ..fieldtypes import parse_text, parse_value
+from ..paths import check_regular_file
 from .spec import JobSpec, Source, file_sha256, options_hash
 
 __all__ = [
@@ -111,6 +112,7 @@ def expand_images(args: Sequence[str], what: str) -> list[str]:
         elif os.path.isfile(arg):
             items = [arg]
         else:
+            check_regular_file(arg, f"the {what} image")
             raise InputError(f"cannot read image '{arg}': file not found")
         found += items
     return list(dict.fromkeys(found))
@@ -298,6 +300,7 @@ MAX_JOBS_FILE_BYTES = 32 << 20  # 32 MiB: some 300,000 rows; what is over is ref
 def _read_jobs_file(path: str) -> str:
     """The text of a jobs file, read up to :data:`MAX_JOBS_FILE_BYTES` and no further (a file
     that grows as it is read, or has no end, never fills the memory)."""
+    check_regular_file(path, "the jobs file")
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_JOBS_FILE_BYTES + 1)

@@ -35,16 +35,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError
+from ray.exceptions import GetTimeoutError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..errors import UsageError, first_line
+from ..errors import ResourceError, UsageError, first_line
 from .spec import Report
 
 __all__ = ["POLL_S", "START_S", "Hub", "PoolActor", "RayPool", "connect", "worker_shapes"]
@@ -248,6 +248,13 @@ class RayPool:
                 f"the Ray workers did not start within {START_S:.0f} s: the cluster may lack the "
                 f"CPUs or GPUs for {len(self.actors)} workers (ask for fewer with --workers)"
             ) from None
+        except RayError as e:  # e.g. ActorUnavailableError: workers killed as they started
+            self._let_go()
+            raise ResourceError(
+                f"the Ray workers failed as they started ({type(e).__name__}: "
+                f"{first_line(e)[:200]}): the machine may lack the memory for "
+                f"{len(self.actors)} workers (ask for fewer with --workers)"
+            ) from None
         self.devices: list[str] = list(loaded)
         self.startup_seconds = time.monotonic() - started  # actors started, networks read
         self._lock = threading.Lock()
@@ -346,6 +353,7 @@ class RayPool:
 
     def _let_go(self) -> None:
         for actor in [*self.actors, self._hub]:
-            ray.kill(actor)
+            with suppress(RayError):  # one already gone
+                ray.kill(actor)
         if self._owns_ray:
             ray.shutdown()

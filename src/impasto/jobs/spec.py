@@ -21,6 +21,7 @@ from typing import Any
 
 from ..config import TransferConfig, type_hints
 from ..fieldtypes import parse_value
+from ..paths import check_regular_file
 
 __all__ = [
     "JobSpec",
@@ -58,6 +59,7 @@ class Source:
 
 
 def file_sha256(path: str | Path) -> str:
+    check_regular_file(path, "the image")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

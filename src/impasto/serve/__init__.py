@@ -21,7 +21,6 @@ from typing import Any
 
 from ..errors import UsageError
 from ..jobs.executor import require_ray
-from ..prepare import resolve_device
 from .settings import ServeOptions
 
 __all__ = ["EXTRA_HINT", "ServeOptions", "require_extra", "serve"]
@@ -48,6 +47,8 @@ def serve(
     if options.executor == "ray":
         require_ray()
     settings = options.settings()
+    from ..prepare import resolve_device  # torch: when the server starts, not for --help
+
     device = resolve_device(settings.device)  # --device cuda without a GPU: say so now
     sock = _listen(options.host, options.port)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import MAX_ITERATIONS, MAX_SIZE, POSITIVE, TOO_SMALL, Device, option
 from ..jobs.executor import ExecutorOptions
-from ..vgg import MIN_SIDE
+from ..layers import MIN_SIDE
 
 _MB = 2**20
 

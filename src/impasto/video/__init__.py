@@ -43,7 +43,8 @@ the previous output as an 8-bit image (exactly what the PNG holds) and a seed de
 seed and the frame index (the run seed is ``--seed``, else 0, so re-running the same command
 finds the same keys). A run with other options refuses the work directory instead of silently
 mixing frames (``--restart`` discards it). The directory is removed after a successful run unless
-``--keep-work``.
+``--keep-work``: only the frames its manifest lists as written by impasto, and the manifest; a
+folder impasto did not make is refused, never adopted (:mod:`~impasto.video.cache`).
 
 Containers. Input is anything FFmpeg (PyAV) decodes, or a folder of images. The output frame rate
 is the input stream's average rate; a variable-rate input is resampled to that average (each
@@ -61,6 +62,7 @@ encoder). :func:`stylize_video`, here, ties them together.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -74,13 +76,21 @@ import PIL.Image
 
 from .. import imageio
 from ..config import TransferConfig
-from ..errors import InputError, Interrupted
+from ..errors import ExitStatus, ImpastoError, InputError, Interrupted
 from ..flow import require_cv2 as require_flow
 from ..jobs.executor import ExecutorOptions, require_ray
 from ..paths import Named, check_apart
 from ..prepare import ImageLike, as_images, build_network, check_styles, network_on, resolve_device
 from ..vgg import VGG
-from .cache import FrameCache, cached_count, default_work_dir, remove_work_dir, run_identity
+from .budget import check_video_memory
+from .cache import (
+    FrameCache,
+    cached_count,
+    check_work_dir,
+    default_work_dir,
+    remove_work_dir,
+    run_identity,
+)
 from .chunked import StepHook, StretchFailed, paint_chunked
 from .clip import FOLDER_RATE, Clip, open_clip
 from .frames import FrameListener, FrameResult, frame_seed, frame_size, stylize_frames
@@ -183,6 +193,7 @@ def stylize_video(
     outputs: list[Named] = [("the output", output), ("the work directory", work)]
     check_apart(inputs, outputs)  # before anything is read or written
     out = check_output(output, kind)
+    check_work_dir(work)  # a file, or a folder impasto did not make: refused before any work
     if opts.temporal:
         require_flow()
     if where.executor == "ray":
@@ -195,6 +206,11 @@ def stylize_video(
         say(line)
     even = kind == "video"
     size = frame_size(clip.size, cfg.size, even)
+    if where.executor == "ray":
+        if where.ray_address is None:  # workers on this machine: its memory holds them all
+            _check_local_workers(size, cfg, opts, where.workers or 1)
+    elif opts.chunk_frames is not None and opts.long_term:
+        check_video_memory(size, cfg, opts, resolve_device(cfg.device))
     started = time.perf_counter()
     state = _Progress(list(clip.notices), say, on_frame)
     try:
@@ -221,9 +237,12 @@ def stylize_video(
             f"interrupted{at}; {cached} finished frame(s) are kept in '{work}': run the same "
             "command again to resume"
         ) from None
-    except InputError as exc:
+    except ImpastoError as exc:
         cached = cached_count(work)
-        if cached:
+        if not cached:  # nothing to resume: no manifest is left behind to stand in the way
+            with contextlib.suppress(OSError):
+                remove_work_dir(work)
+        elif isinstance(exc, InputError):
             raise InputError(
                 f"{exc}; {cached} finished frame(s) are kept in '{work}': run the same command "
                 "again to resume"
@@ -340,10 +359,13 @@ def _stylize_chunked(
         )  # fmt: skip
     except StretchFailed as e:
         cached = cached_count(work)
+        if not cached:
+            raise
+        again = "run the same command again to resume"
+        if e.exit_status == ExitStatus.RESOURCE:  # the same command would run out again
+            again = "fewer --workers (the other options the same) resume from them"
         raise StretchFailed(
-            f"{e}; {cached} finished frame(s) are kept in '{work}': run the same command again "
-            "to resume",
-            e.exit_status,
+            f"{e}; {cached} finished frame(s) are kept in '{work}': {again}", e.exit_status
         ) from None
     finally:
         runner.close()
@@ -352,6 +374,16 @@ def _stylize_chunked(
         for image in run.outputs:
             sink.write(PIL.Image.fromarray(image))
     return len(run.chunks)
+
+
+def _check_local_workers(
+    size: tuple[int, int], cfg: TransferConfig, opts: VideoOptions, workers: int
+) -> None:
+    """Refuse, before Ray starts, more CPU workers on this machine than its memory holds (on
+    GPUs each worker checks its own frames as it paints them)."""
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        check_video_memory(size, cfg, opts, device, workers)
 
 
 def _sized(frame: PIL.Image.Image, size: tuple[int, int]) -> npt.NDArray[np.uint8]:

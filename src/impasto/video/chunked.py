@@ -186,8 +186,11 @@ def paint_chunked(
             elif kind == "lost":  # its worker died: again, from the frames it finished
                 s = running.pop(job_id)
                 tries = attempts[s.frames.start] = attempts.get(s.frames.start, 0) + 1
-                if tries > RETRIES:
-                    raise StretchFailed(f"{job_id.split('#')[0]}: {event[2]} ({tries} tries)")
+                if tries > RETRIES:  # workers that keep dying are most often out of memory
+                    raise StretchFailed(
+                        f"{job_id.split('#')[0]}: {event[2]} ({tries} tries; try fewer --workers)",
+                        ExitStatus.RESOURCE,
+                    )
                 run.retries += 1
                 todo.insert(0, s)
                 if notice is not None:

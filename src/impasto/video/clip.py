@@ -23,14 +23,13 @@ import PIL.Image
 
 from .. import imageio
 from ..errors import InputError, UsageError, first_line
+from ..paths import check_regular_file
+from ..videoconfig import FOLDER_RATE as FOLDER_RATE
+from ..videoconfig import MAX_FPS as MAX_FPS
+from ..videoconfig import MAX_FRAMES as MAX_FRAMES
+from ..videoconfig import MIN_FPS as MIN_FPS
 from .keys import digest
 
-FOLDER_RATE = Fraction(24)
-"""Frame rate of a folder of images when ``--fps`` does not say."""
-MIN_FPS, MAX_FPS = 0.01, 1000.0
-"""The range of ``--fps``: a frame every 100 s to a thousand a second."""
-MAX_FRAMES = 10_000_000
-"""The most frames a clip's plan may hold (over a day at 120 fps)."""
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -233,6 +232,7 @@ def _probe_video(path: Path) -> _Probe:
     import av
 
     name = str(path)
+    check_regular_file(path, "the video")
     if not path.exists():
         raise InputError(f"cannot read video '{name}': file not found")
     if path.stat().st_size == 0:

@@ -37,6 +37,7 @@ from ..prepare import (
 )
 from ..vgg import MIN_SIDE, VGG
 from . import cuts
+from .budget import check_video_memory
 from .cache import FrameCache, run_identity
 from .options import VideoOptions
 from .painter import Painter
@@ -136,6 +137,8 @@ def stylize_frames(
         frame = _as_frame(raw)
         if size is None:
             size = frame_size(frame.size, cfg.size, even)
+            if opts.long_term:  # the earlier frames kept count too (before any folder is made)
+                check_video_memory(size, cfg, opts, device)
             if work_dir is not None:
                 cache = FrameCache(
                     Path(work_dir),

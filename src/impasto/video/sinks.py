@@ -74,14 +74,12 @@ def check_output(path: str | os.PathLike[str], kind: OutputKind) -> Path:
     if p.exists() and not p.is_dir():
         raise InputError(f"cannot write frames into '{p}': it is a file")
     if p.is_dir():
-        try:
-            foreign = [e.name for e in os.scandir(p) if not _FRAME.fullmatch(e.name)]
-        except OSError as exc:
-            raise InputError(f"cannot read the folder '{p}': {exc.strerror or exc}") from exc
-        if foreign:
+        stranger = _stranger(p)
+        if stranger is not None:
             raise UsageError(
                 f"the output folder '{p}' holds files that are not frames of an earlier run "
-                f"(such as '{foreign[0]}'); name a new or empty folder, or one of impasto's"
+                f"(such as '{stranger}'); it is left as it is: name a new or empty folder, or "
+                "one impasto wrote frames into"
             )
     folder = p
     while not folder.exists() and folder.parent != folder:
@@ -168,7 +166,8 @@ class Sink:
 class _FolderSink(Sink):
     """PNG frames into a hidden folder beside the output, swapped in whole when all went well:
     an earlier run's frames never mix with this one's, and a failed run leaves them as they
-    were."""
+    were. Each PNG carries its own name in a text chunk (:data:`_FRAME_FIELD`): impasto's proof
+    that it wrote the folder, so that a later run replaces it, and nothing else, whole."""
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.count = folder, 0
@@ -181,19 +180,45 @@ class _FolderSink(Sink):
     def write(self, image: PIL.Image.Image) -> None:
         assert self._tmp is not None, "a folder sink writes inside its with block"
         self.count += 1
-        imageio.save_image(image, self._tmp / frame_name(self.count - 1))
+        name = frame_name(self.count - 1)
+        imageio.save_image(image, self._tmp / name, metadata={_FRAME_FIELD: name})
 
     def close(self, failure: ExcInfo) -> None:
         if self._tmp is None:
             return
         try:
             if failure[0] is None:
+                stranger = _stranger(self.folder) if self.folder.is_dir() else None
+                if stranger is not None:  # put there while the run went on
+                    raise InputError(
+                        f"cannot write frames into '{self.folder}': it now holds files that "
+                        f"impasto did not write (such as '{stranger}'), left as they are"
+                    )
                 replace_folder(self._tmp, self.folder)
         finally:  # after a failure, or Ctrl-C, nothing of this run is left
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 _FRAME = re.compile(r"frame_\d{6}\.png")
+_FRAME_FIELD = "impasto:frame"
+
+
+def _stranger(folder: Path) -> str | None:
+    """The first entry of ``folder`` that is not a frame impasto wrote into a folder output (a
+    PNG named ``frame_NNNNNN.png`` carrying that name in :data:`_FRAME_FIELD`), or None."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(f"cannot read the folder '{folder}': {exc.strerror or exc}") from exc
+    for e in entries:
+        if not (_FRAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)):
+            return e.name
+        try:
+            if imageio.read_metadata(e.path).get(_FRAME_FIELD) != e.name:
+                return e.name
+        except InputError:
+            return e.name
+    return None
 
 
 def frame_name(index: int) -> str:

@@ -292,3 +292,14 @@ def test_choices_come_from_the_type_and_ranges_from_the_bounds(
     with pytest.raises(UsageError) as refused:
         _Options(**options)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 2**70, 16385, 16385.0, 15])
+def test_a_size_out_of_range_is_refused_as_an_int_a_float_or_not_finite(value: Any) -> None:
+    # check_bounds decides a plain number between the ends at once: every range's ends are
+    # finite, so what is outside them, or not finite, still gets the full check's message.
+    for f in dataclasses.fields(TransferConfig):
+        bounds = f.metadata.get("bounds")
+        assert bounds is None or all(math.isfinite(x) for x in bounds), f.name
+    with pytest.raises(UsageError, match="--size"):
+        TransferConfig(size=value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -233,6 +234,42 @@ def test_claim_finish_and_resubmit(tmp_path: Path) -> None:
     assert [j.state for j in store.jobs(ids)] == ["done", "queued", "queued"]
     done = store.get(ids[0])
     assert done is not None and done.terms == {"total": 2.0} and done.device == "cpu"
+
+
+def test_claims_keep_to_the_ids_asked_for_when_they_change(tmp_path: Path) -> None:
+    # The ids of a plan go to SQLite once (a temporary table), so a claim for other ids, or
+    # for the first ones again, must not take a job from the ids of the claim before.
+    store = Store.in_folder(tmp_path)
+    ids = store.add(_specs(4))
+    me = worker_id()
+    first = store.claim(me, ids[2:])
+    assert first is not None and first.id == ids[2]
+    again = store.claim(me, ids[2:])
+    assert again is not None and again.id == ids[3]
+    assert store.claim(me, ids[2:]) is None
+    other = store.claim(me, [ids[1]])
+    assert other is not None and other.id == ids[1]
+    whole = store.claim(me, ids)
+    assert whole is not None and whole.id == ids[0]
+    assert store.claim(me, ids) is None and store.claim(me, []) is None
+
+
+def test_a_job_id_hashes_the_canonical_json_of_its_inputs_options_and_output() -> None:
+    # The id is written out by hand for speed: it must stay the hash of this JSON, or every
+    # store's jobs would be planned again under new ids.
+    spec = JobSpec(
+        Source("c.png", "a" * 64), (Source("s.png", "b" * 64), Source("t.png", "c" * 64)),
+        {"size": 64}, 'caf\u00e9 "x"\\.png', {},
+        resolved=json.dumps({"init": "bild\u00e9", "size": 64, "w": [1.5, None]}),
+    )  # fmt: skip
+    key = {
+        "content": "a" * 64,
+        "styles": ["b" * 64, "c" * 64],
+        "options": spec.settings,
+        "output": spec.output,
+    }
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    assert spec.id == hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def test_a_dead_claim_is_recovered_and_a_live_one_is_not(tmp_path: Path) -> None:

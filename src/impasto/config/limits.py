@@ -48,12 +48,15 @@ def check_bounds(options: Any) -> None:
         if value is None:
             continue
         lo, hi = bounds
+        if type(value) in _PLAIN and lo <= value <= hi:  # the common case, decided at once
+            continue  # (every range's ends are finite, so a value between them is finite)
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, (int, float)) and not (math.isfinite(v) and lo <= v <= hi):
                 flag = f.metadata.get("flag") or f"--{flag_name(f.name)}"
                 raise UsageError(_refusal(flag, v, lo, hi, f.metadata.get("below"), str(f.type)))
 
 
+_PLAIN = (int, float)  # exactly these types (a bool, a tuple or an Auto value: the full check)
 _BOUNDED_FIELDS: dict[type[Any], list[tuple[Field[Any], tuple[float, float]]]] = {}
 
 

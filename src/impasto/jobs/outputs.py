@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import ImpastoError, UsageError
 from .spec import JobSpec, Source, config_from
@@ -63,6 +64,42 @@ def taken_outputs(db: sqlite3.Connection, specs: Sequence[JobSpec]) -> set[str]:
         (outputs,),
     )
     return {r[0] for r in rows}
+
+
+def planned_again(
+    db: sqlite3.Connection, spec: JobSpec, inputs: str, retry_failed: bool, path: Path
+) -> bool:
+    """A job of a plan whose output a row of the store writes already: its own row (same id)
+    kept and queued again if it was cancelled (or failed, with ``retry_failed``): True; or the
+    other row, of other inputs, deleted (unless running: then the clash is refused) so that
+    the caller inserts this one: False."""
+    row = db.execute("SELECT state FROM jobs WHERE id = ?", (spec.id,)).fetchone()
+    if row is not None:
+        # Same contents, perhaps other paths: the next attempt reads these.
+        db.execute(
+            "UPDATE jobs SET inputs = ? WHERE id = ? AND state != 'running'", (inputs, spec.id)
+        )
+        again = ("cancelled", "failed") if retry_failed else ("cancelled",)
+        if row["state"] in again:
+            db.execute("UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?", (spec.id,))
+        return True
+    refuse_clash(db, spec, path)
+    db.execute(
+        "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
+        (spec.output, spec.id),
+    )
+    return False
+
+
+def insert_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert queued jobs' rows (id, seq, inputs, options, output, labels, created) in one call,
+    and empty the list."""
+    db.executemany(
+        "INSERT INTO jobs (id, seq, inputs, options, output, labels, state, created)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+        rows,
+    )
+    rows.clear()
 
 
 def unrecorded_files(

@@ -127,8 +127,12 @@ def _safe(name: str) -> str:
 
 def output_name(content: Source, styles: Sequence[Source], options: Mapping[str, Any] | str) -> str:
     """``CONTENT__STYLE__HASH.png`` (``options`` as given, or resolved: JSON)."""
-    style = "+".join(_safe(s.name) for s in styles)
-    return f"{_safe(content.name)}__{style}__{options_hash(options)}.png"
+    return f"{_stem(content, styles)}{options_hash(options)}.png"
+
+
+def _stem(content: Source, styles: Sequence[Source]) -> str:
+    """``CONTENT__STYLE__``: what an output's name holds before its hash."""
+    return f"{_safe(content.name)}__{'+'.join(_safe(s.name) for s in styles)}__"
 
 
 class _Hasher:
@@ -193,20 +197,31 @@ def plan(
         TransferConfig.from_options(base)  # raises, with a "did you mean"
     typed = TransferConfig.typed_options(base)  # once; the sweeps' values are typed already
     combos = list(itertools.product(*[[(s, i) for i in range(len(s.values))] for s in sweeps]))
+    # What every job of a pair shares (its name's start, its labels), and what every pair
+    # shares (each combination's labels), made once.
+    swept_labels = [_swept_labels(combo) for combo in combos]
     specs: list[JobSpec] = []
     for content, group in groups:
-        for combo in combos:
+        stem = _stem(content, group)
+        pair = {"content": content.name, "style": "+".join(s.name for s in group)}
+        for combo, labels in zip(combos, swept_labels, strict=True):
             if progress is not None and len(specs) % PROGRESS_EVERY == 0:
                 progress(len(specs), total)
             swept = {s.name: s.values[i] for s, i in combo}
             opts = {**base, **swept}
-            labels = {"content": content.name, "style": "+".join(s.name for s in group)}
-            if combo:
-                labels["sweep"] = _sweep_label(combo)
-                # each swept option's value apart, for the sheet's rows and columns
-                labels |= {f"{SWEPT}{s.name}": s.texts[i] for s, i in combo}
-            specs.append(_spec(content, group, opts, None, labels, {**typed, **swept}))
+            # Every job's options valid before any runs; resolved once, for its name and id.
+            resolved = TransferConfig(**{**typed, **swept}).to_json()
+            name = f"{stem}{options_hash(resolved)}.png"
+            specs.append(JobSpec(content, group, opts, name, pair | labels, resolved))
     return _check_outputs(specs)
+
+
+def _swept_labels(combo: Sequence[tuple[Sweep, int]]) -> dict[str, str]:
+    """``sweep`` (all the swept values, as given) and each swept option's value apart, for the
+    sheet's rows and columns; none without a sweep."""
+    if not combo:
+        return {}
+    return {"sweep": _sweep_label(combo)} | {f"{SWEPT}{s.name}": s.texts[i] for s, i in combo}
 
 
 def _spec(
@@ -215,12 +230,10 @@ def _spec(
     options: dict[str, Any],
     output: str | None,
     labels: dict[str, str],
-    typed: dict[str, Any] | None = None,
 ) -> JobSpec:
-    """The job; ``typed``: its options read by their types already (a sweep's)."""
-    # Every job's options valid before any runs; resolved once, for its name and its id.
-    config = TransferConfig.from_options(options) if typed is None else TransferConfig(**typed)
-    resolved = config.to_json()
+    """A jobs file's job; its options valid before any job runs, resolved once (its name, its
+    id)."""
+    resolved = TransferConfig.from_options(options).to_json()
     name = output if output is not None else output_name(content, styles, resolved)
     return JobSpec(content, styles, options, name, labels, resolved)
 

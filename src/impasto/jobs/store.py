@@ -49,7 +49,7 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from .leases import STALE_AFTER_S, abandoned, worker_id
-from .outputs import refuse_clash, taken_outputs
+from .outputs import insert_rows, planned_again, taken_outputs
 from .rows import FINISHED, STATES, Job, State
 from .schema import INDEXES_V2, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from .spec import JobSpec, Source
@@ -71,6 +71,9 @@ STORE_NAME = "impasto.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 
 StrPath = str | os.PathLike[str]
+
+
+_SORTED = json.JSONEncoder(sort_keys=True)  # json.dumps(..., sort_keys=True), made once
 
 
 def _busy(e: sqlite3.Error) -> bool:
@@ -100,6 +103,7 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self._db: sqlite3.Connection
+        self._scoped: tuple[str, ...] | None = None  # the ids in temp.scope (claim)
         if (readonly or not create) and not self.path.is_file():
             raise InputError(f"no job store at '{self.path}'")
         if not readonly:
@@ -280,6 +284,7 @@ class Store:
         with self._write() as db:
             (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
             taken = taken_outputs(db, specs)
+            new: list[tuple[Any, ...]] = []  # rows to insert, sent together (executemany)
             for spec in specs:
                 job_id = spec.id
                 ids.append(job_id)
@@ -288,43 +293,16 @@ class Store:
                     inputs[pair] = spec.inputs_json()
                 # No row writes this output (nor has this id, which names the output): the
                 # common case of a new plan, recorded without looking further.
-                row = None
                 if spec.output in taken:
-                    row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                if row is not None:
-                    # Same contents, perhaps other paths: the next attempt reads these.
-                    db.execute(
-                        "UPDATE jobs SET inputs = ? WHERE id = ? AND state != 'running'",
-                        (inputs[pair], job_id),
-                    )
-                    again = ("cancelled", "failed") if retry_failed else ("cancelled",)
-                    if row["state"] in again:
-                        db.execute(
-                            "UPDATE jobs SET state = 'queued', error = NULL WHERE id = ?",
-                            (job_id,),
-                        )
-                    continue
-                if spec.output in taken:
-                    refuse_clash(db, spec, self.path)
-                    db.execute(
-                        "DELETE FROM jobs WHERE output = ? AND id != ? AND state != 'running'",
-                        (spec.output, job_id),
-                    )
+                    insert_rows(db, new)  # what follows reads the rows before it
+                    if planned_again(db, spec, inputs[pair], retry_failed, self.path):
+                        continue
                 taken.add(spec.output)
                 seq += 1
-                db.execute(
-                    "INSERT INTO jobs (id, seq, inputs, options, output, labels, state, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
-                    (
-                        job_id,
-                        seq,
-                        inputs[pair],
-                        json.dumps(dict(spec.options), sort_keys=True),
-                        spec.output,
-                        json.dumps(dict(spec.labels), sort_keys=True),
-                        now,
-                    ),
-                )
+                options = _SORTED.encode(dict(spec.options))
+                labels = _SORTED.encode(dict(spec.labels))
+                new.append((job_id, seq, inputs[pair], options, spec.output, labels, now))
+            insert_rows(db, new)
         return ids
 
     def insert(
@@ -383,11 +361,18 @@ class Store:
         """Take the first queued job (of ``ids`` when given, else of ``kind``) for ``worker``;
         None when none is left. Atomic: no two callers, in any processes, get the same job."""
         now = time.time()
+        params: tuple[str, ...] = ()
         if ids is not None:
-            only, params = "AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+            only = "AND id IN (SELECT id FROM temp.scope)"
         else:
             only, params = "AND kind = ?", (kind,)
+        scope = None if ids is None else tuple(ids)
         with self._write() as db:
+            if scope is not None and scope != self._scoped:
+                self._scoped = None  # until this transaction commits it
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS scope (id TEXT PRIMARY KEY)")
+                db.execute("DELETE FROM temp.scope")
+                db.executemany("INSERT OR IGNORE INTO temp.scope VALUES (?)", ((i,) for i in scope))
             row = db.execute(
                 "UPDATE jobs SET state = 'running', worker = ?, lease = ?, started = ?, "
                 "finished = NULL, attempts = attempts + 1, error = NULL, device = NULL, "
@@ -396,6 +381,8 @@ class Store:
                 f"{only} ORDER BY seq LIMIT 1) AND state = 'queued' RETURNING *",
                 (worker, now, now, *params),
             ).fetchone()
+        if scope is not None:  # its ids sent once for the claims of one plan, not every time
+            self._scoped = scope
         return self._job(row) if row is not None else None
 
     def heartbeat(self, worker: str) -> None:

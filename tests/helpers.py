@@ -31,7 +31,8 @@ from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from impasto import imageio
-from impasto.jobs.store import FINISHED
+from impasto.jobs.spec import JobSpec
+from impasto.jobs.store import FINISHED, Job
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -422,3 +423,29 @@ def two_shots(first: int = 4, second: int = 3) -> list[np.ndarray]:
     wide = np.asarray(imageio.resize_to(photo, (SHOT_SIZE[0] + 2 * second, SHOT_SIZE[1])))
     b = [np.ascontiguousarray(wide[:, 2 * k : 2 * k + SHOT_SIZE[0]]) for k in range(second)]
     return a + b
+
+
+def queued_jobs(specs: Sequence[JobSpec]) -> list[Job]:
+    """The store's rows of planned ``specs`` as they stand before any run (queued, no times)."""
+    return [
+        Job(
+            id=s.id,
+            seq=k,
+            inputs={},
+            options=dict(s.options),
+            output=s.output,
+            labels=dict(s.labels),
+            state="queued",
+            attempts=0,
+            worker=None,
+            device=None,
+            lease=None,
+            created=0.0,
+            started=None,
+            finished=None,
+            seconds=None,
+            terms=None,
+            error=None,
+        )
+        for k, s in enumerate(specs)
+    ]

@@ -8,9 +8,9 @@ from pathlib import Path
 import PIL.Image
 import pytest
 
+from helpers import queued_jobs
 from impasto.jobs.plan import parse_sweep, plan
 from impasto.jobs.sheet import batch_figure
-from impasto.jobs.store import Job
 from impasto.layout import Box, Panel, Sheet, fit_text, font, lay_out
 
 LONG_NAME = "IMG_20240517_183512_a_very_long_holiday_photo_name_from_the_camera.jpg"
@@ -107,27 +107,6 @@ def test_a_batch_sweep_sheet_with_long_names(tmp_path: Path) -> None:
         {"size": 64},
         sweeps=[parse_sweep("tv_weight=0,10,100"), parse_sweep("style_weight=1e3,1e4,1e5,1e6")],
     )
-    jobs = [
-        Job(
-            id=s.id,
-            seq=k,
-            inputs={},
-            options=dict(s.options),
-            output=s.output,
-            labels=dict(s.labels),
-            state="queued",
-            attempts=0,
-            worker=None,
-            device=None,
-            lease=None,
-            created=0.0,
-            started=None,
-            finished=None,
-            seconds=None,
-            terms=None,
-            error=None,
-        )
-        for k, s in enumerate(specs)
-    ]
+    jobs = queued_jobs(specs)
     for cell in (64, 256):
         check(batch_figure(jobs, tmp_path, cell=cell))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import PIL.Image
 
+from helpers import queued_jobs
 from impasto.experiments import Panel, contact_sheet
 from impasto.jobs.plan import parse_sweep, plan
 from impasto.jobs.sheet import batch_sheet, sheet_layout
@@ -24,28 +25,7 @@ def jobs_of(tmp_path: Path, sweeps: list[str], styles: int = 1) -> list[Job]:
         {"size": 64},
         sweeps=[parse_sweep(s) for s in sweeps],
     )
-    return [
-        Job(
-            id=s.id,
-            seq=k,
-            inputs={},
-            options=dict(s.options),
-            output=s.output,
-            labels=dict(s.labels),
-            state="queued",
-            attempts=0,
-            worker=None,
-            device=None,
-            lease=None,
-            created=0.0,
-            started=None,
-            finished=None,
-            seconds=None,
-            terms=None,
-            error=None,
-        )
-        for k, s in enumerate(specs)
-    ]
+    return queued_jobs(specs)
 
 
 def test_a_three_by_two_sweep_is_three_rows_of_two(tmp_path: Path) -> None:

@@ -119,7 +119,9 @@ def test_chunks_meet_at_their_keyframes(
     """A chunk's last frame is held to the next keyframe: with the seam term the step from it
     to that keyframe is smaller than without."""
     contents = pan_frames(6, size=(64, 48), step=1)
-    cfg = TransferConfig(size=64, iterations=8, seed=4)
+    # fp32: at 3 iterations a frame, bf16 rounding (the CPU default where it is in hardware)
+    # outweighs the seam term at this tiny size.
+    cfg = TransferConfig(size=64, iterations=8, seed=4, precision="fp32")
     opts = VideoOptions(frame_iterations=3, chunk_frames=3)
     styles = [Image.open(style_path).convert("RGB")]
     backward = flow.optical_flow(contents[3], contents[2])

@@ -42,6 +42,8 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "learning_rate",
         "lr_decay",
         "lr_decay_every",
+        "stop_change",
+        "stage_split",
     ),
     "spatial and scale control": ("mask_propagation", "keep_feather", "scale_split"),
     "network": ("model", "weights", "weights_format", "pooling", "normalize_network"),
